@@ -1,0 +1,269 @@
+package io.dedisk.cli;
+
+import io.dedisk.DediskException;
+import io.dedisk.index.BlockName;
+import io.dedisk.nbd.NbdServer;
+import io.dedisk.pool.ChunkCodec;
+import io.dedisk.pool.Pool;
+import io.dedisk.util.Sizes;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.net.URLEncoder;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** The dedisk command line. Pool operations run in the serving process when the pool is served. */
+@Command(name = "dedisk", mixinStandardHelpOptions = true, version = "dedisk 0.1.0",
+        description = "Deduplicating, compressing, thin-provisioned virtual disks served over NBD.",
+        subcommands = {Main.Create.class, Main.VolumeCmd.class, Main.Serve.class, Main.Run.class, Main.Stats.class, Main.Ideal.class})
+public final class Main {
+    static final String DEFAULT_LISTEN = "127.0.0.1:10809";
+
+    public static void main(String[] args) {
+        System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT %4$s %3$s: %5$s%6$s%n");
+        CommandLine cl = new CommandLine(new Main());
+        cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
+            if (e instanceof DediskException || e instanceof IOException) {
+                cmd.getErr().println("dedisk: error: " + e.getMessage());
+                return 1;
+            }
+            throw e;
+        });
+        System.exit(cl.execute(args));
+    }
+
+    /** Runs a pool operation: in the server that holds the pool if there is one, else on the pool opened here. */
+    static String poolOperation(Path dir, String op, Map<String, String> args) throws IOException, InterruptedException {
+        Optional<String> control = PoolDirectory.runningControl(dir);
+        if (control.isPresent()) {
+            StringBuilder q = new StringBuilder();
+            for (var e : args.entrySet()) {
+                q.append(q.isEmpty() ? "?" : "&").append(URLEncoder.encode(e.getKey(), StandardCharsets.UTF_8)).append('=')
+                        .append(URLEncoder.encode(e.getValue(), StandardCharsets.UTF_8));
+            }
+            HttpResponse<String> r;
+            try (HttpClient http = HttpClient.newHttpClient()) {
+                r = http.send(HttpRequest.newBuilder(URI.create("http://" + control.get() + "/" + op + q)).build(),
+                        HttpResponse.BodyHandlers.ofString());
+            }
+            if (r.statusCode() == 400) throw new DediskException.InvalidRequestException(r.body().trim());
+            if (r.statusCode() != 200) throw new DediskException("server at " + control.get() + ": " + r.body().trim());
+            return r.body();
+        }
+        try (PoolDirectory p = PoolDirectory.open(dir)) {
+            return PoolCommands.run(p.pool, op, args);
+        }
+    }
+
+    static InetSocketAddress parseListen(String listen) {
+        int colon = listen.lastIndexOf(':');
+        if (colon <= 0) throw new DediskException.InvalidRequestException("invalid --listen '" + listen + "': expected HOST:PORT, e.g. 127.0.0.1:10809");
+        try {
+            return new InetSocketAddress(listen.substring(0, colon), Integer.parseInt(listen.substring(colon + 1)));
+        } catch (IllegalArgumentException e) {
+            throw new DediskException.InvalidRequestException("invalid --listen '" + listen + "': " + e.getMessage());
+        }
+    }
+
+    /** Serves the pool until the process is stopped (SIGINT/SIGTERM close it cleanly; kill -9 is survived). */
+    static void serve(Path dir, String listen) throws IOException, InterruptedException {
+        InetSocketAddress address = parseListen(listen);
+        PoolDirectory p = PoolDirectory.open(dir);
+        NbdServer nbd = new NbdServer(p.pool, address);
+        ControlServer control = new ControlServer(p.pool);
+        CountDownLatch stopped = new CountDownLatch(1);
+        try {
+            nbd.start();
+            control.start();
+            p.advertiseControl(control.address());
+        } catch (IOException | RuntimeException e) {
+            nbd.close();
+            control.close();
+            p.close();
+            throw e;
+        }
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            nbd.close();
+            control.close();
+            try {
+                p.close();
+            } catch (IOException | RuntimeException e) {
+                System.err.println("dedisk: error while closing the pool: " + e);
+            }
+            stopped.countDown();
+        }));
+        InetSocketAddress bound = nbd.localAddress();
+        System.out.println("dedisk: serving pool " + dir + " on nbd://" + bound.getHostString() + ":" + bound.getPort()
+                + "/ (volumes: " + String.join(", ", p.pool.volumeNames()) + "; control " + control.address() + ")");
+        System.out.flush();
+        stopped.await();
+    }
+
+    @Command(name = "create", description = "Create a new pool in an empty or new directory.")
+    static final class Create implements Callable<Integer> {
+        @Option(names = "--pool", required = true, description = "Pool directory.") Path pool;
+        @Option(names = "--segment-size", defaultValue = "16M", description = "Log segment size (1M..1G, default ${DEFAULT-VALUE}).") String segmentSize;
+        @Option(names = "--checkpoint-interval", defaultValue = "1G", description = "Log bytes between checkpoints (default ${DEFAULT-VALUE}).") String checkpointInterval;
+
+        @Override
+        public Integer call() throws IOException {
+            long seg = Sizes.parse(segmentSize);
+            long interval = Sizes.parse(checkpointInterval);
+            if (seg < (1 << 20) || seg > (1 << 30)) throw new DediskException.InvalidRequestException("--segment-size must be within 1M..1G, got " + segmentSize);
+            if (interval < seg) throw new DediskException.InvalidRequestException("--checkpoint-interval must be at least the segment size");
+            PoolDirectory.create(pool, new Pool.Options((int) seg, interval));
+            System.out.println("created pool " + pool);
+            return 0;
+        }
+    }
+
+    @Command(name = "volume", description = "Manage volumes (works while the pool is served).",
+            subcommands = {VolumeCreate.class, VolumeList.class, VolumeDelete.class, VolumeResize.class})
+    static final class VolumeCmd {}
+
+    @Command(name = "create", description = "Create a volume.")
+    static final class VolumeCreate implements Callable<Integer> {
+        @Option(names = "--pool", required = true) Path pool;
+        @Option(names = "--size", required = true, description = "Logical size, e.g. 10G, 512M or bytes.") String size;
+        @Parameters(index = "0", paramLabel = "NAME") String name;
+
+        @Override
+        public Integer call() throws Exception {
+            System.out.print(poolOperation(pool, "volume/create", Map.of("name", name, "size", size)));
+            return 0;
+        }
+    }
+
+    @Command(name = "list", description = "List volumes.")
+    static final class VolumeList implements Callable<Integer> {
+        @Option(names = "--pool", required = true) Path pool;
+        @Option(names = "--json") boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            System.out.print(poolOperation(pool, "volume/list", Map.of("json", Boolean.toString(json))));
+            return 0;
+        }
+    }
+
+    @Command(name = "delete", description = "Delete a volume and release its blocks.")
+    static final class VolumeDelete implements Callable<Integer> {
+        @Option(names = "--pool", required = true) Path pool;
+        @Parameters(index = "0", paramLabel = "NAME") String name;
+
+        @Override
+        public Integer call() throws Exception {
+            System.out.print(poolOperation(pool, "volume/delete", Map.of("name", name)));
+            return 0;
+        }
+    }
+
+    @Command(name = "resize", description = "Grow or shrink a volume (shrinking releases the blocks beyond the new end).")
+    static final class VolumeResize implements Callable<Integer> {
+        @Option(names = "--pool", required = true) Path pool;
+        @Option(names = "--size", required = true) String size;
+        @Parameters(index = "0", paramLabel = "NAME") String name;
+
+        @Override
+        public Integer call() throws Exception {
+            System.out.print(poolOperation(pool, "volume/resize", Map.of("name", name, "size", size)));
+            return 0;
+        }
+    }
+
+    @Command(name = "serve", description = "Serve every volume of the pool over NBD (export name = volume name).")
+    static final class Serve implements Callable<Integer> {
+        @Option(names = "--pool", required = true) Path pool;
+        @Option(names = "--listen", defaultValue = DEFAULT_LISTEN, description = "HOST:PORT (default ${DEFAULT-VALUE}).") String listen;
+
+        @Override
+        public Integer call() throws Exception {
+            serve(pool, listen);
+            return 0;
+        }
+    }
+
+    @Command(name = "run", description = "Create ./pool with a volume 'default' if there is none, then serve it.")
+    static final class Run implements Callable<Integer> {
+        @Option(names = "--pool", defaultValue = "pool", description = "Pool directory (default ${DEFAULT-VALUE}).") Path pool;
+        @Option(names = "--size", defaultValue = "10G", description = "Size of the default volume if created (default ${DEFAULT-VALUE}).") String size;
+        @Option(names = "--listen", defaultValue = DEFAULT_LISTEN) String listen;
+
+        @Override
+        public Integer call() throws Exception {
+            if (!PoolDirectory.exists(pool)) {
+                PoolDirectory.create(pool, Pool.Options.defaults());
+                try (PoolDirectory p = PoolDirectory.open(pool)) {
+                    p.pool.createVolume("default", Sizes.parse(size));
+                }
+                System.out.println("created pool " + pool + " with volume 'default' (" + size + ")");
+            }
+            serve(pool, listen);
+            return 0;
+        }
+    }
+
+    @Command(name = "stats", description = "Space and activity statistics (like vdostats); asks the server when the pool is served.")
+    static final class Stats implements Callable<Integer> {
+        @Option(names = "--pool", required = true) Path pool;
+        @Option(names = "--json") boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            System.out.print(poolOperation(pool, "stats", Map.of("json", Boolean.toString(json))));
+            return 0;
+        }
+    }
+
+    @Command(name = "ideal", description = "The ideal stored size of raw images: exact 4 KiB dedup across all of them + per-block LZ4.")
+    static final class Ideal implements Callable<Integer> {
+        @Parameters(paramLabel = "IMAGE", arity = "1..*") List<Path> images;
+
+        @Override
+        public Integer call() throws IOException {
+            Set<BlockName> seen = new HashSet<>();
+            long logical = 0, nonZero = 0, ideal = 0;
+            byte[] block = new byte[Pool.BLOCK_SIZE];
+            byte[] zero = new byte[Pool.BLOCK_SIZE];
+            for (Path image : images) {
+                try (InputStream in = new java.io.BufferedInputStream(Files.newInputStream(image), 1 << 20)) {
+                    int n;
+                    while ((n = in.readNBytes(block, 0, block.length)) > 0) {
+                        if (n < block.length) java.util.Arrays.fill(block, n, block.length, (byte) 0);
+                        logical += n;
+                        if (java.util.Arrays.equals(block, zero)) continue;
+                        nonZero++;
+                        if (seen.add(BlockName.of(block, 0, block.length))) ideal += ChunkCodec.storedLength(block, 0);
+                    }
+                }
+            }
+            Map<String, Long> out = new LinkedHashMap<>();
+            out.put("logicalBytes", logical);
+            out.put("nonZeroBlocks", nonZero);
+            out.put("uniqueBlocks", (long) seen.size());
+            out.put("idealBytes", ideal);
+            StringBuilder b = new StringBuilder("{");
+            out.forEach((k, v) -> b.append(b.length() > 1 ? "," : "").append('"').append(k).append("\":").append(v));
+            System.out.println(b.append('}'));
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,100 @@
+package io.dedisk.cli;
+
+import io.dedisk.DediskException.InvalidRequestException;
+import io.dedisk.pool.Pool;
+import io.dedisk.store.LocalFs;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Optional;
+
+/**
+ * A pool in a local directory, opened by this process: takes the ownership lock (file {@code lock}, an OS file
+ * lock, so a second dedisk process on the pool is refused instead of corrupting it) and, while serving,
+ * advertises the control endpoint in {@code control} so other CLI invocations can ask the running server.
+ */
+final class PoolDirectory implements AutoCloseable {
+    static final String LOCK_FILE = "lock";
+    static final String CONTROL_FILE = "control";
+
+    final Path dir;
+    final Pool pool;
+    private final FileChannel lockChannel;
+    private final FileLock lock;
+
+    private PoolDirectory(Path dir, Pool pool, FileChannel lockChannel, FileLock lock) {
+        this.dir = dir;
+        this.pool = pool;
+        this.lockChannel = lockChannel;
+        this.lock = lock;
+    }
+
+    static void create(Path dir, Pool.Options options) throws IOException {
+        if (Files.exists(dir.resolve("superblock"))) throw new InvalidRequestException("a dedisk pool already exists in " + dir);
+        if (Files.exists(dir) && !Files.isDirectory(dir)) throw new InvalidRequestException(dir + " exists and is not a directory");
+        if (Files.isDirectory(dir)) {
+            try (var s = Files.list(dir)) {
+                if (s.findAny().isPresent()) throw new InvalidRequestException(dir + " is not empty; dedisk creates pools only in new or empty directories");
+            }
+        }
+        Files.createDirectories(dir);
+        Pool.create(new LocalFs(dir), options);
+    }
+
+    static boolean exists(Path dir) { return Files.exists(dir.resolve("superblock")); }
+
+    /** Opens the pool for exclusive use; fails clearly when another process holds it. */
+    static PoolDirectory open(Path dir) throws IOException {
+        if (!exists(dir)) throw new InvalidRequestException("no dedisk pool in " + dir + " (create one with: dedisk create --pool " + dir + ")");
+        FileChannel ch = FileChannel.open(dir.resolve(LOCK_FILE), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        FileLock lock = ch.tryLock();
+        if (lock == null) {
+            ch.close();
+            throw new InvalidRequestException("pool " + dir + " is in use by another dedisk process"
+                    + runningControl(dir).map(a -> " (serving, control at " + a + ")").orElse(""));
+        }
+        try {
+            return new PoolDirectory(dir, Pool.open(new LocalFs(dir)), ch, lock);
+        } catch (IOException | RuntimeException e) {
+            lock.release();
+            ch.close();
+            throw e;
+        }
+    }
+
+    /** The control address of the server holding this pool, if one is running. */
+    static Optional<String> runningControl(Path dir) {
+        Path control = dir.resolve(CONTROL_FILE);
+        if (!Files.exists(control)) return Optional.empty();
+        try (FileChannel ch = FileChannel.open(dir.resolve(LOCK_FILE), StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+            FileLock probe = ch.tryLock();
+            if (probe != null) { // nobody holds the pool: the control file is left over from a crash
+                probe.release();
+                return Optional.empty();
+            }
+            return Optional.of(Files.readString(control).trim());
+        } catch (IOException | java.nio.channels.OverlappingFileLockException e) {
+            return Optional.empty();
+        }
+    }
+
+    void advertiseControl(String address) throws IOException {
+        Path tmp = dir.resolve(CONTROL_FILE + ".tmp");
+        Files.writeString(tmp, address + "\n");
+        Files.move(tmp, dir.resolve(CONTROL_FILE), java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    @Override
+    public void close() throws IOException {
+        try {
+            Files.deleteIfExists(dir.resolve(CONTROL_FILE));
+            pool.close();
+        } finally {
+            lock.release();
+            lockChannel.close();
+        }
+    }
+}

@@ -1,0 +1,138 @@
+package io.dedisk.pool;
+
+import io.dedisk.store.Fs;
+import io.dedisk.store.Fs.FileHandle;
+import io.dedisk.util.Check;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.UUID;
+
+/**
+ * Owns the open (tail) segment of the log and appends records to it. When a record would overflow the segment
+ * size, the segment is sealed (SEAL record, fsync) and a new one is started (SEGMENT_HEADER record, directory
+ * fsync), so every segment but the last ends with SEAL and is durable.
+ *
+ * Threads: {@link #append} is called only under the pool's metadata write lock, which orders records and LSNs.
+ * {@link #sync} may run concurrently with appends from any thread: it syncs the segment that is current when it
+ * starts; a segment sealed meanwhile was synced by the seal.
+ *
+ * Invariants: {@code nextLsn} is one more than the LSN of the last record written; {@code tailOffset} is where
+ * the next record goes and never exceeds the segment size except for a single oversized record.
+ */
+final class LogWriter implements AutoCloseable {
+    static final String DIR = "segments";
+
+    private final Fs fs;
+    private final UUID poolId;
+    private final int segmentSize;
+    private final Object syncLock = new Object();
+
+    private long segmentSeq;
+    private FileHandle tail;
+    private long tailOffset;
+    private long nextLsn;
+    private long bytesAppended;
+
+    /** Continues the log at (segmentSeq, offset), the end of the last valid record found by replay. */
+    LogWriter(Fs fs, UUID poolId, int segmentSize, long segmentSeq, long offset, long nextLsn) throws IOException {
+        this.fs = fs;
+        this.poolId = poolId;
+        this.segmentSize = segmentSize;
+        this.nextLsn = nextLsn;
+        if (offset == 0) {
+            startSegment(segmentSeq);
+        } else {
+            this.segmentSeq = segmentSeq;
+            this.tail = fs.open(segmentName(segmentSeq), false);
+            // Drop whatever torn or unsynced bytes follow the last valid record, so they cannot be mistaken for
+            // records once new ones are appended around them.
+            tail.truncate(offset);
+            tail.sync();
+            this.tailOffset = offset;
+        }
+    }
+
+    static String segmentName(long seq) { return DIR + "/" + String.format("%016x.seg", seq); }
+
+    static long segmentSeqOf(String fileName) {
+        Check.that(fileName.endsWith(".seg") && fileName.length() == 20, "segment file name %s", fileName);
+        return Long.parseUnsignedLong(fileName.substring(0, 16), 16);
+    }
+
+    long segmentSeq() { return segmentSeq; }
+    long tailOffset() { return tailOffset; }
+    long nextLsn() { return nextLsn; }
+    long bytesAppended() { return bytesAppended; }
+
+    /** Handle of the open segment, for reads of records not yet sealed. */
+    FileHandle tailHandle() { return tail; }
+
+    /**
+     * Appends one record whose payload is in [HEADER_SIZE, position) of {@code record}; returns the offset of the
+     * record in segment {@link #segmentSeq()} (read it after the call: the append may start a new segment).
+     */
+    long append(ByteBuffer record, int type) throws IOException {
+        int size = record.position();
+        if (tailOffset + size + LogRecord.HEADER_SIZE > segmentSize && tailOffset > headerRecordSize()) {
+            rotate();
+        }
+        long lsn = nextLsn;
+        LogRecord.seal(record, type, lsn);
+        long offset = tailOffset;
+        tail.write(offset, record);
+        // Only advance after the write succeeded: a failed write leaves the tail where it was and the next append
+        // overwrites the partial bytes.
+        tailOffset = offset + size;
+        nextLsn = lsn + 1;
+        bytesAppended += size;
+        return offset;
+    }
+
+    /** Makes every record appended before this call durable. */
+    void sync() throws IOException {
+        FileHandle h;
+        synchronized (syncLock) { h = tail; }
+        h.sync();
+    }
+
+    private static int headerRecordSize() { return LogRecord.HEADER_SIZE + 24; }
+
+    private void rotate() throws IOException {
+        ByteBuffer seal = LogRecord.newBuffer(8);
+        seal.putLong(segmentSeq + 1);
+        LogRecord.seal(seal, LogRecord.SEAL, nextLsn);
+        tail.write(tailOffset, seal);
+        tail.sync();
+        nextLsn++;
+        bytesAppended += LogRecord.HEADER_SIZE + 8;
+        FileHandle old = tail;
+        startSegment(segmentSeq + 1);
+        old.close();
+    }
+
+    private void startSegment(long seq) throws IOException {
+        FileHandle h = fs.open(segmentName(seq), true);
+        h.truncate(0);
+        ByteBuffer header = LogRecord.newBuffer(24).order(ByteOrder.LITTLE_ENDIAN);
+        header.putLong(poolId.getMostSignificantBits()).putLong(poolId.getLeastSignificantBits()).putLong(seq);
+        Check.that(header.position() == headerRecordSize(), "segment header record size");
+        LogRecord.seal(header, LogRecord.SEGMENT_HEADER, nextLsn);
+        h.write(0, header);
+        h.sync();
+        fs.syncDir(DIR);
+        synchronized (syncLock) {
+            tail = h;
+            segmentSeq = seq;
+        }
+        tailOffset = headerRecordSize();
+        nextLsn++;
+        bytesAppended += headerRecordSize();
+    }
+
+    @Override
+    public void close() throws IOException {
+        tail.sync();
+        tail.close();
+    }
+}

@@ -1,0 +1,787 @@
+package io.dedisk.pool;
+
+import io.dedisk.DediskException;
+import io.dedisk.DediskException.CorruptionException;
+import io.dedisk.DediskException.InvalidRequestException;
+import io.dedisk.DediskException.NoSpaceException;
+import io.dedisk.DediskException.ReadOnlyException;
+import io.dedisk.DediskException.StorageException;
+import io.dedisk.index.BlockName;
+import io.dedisk.index.DedupIndex;
+import io.dedisk.index.ExactIndex;
+import io.dedisk.pool.ChunkTable.Location;
+import io.dedisk.store.Fs;
+import io.dedisk.util.ByteSource;
+import io.dedisk.util.Check;
+import io.dedisk.util.Crc;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
+import java.util.UUID;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * A pool: the volumes, their block maps, the chunk table, the dedup index and the log they are recorded in.
+ * This class owns the write path (zero detection, naming, dedup, compression, log append, remap), the read path,
+ * recovery (checkpoint load + log replay) and checkpoints.
+ *
+ * The in-memory state is only ever changed by {@link #apply} of a log record, in recovery and in live operation
+ * alike: live operation first appends the record, then applies exactly what it wrote. So what recovery rebuilds
+ * is what was served, by construction.
+ *
+ * Concurrency (docs/decisions.md "Concurrency"): structure locking with per-request batching. Hashing and
+ * compression run on the caller's thread without locks; one metadata write lock per request (up to 256 blocks)
+ * covers index lookup, record append and apply; chunk reads run outside the lock. Concurrent identical writes
+ * meet under the write lock, so the second one finds the first's chunk: never two chunks for one content.
+ *
+ * Durability (DESIGN.md §3): records are appended in order with one write() each; flush = fsync of the tail
+ * segment (sealed segments were synced when sealed). A failed fsync makes the pool read-only: the kernel may have
+ * dropped the dirty pages, so what is durable is no longer known.
+ */
+public final class Pool implements VolumeProvider, AutoCloseable {
+    public static final int BLOCK_SIZE = 4096;
+    /** Blocks per write record: bounds the time the write lock is held and the record size. */
+    static final int BATCH_BLOCKS = 256;
+    static final int DEFAULT_SEGMENT_SIZE = 16 << 20;
+    static final long DEFAULT_CHECKPOINT_INTERVAL = 1L << 30;
+
+    private static final System.Logger LOG = System.getLogger("dedisk.pool");
+    private static final int KIND_UNMAPPED = 0, KIND_ZERO = 1, KIND_EXISTING = 2, KIND_NEW = 3;
+    private static final int ENTRY_HEADER = 1 + 8 + 1 + 2 + 4;
+
+    private final Fs fs;
+    private final Superblock superblock;
+    private final ReentrantReadWriteLock meta = new ReentrantReadWriteLock();
+    private final Map<Integer, VolumeState> volumesById = new HashMap<>();
+    private final TreeMap<String, VolumeState> volumesByName = new TreeMap<>();
+    private final ChunkTable chunks;
+    private final DedupIndex index = new ExactIndex();
+    private final SegmentFiles segments;
+    private final LogWriter log;
+    private final AtomicBoolean checkpointRunning = new AtomicBoolean();
+    private final Counters counters = new Counters();
+    private int nextVolumeId;
+    private long logBytesAtCheckpoint;
+    private long logBytesTotal;
+    private long checkpointBytes;
+    private volatile String readOnlyReason;
+    private volatile boolean closed;
+
+    /** Operation counters for stats; LongAdders because readers update them without the lock. */
+    static final class Counters {
+        final LongAdder blocksWritten = new LongAdder();
+        final LongAdder blocksRead = new LongAdder();
+        final LongAdder dedupHits = new LongAdder();
+        final LongAdder dedupMisses = new LongAdder();
+        final LongAdder staleAdvice = new LongAdder();
+        final LongAdder zeroBlocksWritten = new LongAdder();
+        final LongAdder flushes = new LongAdder();
+        final LongAdder corruptReads = new LongAdder();
+        final LongAdder checkpoints = new LongAdder();
+    }
+
+    /** Creation parameters. */
+    public record Options(int segmentSize, long checkpointInterval) {
+        public static Options defaults() { return new Options(DEFAULT_SEGMENT_SIZE, DEFAULT_CHECKPOINT_INTERVAL); }
+    }
+
+    // ---------------------------------------------------------------- create / open / close
+
+    /** Makes a new, empty pool in fs (whose root must be empty). */
+    public static void create(Fs fs, Options options) throws IOException {
+        if (fs.exists(Superblock.FILE)) throw new InvalidRequestException("a dedisk pool already exists here");
+        if (!fs.list("").isEmpty() || !fs.list(LogWriter.DIR).isEmpty()) {
+            throw new InvalidRequestException("the pool directory is not empty; dedisk only creates pools in new or empty directories");
+        }
+        Superblock sb = new Superblock(UUID.randomUUID(), System.currentTimeMillis(), options.segmentSize(), options.checkpointInterval());
+        fs.mkdirs(LogWriter.DIR);
+        fs.mkdirs(Checkpoint.DIR);
+        fs.syncDir("");
+        fs.writeAtomically(Superblock.FILE, sb.encode());
+    }
+
+    /** Opens a pool: loads the newest valid checkpoint, replays the log after it, rebuilds the dedup index. */
+    public static Pool open(Fs fs) throws IOException {
+        if (!fs.exists(Superblock.FILE)) throw new InvalidRequestException("no dedisk pool here (no superblock); create one with 'dedisk create'");
+        Superblock sb = Superblock.decode(fs.readAll(Superblock.FILE));
+        return new Pool(fs, sb);
+    }
+
+    private Pool(Fs fs, Superblock sb) throws IOException {
+        this.fs = fs;
+        this.superblock = sb;
+        this.segments = new SegmentFiles(fs, 256);
+        Checkpoint.Image image = loadNewestCheckpoint();
+        Checkpoint.Position start;
+        if (image != null) {
+            start = image.position();
+            this.chunks = image.chunks();
+            this.nextVolumeId = image.nextVolumeId();
+            for (VolumeState v : image.volumes()) addVolume(v);
+            recountReferences();
+        } else {
+            start = new Checkpoint.Position(1, 1, 0);
+            this.chunks = new ChunkTable();
+            this.nextVolumeId = 1;
+        }
+        Checkpoint.Position end = replay(start);
+        this.log = new LogWriter(fs, sb.poolId(), sb.segmentSize(), end.segmentSeq(), end.segmentOffset(), end.nextLsn());
+        this.logBytesTotal = sumSegmentSizes();
+        this.checkpointBytes = fileBytes(checkpointFiles());
+        rebuildIndex();
+        this.logBytesAtCheckpoint = log.bytesAppended();
+        LOG.log(System.Logger.Level.INFO, "opened pool {0}: {1} volumes, {2} chunks, log at segment {3} offset {4}",
+                sb.poolId(), volumesById.size(), chunks.liveChunks(), log.segmentSeq(), log.tailOffset());
+    }
+
+    public UUID poolId() { return superblock.poolId(); }
+
+    public Superblock superblock() { return superblock; }
+
+    private void addVolume(VolumeState v) {
+        volumesById.put(v.id, v);
+        volumesByName.put(v.name, v);
+    }
+
+    private Checkpoint.Image loadNewestCheckpoint() throws IOException {
+        for (String name : checkpointFiles()) {
+            try {
+                byte[] bytes = fs.readAll(name);
+                return Checkpoint.decode(bytes, superblock.poolId(), name);
+            } catch (CorruptionException e) {
+                // An older checkpoint (or the whole log, which is never deleted before GC exists) still works.
+                LOG.log(System.Logger.Level.WARNING, "ignoring corrupt checkpoint: {0}", e.getMessage());
+            }
+        }
+        return null;
+    }
+
+    private void recountReferences() {
+        for (VolumeState v : volumesById.values()) {
+            for (int p = 0; p < v.map.pageCount(); p++) {
+                long[] page = v.map.page(p);
+                if (page == null) continue;
+                for (long ref : page) {
+                    if (!BlockMap.isChunk(ref)) continue;
+                    if (!chunks.isLive(ref)) throw new CorruptionException("checkpoint: volume " + v.name + " references chunk " + ref + " which the checkpoint does not hold");
+                    chunks.increment(ref);
+                }
+            }
+        }
+        chunks.forEachLive(loc -> {
+            if (chunks.refCount(loc.chunkId()) == 0) throw new CorruptionException("checkpoint: live chunk " + loc.chunkId() + " has no references");
+        });
+    }
+
+    private long sumSegmentSizes() throws IOException {
+        List<String> names = new ArrayList<>();
+        for (String f : fs.list(LogWriter.DIR)) names.add(LogWriter.DIR + "/" + f);
+        return fileBytes(names);
+    }
+
+    // ---------------------------------------------------------------- replay
+
+    /**
+     * Replays records from {@code start} to the end of the log and returns where the log continues. Decision
+     * table for each record position (docs/fault-model.md):
+     * header+body valid with the expected LSN -> apply; anything else in the last segment -> torn or unsynced
+     * tail, the log ends here; anything else in a sealed (non-last) segment -> corruption, refuse to open.
+     */
+    private Checkpoint.Position replay(Checkpoint.Position start) throws IOException {
+        List<Long> seqs = new ArrayList<>();
+        for (String f : fs.list(LogWriter.DIR)) if (f.endsWith(".seg")) seqs.add(LogWriter.segmentSeqOf(f));
+        seqs.removeIf(s -> s < start.segmentSeq());
+        for (int i = 1; i < seqs.size(); i++) {
+            if (seqs.get(i) != seqs.get(i - 1) + 1) throw new CorruptionException("log: segment " + (seqs.get(i - 1) + 1) + " is missing (found " + seqs.get(i) + " after " + seqs.get(i - 1) + ")");
+        }
+        if (seqs.isEmpty() || seqs.get(0) != start.segmentSeq()) {
+            if (start.segmentOffset() != 0) throw new CorruptionException("log: segment " + start.segmentSeq() + " named by the checkpoint is missing");
+            return start;
+        }
+        long lsn = start.nextLsn();
+        for (int i = 0; i < seqs.size(); i++) {
+            long seq = seqs.get(i);
+            boolean last = i == seqs.size() - 1;
+            byte[] data = fs.readAll(LogWriter.segmentName(seq));
+            long offset = i == 0 ? start.segmentOffset() : 0;
+            boolean sealed = false;
+            while (true) {
+                RecordAt r = readRecord(data, offset, lsn, seq);
+                if (r == null) break;
+                if (r.type == LogRecord.SEAL) { sealed = true; lsn++; offset = r.end; break; }
+                if (offset == 0 && r.type != LogRecord.SEGMENT_HEADER) break;
+                try {
+                    apply(r.type, r.payload, seq, r.payloadOffset, null);
+                } catch (CorruptionException e) {
+                    throw new CorruptionException("log: segment " + seq + " record LSN " + lsn + " at offset " + offset + ": " + e.getMessage(), e);
+                }
+                lsn++;
+                offset = r.end;
+            }
+            if (!sealed) {
+                if (!last) throw new CorruptionException("log: sealed segment " + seq + " has an invalid record at offset " + offset + " (LSN " + lsn + " expected)");
+                if (offset == 0) return new Checkpoint.Position(lsn, seq, 0);
+                return new Checkpoint.Position(lsn, seq, offset);
+            }
+            if (last) return new Checkpoint.Position(lsn, seq + 1, 0);
+        }
+        throw new IllegalStateException("unreachable");
+    }
+
+    private record RecordAt(int type, ByteBuffer payload, long payloadOffset, long end) {}
+
+    /** The record at offset if it is whole, verified and carries the expected LSN; else null (end of log). */
+    private RecordAt readRecord(byte[] data, long offset, long expectedLsn, long seq) {
+        if (offset + LogRecord.HEADER_SIZE > data.length) return null;
+        ByteBuffer headerUntrusted = ByteBuffer.wrap(data, (int) offset, LogRecord.HEADER_SIZE).slice();
+        LogRecord.Header h = LogRecord.Header.parseUntrusted(headerUntrusted);
+        if (h == null || offset + LogRecord.HEADER_SIZE + h.length() > data.length) return null;
+        ByteBuffer whole = ByteBuffer.wrap(data, (int) offset, LogRecord.HEADER_SIZE + h.length()).slice();
+        if (!h.verify(whole) || h.lsn() != expectedLsn) return null;
+        ByteBuffer payload = whole.slice(LogRecord.HEADER_SIZE, h.length()).order(ByteOrder.LITTLE_ENDIAN);
+        if (h.type() == LogRecord.SEGMENT_HEADER) {
+            UUID id = new UUID(payload.getLong(0), payload.getLong(8));
+            if (!id.equals(superblock.poolId()) || payload.getLong(16) != seq) {
+                throw new CorruptionException("log: segment " + seq + " header names pool " + id + " segment " + payload.getLong(16));
+            }
+        }
+        return new RecordAt(h.type(), payload, offset + LogRecord.HEADER_SIZE, offset + LogRecord.HEADER_SIZE + h.length());
+    }
+
+    private void rebuildIndex() {
+        byte[] block = new byte[BLOCK_SIZE];
+        chunks.forEachLive(loc -> {
+            readChunk(loc, block, 0);
+            index.insert(BlockName.of(block, 0, BLOCK_SIZE), loc.chunkId());
+        });
+    }
+
+    // ---------------------------------------------------------------- apply (the only mutator of state)
+
+    /**
+     * Applies one record to the in-memory state. {@code names} are the block names of a WRITE's entries when
+     * the caller has them (live path) and null in replay (the index is rebuilt afterwards).
+     */
+    private void apply(int type, ByteBuffer payload, long segmentSeq, long payloadOffset, BlockName[] names) {
+        ByteSource in = new ByteSource(payload, "record type " + type);
+        switch (type) {
+            case LogRecord.SEGMENT_HEADER -> in.skip(24); // verified by readRecord / written by LogWriter
+            case LogRecord.VOLUME_CREATE -> {
+                int id = in.getInt();
+                long size = in.getLong();
+                String name = new String(in.getBytes(in.getShort()), StandardCharsets.UTF_8);
+                in.expect(!volumesById.containsKey(id) && !volumesByName.containsKey(name), "volume %s (id %d) created twice", name, id);
+                in.expect(size > 0 && size % BLOCK_SIZE == 0, "volume %s size %d", name, size);
+                addVolume(new VolumeState(id, name, size));
+                nextVolumeId = Math.max(nextVolumeId, id + 1);
+            }
+            case LogRecord.VOLUME_DELETE -> {
+                VolumeState v = volumeForRecord(in);
+                v.map.resize(0, this::dereference);
+                v.deleted = true;
+                volumesById.remove(v.id);
+                volumesByName.remove(v.name);
+            }
+            case LogRecord.VOLUME_RESIZE -> {
+                VolumeState v = volumeForRecord(in);
+                long size = in.getLong();
+                in.expect(size > 0 && size % BLOCK_SIZE == 0, "volume %s new size %d", v.name, size);
+                v.map.resize(size / BLOCK_SIZE, this::dereference);
+                v.size = size;
+            }
+            case LogRecord.MAP_RANGE -> {
+                VolumeState v = volumeForRecord(in);
+                long first = in.getLong();
+                long count = in.getLong();
+                int state = in.getByte();
+                in.expect(first >= 0 && count > 0 && first + count <= v.map.blocks(), "range [%d, +%d) beyond volume %s", first, count, v.name);
+                in.expect(state == KIND_ZERO || state == KIND_UNMAPPED, "range state %d", state);
+                long ref = state == KIND_ZERO ? BlockMap.ZERO : BlockMap.UNMAPPED;
+                for (long lba = first; lba < first + count; lba++) {
+                    if (ref == BlockMap.UNMAPPED && v.map.page((int) (lba >>> BlockMap.PAGE_SHIFT)) == null) {
+                        lba |= BlockMap.PAGE_SIZE - 1; // whole page already unmapped
+                        continue;
+                    }
+                    dereference(v.map.set(lba, ref));
+                }
+            }
+            case LogRecord.WRITE -> applyWrite(in, segmentSeq, payloadOffset, names);
+            default -> in.expect(false, "unknown record type %d", type);
+        }
+        in.expect(in.remaining() == 0, "%d trailing bytes", in.remaining());
+    }
+
+    private VolumeState volumeForRecord(ByteSource in) {
+        int id = in.getInt();
+        VolumeState v = volumesById.get(id);
+        in.expect(v != null, "unknown volume id %d", id);
+        return v;
+    }
+
+    private void dereference(long ref) {
+        if (BlockMap.isChunk(ref)) chunks.decrement(ref);
+    }
+
+    /** All increments of a record come before its decrements, so a chunk shared within one batch never dies. */
+    private void applyWrite(ByteSource in, long segmentSeq, long payloadOffset, BlockName[] names) {
+        VolumeState v = volumeForRecord(in);
+        long first = in.getLong();
+        int count = in.getInt();
+        in.expect(count > 0 && count <= BATCH_BLOCKS && first >= 0 && first + count <= v.map.blocks(), "write [%d, +%d) beyond volume %s", first, count, v.name);
+        long[] olds = new long[count];
+        for (int i = 0; i < count; i++) {
+            int kind = in.getByte();
+            long ref;
+            switch (kind) {
+                case KIND_UNMAPPED -> ref = BlockMap.UNMAPPED;
+                case KIND_ZERO -> ref = BlockMap.ZERO;
+                case KIND_EXISTING -> {
+                    ref = in.getLong();
+                    in.expect(chunks.isLive(ref), "reference to chunk %d which is not live", ref);
+                }
+                case KIND_NEW -> {
+                    ref = in.getLong();
+                    int codec = in.getByte();
+                    int length = in.getShort();
+                    int crc = in.getInt();
+                    in.expect(ref >= BlockMap.FIRST_CHUNK_ID && !chunks.isLive(ref), "new chunk %d already exists", ref);
+                    in.expect(length > 0 && length <= BLOCK_SIZE, "chunk %d length %d", ref, length);
+                    long bodyOffset = payloadOffset + in.position();
+                    in.skip(length);
+                    chunks.create(ref, segmentSeq, (int) bodyOffset, length, codec, crc);
+                    if (names != null) index.insert(names[i], ref);
+                }
+                default -> throw new CorruptionException("write entry " + i + ": unknown kind " + kind);
+            }
+            if (BlockMap.isChunk(ref)) chunks.increment(ref);
+            olds[i] = v.map.set(first + i, ref);
+        }
+        for (long old : olds) dereference(old);
+    }
+
+    // ---------------------------------------------------------------- volumes
+
+    @Override
+    public List<String> volumeNames() {
+        meta.readLock().lock();
+        try { return List.copyOf(volumesByName.keySet()); } finally { meta.readLock().unlock(); }
+    }
+
+    @Override
+    public Optional<VolumeDevice> volume(String name) {
+        meta.readLock().lock();
+        try {
+            VolumeState v = volumesByName.get(name);
+            return v == null ? Optional.empty() : Optional.of(new Volume(this, v));
+        } finally { meta.readLock().unlock(); }
+    }
+
+    static void validateVolumeName(String name) {
+        if (name == null || name.isEmpty() || name.length() > 128 || !name.matches("[A-Za-z0-9][A-Za-z0-9._-]*")) {
+            throw new InvalidRequestException("invalid volume name '" + name + "': expected 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit");
+        }
+    }
+
+    static void validateVolumeSize(long size) {
+        if (size <= 0 || size % BLOCK_SIZE != 0) {
+            throw new InvalidRequestException("invalid volume size " + size + ": expected a positive multiple of " + BLOCK_SIZE + " bytes");
+        }
+        if (size / BLOCK_SIZE / BlockMap.PAGE_SIZE >= Integer.MAX_VALUE) throw new InvalidRequestException("volume size " + size + " is larger than dedisk supports (8 PiB)");
+    }
+
+    public void createVolume(String name, long size) {
+        validateVolumeName(name);
+        validateVolumeSize(size);
+        byte[] nameBytes = name.getBytes(StandardCharsets.UTF_8);
+        mutateDurably(() -> {
+            if (volumesByName.containsKey(name)) throw new InvalidRequestException("volume '" + name + "' already exists");
+            ByteBuffer rec = LogRecord.newBuffer(14 + nameBytes.length);
+            rec.putInt(nextVolumeId).putLong(size).putShort((short) nameBytes.length).put(nameBytes);
+            return new PendingRecord(rec, LogRecord.VOLUME_CREATE);
+        });
+    }
+
+    public void deleteVolume(String name) {
+        mutateDurably(() -> {
+            VolumeState v = existing(name);
+            ByteBuffer rec = LogRecord.newBuffer(4);
+            rec.putInt(v.id);
+            return new PendingRecord(rec, LogRecord.VOLUME_DELETE);
+        });
+    }
+
+    public void resizeVolume(String name, long size) {
+        validateVolumeSize(size);
+        mutateDurably(() -> {
+            VolumeState v = existing(name);
+            ByteBuffer rec = LogRecord.newBuffer(12);
+            rec.putInt(v.id).putLong(size);
+            return new PendingRecord(rec, LogRecord.VOLUME_RESIZE);
+        });
+    }
+
+    private VolumeState existing(String name) {
+        VolumeState v = volumesByName.get(name);
+        if (v == null) throw new InvalidRequestException("no volume named '" + name + "' (volumes: " + String.join(", ", volumesByName.keySet()) + ")");
+        return v;
+    }
+
+    private record PendingRecord(ByteBuffer record, int type) {}
+
+    /** Volume-level changes are durable when they return: append, apply, fsync. */
+    private void mutateDurably(java.util.function.Supplier<PendingRecord> build) {
+        meta.writeLock().lock();
+        try {
+            checkWritable();
+            PendingRecord p = build.get();
+            appendAndApply(p.record(), p.type(), null);
+        } finally { meta.writeLock().unlock(); }
+        syncLog();
+    }
+
+    // ---------------------------------------------------------------- write path
+
+    /** Called with the write lock held: appends the record and applies what was written. */
+    private void appendAndApply(ByteBuffer record, int type, BlockName[] names) {
+        Check.that(meta.isWriteLockedByCurrentThread(), "append under the metadata write lock");
+        long offset;
+        try {
+            offset = log.append(record, type);
+        } catch (IOException e) {
+            throw storageFailure("appending to the log", e);
+        }
+        logBytesTotal = logBytesTotal + record.limit();
+        ByteBuffer payload = record.duplicate().position(LogRecord.HEADER_SIZE).slice().order(ByteOrder.LITTLE_ENDIAN);
+        apply(type, payload, log.segmentSeq(), offset + LogRecord.HEADER_SIZE, names);
+        if (log.bytesAppended() - logBytesAtCheckpoint > superblock.checkpointInterval()) scheduleCheckpoint();
+    }
+
+    private DediskException storageFailure(String what, IOException e) {
+        String msg = String.valueOf(e.getMessage());
+        if (msg.contains("No space left") || msg.contains("ENOSPC") || msg.contains("Disk quota")) {
+            return new NoSpaceException(what + ": the pool's disk is full (" + msg + ")", e);
+        }
+        return new StorageException(what + " failed: " + e, e);
+    }
+
+    private void checkWritable() {
+        if (closed) throw new InvalidRequestException("the pool is closed");
+        String reason = readOnlyReason;
+        if (reason != null) throw new ReadOnlyException("the pool is read-only: " + reason);
+    }
+
+    /** Puts the pool in read-only mode (VDO's read_only_mode): writes fail, reads of intact data go on. */
+    void enterReadOnly(String reason) {
+        if (readOnlyReason == null) {
+            readOnlyReason = reason;
+            LOG.log(System.Logger.Level.ERROR, "pool {0} is now read-only: {1}", superblock.poolId(), reason);
+        }
+    }
+
+    public String readOnlyReason() { return readOnlyReason; }
+
+    /**
+     * Writes {@code count} whole blocks from buf[off...] at lba. Zero blocks map to ZERO; other blocks are named,
+     * deduplicated against the index (live advice only) or compressed and stored as new chunks.
+     */
+    void writeBlocks(VolumeState v, long lba, byte[] buf, int off, int count, boolean fua) {
+        for (int done = 0; done < count; done += BATCH_BLOCKS) {
+            writeBatch(v, lba + done, buf, off + done * BLOCK_SIZE, Math.min(BATCH_BLOCKS, count - done));
+        }
+        if (fua) flush();
+    }
+
+    private void writeBatch(VolumeState v, long lba, byte[] buf, int off, int count) {
+        BlockName[] names = new BlockName[count];
+        for (int i = 0; i < count; i++) {
+            int o = off + i * BLOCK_SIZE;
+            if (!ChunkCodec.isZero(buf, o)) names[i] = BlockName.of(buf, o, BLOCK_SIZE);
+        }
+        // Which blocks will likely need storing: compress those outside the lock.
+        boolean[] likelyNew = new boolean[count];
+        meta.readLock().lock();
+        try {
+            for (int i = 0; i < count; i++) likelyNew[i] = names[i] != null && liveAdvice(names[i]) == DedupIndex.NONE;
+        } finally { meta.readLock().unlock(); }
+        ChunkCodec.Encoded[] encoded = new ChunkCodec.Encoded[count];
+        for (int i = 0; i < count; i++) if (likelyNew[i]) encoded[i] = ChunkCodec.encode(buf, off + i * BLOCK_SIZE);
+
+        meta.writeLock().lock();
+        try {
+            checkWritable();
+            checkRange(v, lba * BLOCK_SIZE, (long) count * BLOCK_SIZE);
+            int capacity = 16;
+            for (ChunkCodec.Encoded e : encoded) capacity += ENTRY_HEADER + (e == null ? 0 : e.length());
+            ByteBuffer rec = LogRecord.newBuffer(capacity);
+            rec.putInt(v.id).putLong(lba).putInt(count);
+            Map<BlockName, Long> createdHere = new HashMap<>();
+            long hits = 0, misses = 0, stale = 0, zeros = 0;
+            for (int i = 0; i < count; i++) {
+                BlockName name = names[i];
+                if (name == null) { rec.put((byte) KIND_ZERO); zeros++; continue; }
+                Long sameBatch = createdHere.get(name);
+                long advice = sameBatch != null ? sameBatch : index.lookup(name);
+                if (advice != DedupIndex.NONE && chunks.isLive(advice)) {
+                    rec = ensureCapacity(rec, 9);
+                    rec.put((byte) KIND_EXISTING).putLong(advice);
+                    hits++;
+                    continue;
+                }
+                if (advice != DedupIndex.NONE) stale++;
+                misses++;
+                ChunkCodec.Encoded e = encoded[i] != null ? encoded[i] : ChunkCodec.encode(buf, off + i * BLOCK_SIZE);
+                long id = chunks.allocateId();
+                createdHere.put(name, id);
+                rec = ensureCapacity(rec, ENTRY_HEADER + e.length());
+                rec.put((byte) KIND_NEW).putLong(id).put((byte) e.codec()).putShort((short) e.length()).putInt(e.crc()).put(e.bytes(), 0, e.length());
+            }
+            appendAndApply(rec, LogRecord.WRITE, names);
+            counters.dedupHits.add(hits);
+            counters.dedupMisses.add(misses);
+            counters.staleAdvice.add(stale);
+            counters.zeroBlocksWritten.add(zeros);
+            counters.blocksWritten.add(count);
+        } finally { meta.writeLock().unlock(); }
+    }
+
+    private static ByteBuffer ensureCapacity(ByteBuffer rec, int more) {
+        if (rec.remaining() >= more) return rec;
+        ByteBuffer bigger = ByteBuffer.allocate(Math.max(rec.capacity() * 2, rec.position() + more)).order(ByteOrder.LITTLE_ENDIAN);
+        rec.flip();
+        bigger.put(rec);
+        return bigger;
+    }
+
+    /** Advice from the index that names a live chunk, else NONE. Caller holds a metadata lock. */
+    private long liveAdvice(BlockName name) {
+        long id = index.lookup(name);
+        return id != DedupIndex.NONE && chunks.isLive(id) ? id : DedupIndex.NONE;
+    }
+
+    /** Maps whole blocks [lba, lba+count) to ZERO or UNMAPPED: no data is stored, no I/O but the record. */
+    void mapRange(VolumeState v, long lba, long count, boolean unmap, boolean fua) {
+        meta.writeLock().lock();
+        try {
+            checkWritable();
+            checkRange(v, lba * BLOCK_SIZE, count * BLOCK_SIZE);
+            ByteBuffer rec = LogRecord.newBuffer(21);
+            rec.putInt(v.id).putLong(lba).putLong(count).put((byte) (unmap ? KIND_UNMAPPED : KIND_ZERO));
+            appendAndApply(rec, LogRecord.MAP_RANGE, null);
+            if (!unmap) counters.zeroBlocksWritten.add(count);
+        } finally { meta.writeLock().unlock(); }
+        if (fua) flush();
+    }
+
+    void checkRange(VolumeState v, long offset, long length) {
+        if (v.deleted) throw new InvalidRequestException("volume '" + v.name + "' was deleted");
+        long size = v.size;
+        if (offset < 0 || length < 0 || offset > size || length > size - offset) {
+            throw new InvalidRequestException("I/O [" + offset + ", +" + length + ") is outside volume '" + v.name + "' of " + size + " bytes");
+        }
+    }
+
+    public void flush() {
+        if (closed) throw new InvalidRequestException("the pool is closed");
+        counters.flushes.increment();
+        syncLog();
+    }
+
+    private void syncLog() {
+        String reason = readOnlyReason;
+        if (reason != null && reason.startsWith("fsync")) throw new ReadOnlyException("the pool is read-only: " + reason);
+        try {
+            log.sync();
+        } catch (IOException e) {
+            enterReadOnly("fsync of the log failed (" + e + "); what reached the disk is unknown");
+            throw new StorageException("flush failed: " + e, e);
+        }
+    }
+
+    // ---------------------------------------------------------------- read path
+
+    /** Reads count blocks at lba into dst[dstOff...]. Unmapped and ZERO read as zeros without I/O. */
+    void readBlocks(VolumeState v, long lba, int count, byte[] dst, int dstOff) {
+        Location[] locs = new Location[count];
+        meta.readLock().lock();
+        try {
+            checkRange(v, lba * BLOCK_SIZE, (long) count * BLOCK_SIZE);
+            for (int i = 0; i < count; i++) {
+                long ref = v.map.get(lba + i);
+                if (BlockMap.isChunk(ref)) locs[i] = chunks.location(ref);
+            }
+        } finally { meta.readLock().unlock(); }
+        counters.blocksRead.add(count);
+        int i = 0;
+        while (i < count) {
+            if (locs[i] == null) {
+                java.util.Arrays.fill(dst, dstOff + i * BLOCK_SIZE, dstOff + (i + 1) * BLOCK_SIZE, (byte) 0);
+                i++;
+                continue;
+            }
+            // Coalesce chunks stored one after another in a segment into one read (sequential VM image reads).
+            int j = i + 1;
+            while (j < count && locs[j] != null && locs[j].segment() == locs[i].segment()
+                    && locs[j].offset() > locs[j - 1].offset()
+                    && (long) locs[j].offset() - (locs[j - 1].offset() + locs[j - 1].length()) <= 64
+                    && (long) locs[j].offset() + locs[j].length() - locs[i].offset() <= (1 << 20)) {
+                j++;
+            }
+            readChunks(locs, i, j, dst, dstOff);
+            i = j;
+        }
+    }
+
+    private void readChunk(Location loc, byte[] dst, int dstOff) {
+        readChunks(new Location[] {loc}, 0, 1, dst, dstOff);
+    }
+
+    /** Reads locs[from, to) (one segment, increasing offsets) with one I/O, verifies each body, decodes each. */
+    private void readChunks(Location[] locs, int from, int to, byte[] dst, int dstOff) {
+        Location first = locs[from];
+        Location last = locs[to - 1];
+        int span = last.offset() + last.length() - first.offset();
+        byte[] raw = new byte[span];
+        try {
+            segments.read(first.segment(), first.offset(), ByteBuffer.wrap(raw));
+        } catch (java.io.EOFException e) {
+            counters.corruptReads.increment();
+            throw new CorruptionException("chunk " + first.chunkId() + ": segment " + first.segment() + " ends before offset " + (first.offset() + span) + ": " + e.getMessage(), e);
+        } catch (IOException e) {
+            throw storageFailure("reading segment " + first.segment(), e);
+        }
+        for (int k = from; k < to; k++) {
+            Location loc = locs[k];
+            int at = loc.offset() - first.offset();
+            int crc = Crc.of(raw, at, loc.length());
+            if (crc != loc.crc()) {
+                counters.corruptReads.increment();
+                throw new CorruptionException(String.format("chunk %d (segment %d offset %d, %d bytes): CRC32C expected %08x, found %08x",
+                        loc.chunkId(), loc.segment(), loc.offset(), loc.length(), loc.crc(), crc));
+            }
+            ChunkCodec.decode(loc.codec(), raw, at, loc.length(), dst, dstOff + k * BLOCK_SIZE, "chunk " + loc.chunkId());
+        }
+    }
+
+    /** Block status of [lba, lba+count): runs of (hole, zero) as VolumeDevice extents, in blocks. */
+    List<VolumeDevice.Extent> blockStatus(VolumeState v, long lba, long count) {
+        List<VolumeDevice.Extent> out = new ArrayList<>();
+        meta.readLock().lock();
+        try {
+            checkRange(v, lba * BLOCK_SIZE, count * BLOCK_SIZE);
+            long runStart = lba;
+            int runState = stateOf(v.map.get(lba));
+            for (long b = lba + 1; b < lba + count && out.size() < 1024; b++) {
+                int s = stateOf(v.map.get(b));
+                if (s != runState) {
+                    out.add(extent(b - runStart, runState));
+                    runStart = b;
+                    runState = s;
+                }
+            }
+            if (out.size() < 1024) out.add(extent(lba + count - runStart, runState));
+        } finally { meta.readLock().unlock(); }
+        return out;
+    }
+
+    private static int stateOf(long ref) { return ref == BlockMap.UNMAPPED ? 0 : ref == BlockMap.ZERO ? 1 : 2; }
+
+    private static VolumeDevice.Extent extent(long blocks, int state) {
+        return new VolumeDevice.Extent(blocks * BLOCK_SIZE, state == 0, state != 2);
+    }
+
+    // ---------------------------------------------------------------- checkpoints
+
+    private void scheduleCheckpoint() {
+        if (checkpointRunning.compareAndSet(false, true)) {
+            Thread.ofVirtual().name("dedisk-checkpoint").start(() -> {
+                try {
+                    checkpoint();
+                } catch (RuntimeException | IOException e) {
+                    LOG.log(System.Logger.Level.WARNING, "periodic checkpoint failed (the log still holds everything): " + e, e);
+                } finally {
+                    checkpointRunning.set(false);
+                }
+            });
+        }
+    }
+
+    /** Writes a checkpoint of the current state; the log up to it is synced first. */
+    public void checkpoint() throws IOException {
+        byte[] image;
+        long lsn;
+        meta.writeLock().lock();
+        try {
+            if (readOnlyReason != null) return;
+            log.sync();
+            Checkpoint.Position pos = new Checkpoint.Position(log.nextLsn(), log.segmentSeq(), log.tailOffset());
+            image = Checkpoint.encode(superblock.poolId(), new Checkpoint.Image(pos, List.copyOf(volumesById.values()), chunks, nextVolumeId));
+            lsn = pos.nextLsn();
+            logBytesAtCheckpoint = log.bytesAppended();
+        } finally { meta.writeLock().unlock(); }
+        fs.writeAtomically(Checkpoint.fileName(lsn), image);
+        counters.checkpoints.increment();
+        // Keep the newest two: an unreadable newest one falls back to the previous one (and the log).
+        List<String> files = checkpointFiles();
+        for (int i = 2; i < files.size(); i++) fs.delete(files.get(i));
+        fs.syncDir(Checkpoint.DIR);
+        checkpointBytes = fileBytes(checkpointFiles());
+    }
+
+    /** Checkpoint file names, newest first. */
+    private List<String> checkpointFiles() throws IOException {
+        List<String> files = new ArrayList<>();
+        for (String f : fs.list(Checkpoint.DIR)) if (f.endsWith(".ckpt")) files.add(Checkpoint.DIR + "/" + f);
+        files.sort(java.util.Comparator.reverseOrder());
+        return files;
+    }
+
+    private long fileBytes(List<String> names) throws IOException {
+        long total = 0;
+        for (String n : names) {
+            try (Fs.FileHandle h = fs.open(n, false)) { total += h.size(); }
+        }
+        return total;
+    }
+
+    // ---------------------------------------------------------------- stats
+
+    public PoolStats stats() {
+        meta.readLock().lock();
+        try {
+            List<PoolStats.VolumeStats> vols = new ArrayList<>();
+            for (VolumeState v : volumesByName.values()) {
+                vols.add(new PoolStats.VolumeStats(v.name, v.size, v.map.mappedBlocks(), v.map.zeroBlocks()));
+            }
+            return new PoolStats(superblock.poolId().toString(), readOnlyReason, vols, chunks.liveChunks(), chunks.liveBytes(),
+                    chunks.deadBytes(), logBytesTotal, checkpointBytes + Superblock.SIZE,
+                    new PoolStats.IndexStats(index.getClass().getSimpleName(), index.entries(), index.memoryBytes(),
+                            counters.dedupHits.sum(), counters.dedupMisses.sum(), counters.staleAdvice.sum()),
+                    counters.blocksWritten.sum(), counters.blocksRead.sum(), counters.flushes.sum(), counters.corruptReads.sum(),
+                    chunks.memoryBytes());
+        } finally { meta.readLock().unlock(); }
+    }
+
+    @Override
+    public void close() throws IOException {
+        if (closed) return;
+        try {
+            if (readOnlyReason == null) checkpoint();
+        } finally {
+            closed = true;
+            meta.writeLock().lock();
+            try {
+                log.close();
+                segments.close();
+            } finally { meta.writeLock().unlock(); }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+package io.dedisk.pool;
+
+import io.dedisk.util.Sizes;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * A snapshot of a pool's space and activity, in the spirit of vdostats. Definitions (docs/operations.md):
+ * logical used = blocks mapped to chunks x 4 KiB (zero blocks and holes use nothing); physical used = every byte
+ * the pool has on disk (data = live chunk bodies; garbage = dead chunk bodies awaiting GC; metadata = the rest:
+ * record headers, map records, checkpoints, superblock); dedup ratio = mapped blocks / live chunks; compression
+ * ratio = live chunks x 4 KiB / data bytes; saving = 1 - physical used / logical used.
+ */
+public record PoolStats(String poolId, String readOnlyReason, List<VolumeStats> volumes, long liveChunks, long dataBytes,
+                        long garbageBytes, long logBytes, long otherMetadataBytes, IndexStats index,
+                        long blocksWritten, long blocksRead, long flushes, long corruptReads, long chunkTableMemoryBytes) {
+
+    public record VolumeStats(String name, long sizeBytes, long mappedBlocks, long zeroBlocks) {
+        public long logicalUsedBytes() { return mappedBlocks * Pool.BLOCK_SIZE; }
+    }
+
+    public record IndexStats(String kind, long entries, long memoryBytes, long hits, long misses, long staleAdvice) {}
+
+    public long mappedBlocks() { return volumes.stream().mapToLong(VolumeStats::mappedBlocks).sum(); }
+    public long zeroBlocks() { return volumes.stream().mapToLong(VolumeStats::zeroBlocks).sum(); }
+    public long logicalSizeBytes() { return volumes.stream().mapToLong(VolumeStats::sizeBytes).sum(); }
+    public long logicalUsedBytes() { return mappedBlocks() * Pool.BLOCK_SIZE; }
+    public long physicalUsedBytes() { return logBytes + otherMetadataBytes; }
+    public long metadataBytes() { return physicalUsedBytes() - dataBytes - garbageBytes; }
+    public double dedupRatio() { return liveChunks == 0 ? 1.0 : (double) mappedBlocks() / liveChunks; }
+    public double compressionRatio() { return dataBytes == 0 ? 1.0 : (double) liveChunks * Pool.BLOCK_SIZE / dataBytes; }
+    public double savingPercent() {
+        long logical = logicalUsedBytes();
+        return logical == 0 ? 0.0 : 100.0 * (logical - physicalUsedBytes()) / logical;
+    }
+
+    public String toJson() {
+        StringBuilder b = new StringBuilder(512);
+        b.append("{\"poolId\":\"").append(poolId).append('"')
+                .append(",\"mode\":\"").append(readOnlyReason == null ? "normal" : "read-only").append('"');
+        if (readOnlyReason != null) b.append(",\"readOnlyReason\":").append(quote(readOnlyReason));
+        b.append(",\"logicalSizeBytes\":").append(logicalSizeBytes())
+                .append(",\"logicalUsedBytes\":").append(logicalUsedBytes())
+                .append(",\"mappedBlocks\":").append(mappedBlocks())
+                .append(",\"zeroBlocks\":").append(zeroBlocks())
+                .append(",\"physicalUsedBytes\":").append(physicalUsedBytes())
+                .append(",\"dataBytes\":").append(dataBytes)
+                .append(",\"metadataBytes\":").append(metadataBytes())
+                .append(",\"garbageBytes\":").append(garbageBytes)
+                .append(",\"uniqueChunks\":").append(liveChunks)
+                .append(",\"dedupRatio\":").append(num(dedupRatio()))
+                .append(",\"compressionRatio\":").append(num(compressionRatio()))
+                .append(",\"savingPercent\":").append(num(savingPercent()))
+                .append(",\"blocksWritten\":").append(blocksWritten)
+                .append(",\"blocksRead\":").append(blocksRead)
+                .append(",\"flushes\":").append(flushes)
+                .append(",\"corruptReads\":").append(corruptReads)
+                .append(",\"chunkTableMemoryBytes\":").append(chunkTableMemoryBytes)
+                .append(",\"index\":{\"kind\":\"").append(index.kind()).append('"')
+                .append(",\"entries\":").append(index.entries())
+                .append(",\"memoryBytes\":").append(index.memoryBytes())
+                .append(",\"hits\":").append(index.hits())
+                .append(",\"misses\":").append(index.misses())
+                .append(",\"staleAdvice\":").append(index.staleAdvice()).append('}')
+                .append(",\"volumes\":[");
+        for (int i = 0; i < volumes.size(); i++) {
+            VolumeStats v = volumes.get(i);
+            if (i > 0) b.append(',');
+            b.append("{\"name\":").append(quote(v.name()))
+                    .append(",\"sizeBytes\":").append(v.sizeBytes())
+                    .append(",\"logicalUsedBytes\":").append(v.logicalUsedBytes())
+                    .append(",\"mappedBlocks\":").append(v.mappedBlocks())
+                    .append(",\"zeroBlocks\":").append(v.zeroBlocks()).append('}');
+        }
+        return b.append("]}").toString();
+    }
+
+    public String toText() {
+        StringBuilder b = new StringBuilder();
+        b.append(String.format(Locale.ROOT, "pool %s  mode %s%n", poolId, readOnlyReason == null ? "normal" : "READ-ONLY (" + readOnlyReason + ")"));
+        b.append(String.format(Locale.ROOT, "%-24s %14s %14s %12s %12s%n", "volume", "size", "logical used", "zero blocks", "mapped"));
+        for (VolumeStats v : volumes) {
+            b.append(String.format(Locale.ROOT, "%-24s %14s %14s %12d %12d%n", v.name(), Sizes.format(v.sizeBytes()),
+                    Sizes.format(v.logicalUsedBytes()), v.zeroBlocks(), v.mappedBlocks()));
+        }
+        b.append(String.format(Locale.ROOT, "%-24s %14s %14s %12d %12d%n%n", "(pool)", Sizes.format(logicalSizeBytes()),
+                Sizes.format(logicalUsedBytes()), zeroBlocks(), mappedBlocks()));
+        row(b, "physical used", Sizes.format(physicalUsedBytes()) + " (" + physicalUsedBytes() + " bytes)");
+        row(b, "  data", Sizes.format(dataBytes));
+        row(b, "  metadata", Sizes.format(metadataBytes()));
+        row(b, "  garbage (awaiting GC)", Sizes.format(garbageBytes));
+        row(b, "unique chunks", Long.toString(liveChunks));
+        row(b, "dedup ratio", String.format(Locale.ROOT, "%.2f", dedupRatio()));
+        row(b, "compression ratio", String.format(Locale.ROOT, "%.2f", compressionRatio()));
+        row(b, "space saving", String.format(Locale.ROOT, "%.1f%%", savingPercent()));
+        row(b, "index", String.format(Locale.ROOT, "%s: %d entries, %s memory, %d hits, %d misses, %d stale advice",
+                index.kind(), index.entries(), Sizes.format(index.memoryBytes()), index.hits(), index.misses(), index.staleAdvice()));
+        row(b, "blocks written / read", blocksWritten + " / " + blocksRead);
+        row(b, "flushes", Long.toString(flushes));
+        row(b, "corrupt reads", Long.toString(corruptReads));
+        return b.toString();
+    }
+
+    private static void row(StringBuilder b, String label, String value) {
+        b.append(String.format(Locale.ROOT, "%-24s %s%n", label, value));
+    }
+
+    private static String num(double d) { return String.format(Locale.ROOT, "%.4f", d); }
+
+    static String quote(String s) {
+        StringBuilder b = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            switch (c) {
+                case '"' -> b.append("\\\"");
+                case '\\' -> b.append("\\\\");
+                default -> { if (c < 0x20) b.append(String.format("\\u%04x", (int) c)); else b.append(c); }
+            }
+        }
+        return b.append('"').toString();
+    }
+}

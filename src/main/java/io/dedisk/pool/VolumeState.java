@@ -1,0 +1,30 @@
+package io.dedisk.pool;
+
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * One volume's identity and block map, as the pool holds it. The block map and size change only under the
+ * pool's metadata write lock; {@code size} and {@code deleted} are volatile so I/O paths can check them first.
+ * The stripe locks serialize read-modify-write of partial blocks: two writes to different bytes of one 4 KiB
+ * block must not lose either.
+ */
+final class VolumeState {
+    private static final int STRIPES = 64;
+
+    final int id;
+    final String name;
+    final BlockMap map;
+    volatile long size;
+    volatile boolean deleted;
+    private final ReentrantLock[] stripes = new ReentrantLock[STRIPES];
+
+    VolumeState(int id, String name, long size) {
+        this.id = id;
+        this.name = name;
+        this.size = size;
+        this.map = new BlockMap(size / Pool.BLOCK_SIZE);
+        for (int i = 0; i < STRIPES; i++) stripes[i] = new ReentrantLock();
+    }
+
+    ReentrantLock stripe(long lba) { return stripes[(int) Math.floorMod(lba * 0x9E3779B97F4A7C15L >>> 32, STRIPES)]; }
+}
