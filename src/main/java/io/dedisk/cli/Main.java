@@ -39,6 +39,8 @@ public final class Main {
 
     public static void main(String[] args) {
         System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT %4$s %3$s: %5$s%6$s%n");
+        // One-shot commands only report problems; serve logs its activity.
+        java.util.logging.Logger.getLogger("").setLevel(java.util.logging.Level.WARNING);
         CommandLine cl = new CommandLine(new Main());
         cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
             if (e instanceof DediskException || e instanceof IOException) {
@@ -86,6 +88,7 @@ public final class Main {
     /** Serves the pool until the process is stopped (SIGINT/SIGTERM close it cleanly; kill -9 is survived). */
     static void serve(Path dir, String listen) throws IOException, InterruptedException {
         InetSocketAddress address = parseListen(listen);
+        java.util.logging.Logger.getLogger("").setLevel(java.util.logging.Level.INFO);
         PoolDirectory p = PoolDirectory.open(dir);
         NbdServer nbd = new NbdServer(p.pool, address);
         ControlServer control = new ControlServer(p.pool);

@@ -508,9 +508,12 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         }
         // Which blocks will likely need storing: compress those outside the lock.
         boolean[] likelyNew = new boolean[count];
+        java.util.Set<BlockName> firstInBatch = new java.util.HashSet<>();
         meta.readLock().lock();
         try {
-            for (int i = 0; i < count; i++) likelyNew[i] = names[i] != null && liveAdvice(names[i]) == DedupIndex.NONE;
+            for (int i = 0; i < count; i++) {
+                likelyNew[i] = names[i] != null && firstInBatch.add(names[i]) && liveAdvice(names[i]) == DedupIndex.NONE;
+            }
         } finally { meta.readLock().unlock(); }
         ChunkCodec.Encoded[] encoded = new ChunkCodec.Encoded[count];
         for (int i = 0; i < count; i++) if (likelyNew[i]) encoded[i] = ChunkCodec.encode(buf, off + i * BLOCK_SIZE);
@@ -530,7 +533,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
                 if (name == null) { rec.put((byte) KIND_ZERO); zeros++; continue; }
                 Long sameBatch = createdHere.get(name);
                 long advice = sameBatch != null ? sameBatch : index.lookup(name);
-                if (advice != DedupIndex.NONE && chunks.isLive(advice)) {
+                if (sameBatch != null || advice != DedupIndex.NONE && chunks.isLive(advice)) {
                     rec = ensureCapacity(rec, 9);
                     rec.put((byte) KIND_EXISTING).putLong(advice);
                     hits++;

@@ -1,0 +1,70 @@
+package io.dedisk.nbd;
+
+import java.nio.ByteBuffer;
+import java.util.concurrent.ConcurrentLinkedDeque;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+
+import io.dedisk.util.Check;
+
+/**
+ * Server-wide recycling of the direct buffers that carry payloads: write data read from the socket, and whole
+ * reply messages (header + data) written to it. Recycling avoids allocating and zeroing direct memory per request.
+ *
+ * Layout of every buffer: {@link #HEADROOM} spare bytes, then a data area whose size is a power of two between
+ * 4 KiB and 32 MiB (its size class). A reply header is written into the tail of the headroom, right in front of the
+ * data, so a reply goes out as one contiguous buffer without copying the data.
+ *
+ * Threads: any thread may acquire and release. Invariant: a buffer is in at most one place at a time (pooled, or
+ * owned by exactly one request); each class holds at most {@link #maxPooled} buffers, so the pool never holds more
+ * than about 64 MiB per class.
+ */
+final class BufferPool {
+    /** Room for the largest reply header: structured chunk header (20) + the offset of OFFSET_DATA (8). */
+    static final int HEADROOM = 32;
+    private static final int MIN_SHIFT = 12;
+    private static final int MAX_SHIFT = 25;
+    private static final long BYTES_PER_CLASS = 64L << 20;
+
+    private final ConcurrentLinkedDeque<ByteBuffer>[] free;
+    private final AtomicIntegerArray pooled = new AtomicIntegerArray(MAX_SHIFT + 1);
+
+    @SuppressWarnings("unchecked")
+    BufferPool() {
+        free = new ConcurrentLinkedDeque[MAX_SHIFT + 1];
+        for (int s = MIN_SHIFT; s <= MAX_SHIFT; s++) free[s] = new ConcurrentLinkedDeque<>();
+    }
+
+    /** A buffer with position = {@link #HEADROOM} and limit = HEADROOM + dataLength. dataLength ≤ 32 MiB. */
+    ByteBuffer acquire(int dataLength) {
+        int shift = shiftFor(dataLength);
+        ByteBuffer buffer = free[shift].pollFirst();
+        if (buffer == null) {
+            buffer = ByteBuffer.allocateDirect(HEADROOM + (1 << shift));
+        } else {
+            pooled.decrementAndGet(shift);
+        }
+        return buffer.limit(HEADROOM + dataLength).position(HEADROOM);
+    }
+
+    /** Gives a buffer obtained from {@link #acquire} back; the caller must not touch it afterwards. */
+    void release(ByteBuffer buffer) {
+        int dataCapacity = buffer.capacity() - HEADROOM;
+        int shift = Integer.numberOfTrailingZeros(dataCapacity);
+        Check.that(buffer.isDirect() && Integer.bitCount(dataCapacity) == 1 && shift >= MIN_SHIFT && shift <= MAX_SHIFT,
+                "released buffer of capacity %d is not from the pool", buffer.capacity());
+        if (pooled.incrementAndGet(shift) <= maxPooled(shift)) {
+            free[shift].offerFirst(buffer.clear());
+        } else {
+            pooled.decrementAndGet(shift);
+        }
+    }
+
+    private static int maxPooled(int shift) {
+        return (int) Math.clamp(BYTES_PER_CLASS >> shift, 2, 256);
+    }
+
+    private static int shiftFor(int dataLength) {
+        Check.that(dataLength >= 0 && dataLength <= 1 << MAX_SHIFT, "buffer of %d bytes requested", dataLength);
+        return Math.max(MIN_SHIFT, 32 - Integer.numberOfLeadingZeros(Math.max(dataLength, 1) - 1));
+    }
+}

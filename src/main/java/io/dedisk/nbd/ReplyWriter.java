@@ -1,0 +1,191 @@
+package io.dedisk.nbd;
+
+import static io.dedisk.nbd.NbdConstants.*;
+import static java.nio.charset.StandardCharsets.UTF_8;
+
+import java.io.IOException;
+import java.lang.System.Logger.Level;
+import java.nio.ByteBuffer;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.locks.ReentrantLock;
+
+import io.dedisk.util.Check;
+
+/**
+ * Encodes transmission-phase replies and puts them on the wire, whole, in completion order (out of order with
+ * respect to requests, as NBD allows).
+ *
+ * Wire layouts: simple reply = magic 0x67446698 u32, error u32, cookie u64 (+ read data if error is 0).
+ * Structured chunk = magic 0x668e33ef u32, flags u16, type u16, cookie u64, length u32, payload; this server
+ * always sends exactly one chunk per request, flagged NBD_REPLY_FLAG_DONE: OFFSET_DATA (offset u64 + data),
+ * BLOCK_STATUS (context id u32 + descriptors of length u32, status u32) or ERROR (error u32, message length u16,
+ * message). Successful non-read replies are simple replies, which the spec allows even with structured replies.
+ *
+ * Threads: any request thread calls the send methods. A finished reply is queued; whichever thread gets the lock
+ * writes everything queued with one gathering write (flat combining), so under load many replies share a system
+ * call and no thread waits for another's write to start its own.
+ *
+ * Invariants: every reply is one buffer obtained from the {@link BufferPool} (header in its headroom); after it was
+ * written, or dropped because the connection broke, the buffer goes back to the pool and the request's in-flight
+ * units go back to the connection's semaphore. So once all units are back, every reply has left (or was dropped).
+ */
+final class ReplyWriter {
+    private static final System.Logger LOG = System.getLogger("dedisk.nbd");
+    private static final int BATCH = 64;
+    /** Error messages are cut to this many bytes (the spec's limit is 4096). */
+    private static final int MAX_MESSAGE = 1024;
+
+    private record Pending(ByteBuffer bytes, int units) {}
+
+    private final Wire wire;
+    private final BufferPool pool;
+    private final Semaphore inflight;
+    private final boolean structured;
+    private final String peer;
+    private final ConcurrentLinkedQueue<Pending> queue = new ConcurrentLinkedQueue<>();
+    private final ReentrantLock lock = new ReentrantLock();
+    // Guarded by lock.
+    private final Pending[] batch = new Pending[BATCH];
+    private final ByteBuffer[] buffers = new ByteBuffer[BATCH];
+    private boolean broken;
+
+    ReplyWriter(Wire wire, BufferPool pool, Semaphore inflight, boolean structured, String peer) {
+        this.wire = wire;
+        this.pool = pool;
+        this.inflight = inflight;
+        this.structured = structured;
+        this.peer = peer;
+    }
+
+    /**
+     * Successful NBD_CMD_READ. {@code data} came from the pool and holds the bytes read in
+     * [HEADROOM, HEADROOM + request length); ownership passes to the writer.
+     */
+    void readData(Request request, ByteBuffer data) {
+        int length = (int) request.length();
+        int start;
+        if (structured) {
+            start = BufferPool.HEADROOM - STRUCTURED_REPLY_HEADER_SIZE - 8;
+            data.position(start);
+            structuredHeader(data, request, NBD_REPLY_TYPE_OFFSET_DATA, 8 + length);
+            data.putLong(request.offset());
+        } else {
+            start = BufferPool.HEADROOM - SIMPLE_REPLY_HEADER_SIZE;
+            data.position(start);
+            simpleHeader(data, request, 0);
+        }
+        enqueue(request, data.limit(BufferPool.HEADROOM + length).position(start));
+    }
+
+    /**
+     * Successful NBD_CMD_BLOCK_STATUS. {@code payload} came from the pool and holds the context id and descriptors
+     * in [HEADROOM, position); ownership passes to the writer.
+     */
+    void blockStatus(Request request, ByteBuffer payload) {
+        int end = payload.position();
+        int start = BufferPool.HEADROOM - STRUCTURED_REPLY_HEADER_SIZE;
+        payload.position(start);
+        structuredHeader(payload, request, NBD_REPLY_TYPE_BLOCK_STATUS, end - BufferPool.HEADROOM);
+        enqueue(request, payload.limit(end).position(start));
+    }
+
+    /** Success without data. */
+    void ok(Request request) {
+        ByteBuffer reply = pool.acquire(0);
+        int start = BufferPool.HEADROOM - SIMPLE_REPLY_HEADER_SIZE;
+        simpleHeader(reply.position(start), request, 0);
+        enqueue(request, reply.flip().position(start));
+    }
+
+    /** Failure: a structured NBD_REPLY_TYPE_ERROR chunk with the message, or a simple reply with the error value. */
+    void error(Request request, int error, String message) {
+        Check.that(error != 0, "error reply without an error value");
+        if (!structured) {
+            ByteBuffer reply = pool.acquire(0);
+            int start = BufferPool.HEADROOM - SIMPLE_REPLY_HEADER_SIZE;
+            simpleHeader(reply.position(start), request, error);
+            enqueue(request, reply.flip().position(start));
+            return;
+        }
+        byte[] text = message.getBytes(UTF_8);
+        int textLength = Math.min(text.length, MAX_MESSAGE);
+        ByteBuffer reply = pool.acquire(6 + textLength);
+        int start = BufferPool.HEADROOM - STRUCTURED_REPLY_HEADER_SIZE;
+        structuredHeader(reply.position(start), request, NBD_REPLY_TYPE_ERROR, 6 + textLength);
+        reply.putInt(error).putShort((short) textLength).put(text, 0, textLength);
+        enqueue(request, reply.flip().position(start));
+    }
+
+    /**
+     * Last resort when no reply can be built for a request: the client would wait for it forever, so the
+     * connection is dropped (hard disconnect) and the request's in-flight units are returned.
+     */
+    void abandon(Request request, Throwable failure) {
+        LOG.log(Level.ERROR, peer + ": cannot reply to " + request + "; dropping the connection", failure);
+        closeQuietly();
+        inflight.release(request.inflightUnits());
+    }
+
+    private static void simpleHeader(ByteBuffer b, Request request, int error) {
+        b.putInt(NBD_SIMPLE_REPLY_MAGIC).putInt(error).putLong(request.cookie());
+    }
+
+    private static void structuredHeader(ByteBuffer b, Request request, int type, int length) {
+        b.putInt(NBD_STRUCTURED_REPLY_MAGIC).putShort((short) NBD_REPLY_FLAG_DONE).putShort((short) type)
+                .putLong(request.cookie()).putInt(length);
+    }
+
+    private void enqueue(Request request, ByteBuffer reply) {
+        queue.add(new Pending(reply, request.inflightUnits()));
+        // Flat combining: keep draining while there is work and nobody else is writing. A reply queued while the
+        // current writer is releasing the lock is seen by that writer's next loop test, so none is stranded.
+        while (!queue.isEmpty() && lock.tryLock()) {
+            try {
+                drain();
+            } finally {
+                lock.unlock();
+            }
+        }
+    }
+
+    private void drain() {
+        int n;
+        while ((n = take()) > 0) {
+            if (!broken) {
+                try {
+                    wire.writeFully(buffers, n);
+                } catch (IOException e) {
+                    broken = true;
+                    LOG.log(Level.INFO, "{0}: cannot send replies ({1}); dropping the connection", peer, e.toString());
+                    closeQuietly();
+                }
+            }
+            for (int i = 0; i < n; i++) {
+                pool.release(buffers[i]);
+                inflight.release(batch[i].units());
+                batch[i] = null;
+                buffers[i] = null;
+            }
+        }
+    }
+
+    private int take() {
+        int n = 0;
+        Pending p;
+        while (n < BATCH && (p = queue.poll()) != null) {
+            batch[n] = p;
+            buffers[n] = p.bytes();
+            n++;
+        }
+        return n;
+    }
+
+    private void closeQuietly() {
+        try {
+            wire.channel().close();
+        } catch (IOException e) {
+            LOG.log(Level.DEBUG, "{0}: close failed: {1}", peer, e.toString());
+        }
+    }
+}

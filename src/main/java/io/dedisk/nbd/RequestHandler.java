@@ -1,0 +1,177 @@
+package io.dedisk.nbd;
+
+import static io.dedisk.nbd.NbdConstants.*;
+
+import java.lang.System.Logger.Level;
+import java.nio.ByteBuffer;
+import java.util.List;
+
+import io.dedisk.DediskException;
+import io.dedisk.pool.VolumeDevice;
+import io.dedisk.util.Check;
+
+/**
+ * Runs one accepted request against the {@link VolumeDevice} and hands its reply to the {@link ReplyWriter}; maps
+ * everything the device throws to an NBD error value.
+ *
+ * Error mapping: InvalidRequestException → NBD_EINVAL, ReadOnlyException → NBD_EPERM, NoSpaceException →
+ * NBD_ENOSPC, anything else (CorruptionException, StorageException, other exceptions and java.lang.Error, i.e.
+ * bugs) → NBD_EIO, logged with its stack trace. A failure only ever fails its own request.
+ *
+ * Threads: {@link #handle} runs on the request's own virtual thread; the handler itself is immutable and shared by
+ * all requests of one connection. Invariant: exactly one reply per request, and every pool buffer it was given or
+ * took is either passed on to the writer or released.
+ */
+final class RequestHandler {
+    private static final System.Logger LOG = System.getLogger("dedisk.nbd");
+    /** Bound on device extents one NBD_CMD_BLOCK_STATUS looks at, so a device returning tiny extents cannot stall it. */
+    private static final int MAX_EXTENTS_EXAMINED = 65536;
+
+    private final Session session;
+    private final VolumeDevice device;
+    private final ReplyWriter writer;
+    private final BufferPool pool;
+    private final String peer;
+
+    RequestHandler(Session session, ReplyWriter writer, BufferPool pool, String peer) {
+        this.session = session;
+        this.device = session.volume();
+        this.writer = writer;
+        this.pool = pool;
+        this.peer = peer;
+    }
+
+    /**
+     * Checks the request ({@link Request#check}) and executes it or refuses it. {@code payload} is the write data
+     * (a pool buffer, data in [position, limit)) for NBD_CMD_WRITE, else null; this method releases it.
+     */
+    void handle(Request request, ByteBuffer payload) {
+        try {
+            Request.Rejection rejection = request.check(session);
+            if (rejection == null) {
+                execute(request, payload);
+            } else {
+                LOG.log(Level.WARNING, "{0}: refused {1}: {2}", peer, Request.commandName(request.type()),
+                        rejection.message());
+                writer.error(request, rejection.error(), rejection.message());
+            }
+        } catch (Throwable failure) {
+            try {
+                fail(request, failure);
+            } catch (Throwable replyFailure) { // e.g. out of memory while building the error reply
+                failure.addSuppressed(replyFailure);
+                writer.abandon(request, failure);
+            }
+        } finally {
+            if (payload != null) pool.release(payload);
+        }
+    }
+
+    private void execute(Request request, ByteBuffer payload) {
+        boolean fua = request.has(NBD_CMD_FLAG_FUA);
+        switch (request.type()) {
+            case NBD_CMD_READ -> read(request);
+            case NBD_CMD_WRITE -> {
+                device.write(request.offset(), payload, fua);
+                writer.ok(request);
+            }
+            case NBD_CMD_FLUSH -> {
+                device.flush();
+                writer.ok(request);
+            }
+            case NBD_CMD_TRIM -> {
+                device.trim(request.offset(), request.length(), fua);
+                writer.ok(request);
+            }
+            case NBD_CMD_CACHE -> writer.ok(request); // Advisory; dedisk has nothing to prefetch. Range was checked.
+            case NBD_CMD_WRITE_ZEROES -> {
+                // NBD_CMD_FLAG_FAST_ZERO needs no branch: zeroing is a metadata update in dedisk, always fast.
+                device.writeZeroes(request.offset(), request.length(), !request.has(NBD_CMD_FLAG_NO_HOLE), fua);
+                writer.ok(request);
+            }
+            case NBD_CMD_BLOCK_STATUS -> blockStatus(request);
+            default -> throw new Check.InvariantViolation("unchecked command reached the handler: " + request);
+        }
+    }
+
+    private void read(Request request) {
+        ByteBuffer data = pool.acquire((int) request.length());
+        try {
+            device.read(request.offset(), data);
+            Check.that(!data.hasRemaining(), "device read left %d of %d bytes unfilled", data.remaining(),
+                    request.length());
+        } catch (Throwable failure) {
+            pool.release(data);
+            throw failure;
+        }
+        writer.readData(request, data);
+    }
+
+    /**
+     * base:allocation descriptors for [offset, offset + length): asks the device repeatedly, merges adjacent extents
+     * with equal status, stops at the end of the range, at {@link NbdConstants#MAX_BLOCK_STATUS_DESCRIPTORS}
+     * descriptors (one with NBD_CMD_FLAG_REQ_ONE) or after {@link #MAX_EXTENTS_EXAMINED} device extents.
+     */
+    private void blockStatus(Request request) {
+        int maxDescriptors = request.has(NBD_CMD_FLAG_REQ_ONE) ? 1 : MAX_BLOCK_STATUS_DESCRIPTORS;
+        ByteBuffer out = pool.acquire(4 + 8 * maxDescriptors);
+        try {
+            out.putInt(BASE_ALLOCATION_ID);
+            long position = request.offset();
+            long end = position + request.length();
+            int descriptors = 0;
+            int examined = 0;
+            int lastStatus = -1;
+            long lastLength = 0;
+            scan:
+            while (position < end && examined < MAX_EXTENTS_EXAMINED) {
+                List<VolumeDevice.Extent> extents = device.blockStatus(position, end - position);
+                Check.that(!extents.isEmpty(), "blockStatus(%d, %d) returned no extent", position, end - position);
+                for (VolumeDevice.Extent extent : extents) {
+                    Check.that(extent.length() > 0 && extent.length() <= end - position,
+                            "blockStatus extent of %d bytes at %d outside [1, %d]", extent.length(), position,
+                            end - position);
+                    int status = (extent.hole() ? NBD_STATE_HOLE : 0) | (extent.zero() ? NBD_STATE_ZERO : 0);
+                    if (status == lastStatus) {
+                        lastLength += extent.length(); // ≤ request length < 2^32: fits the u32 field.
+                        out.putInt(out.position() - 8, (int) lastLength);
+                    } else {
+                        if (descriptors == maxDescriptors) break scan;
+                        out.putInt((int) extent.length()).putInt(status);
+                        descriptors++;
+                        lastStatus = status;
+                        lastLength = extent.length();
+                    }
+                    position += extent.length();
+                    examined++;
+                }
+            }
+        } catch (Throwable failure) {
+            pool.release(out);
+            throw failure;
+        }
+        writer.blockStatus(request, out);
+    }
+
+    private void fail(Request request, Throwable failure) {
+        int error = switch (failure) {
+            case DediskException.InvalidRequestException e -> NBD_EINVAL;
+            case DediskException.ReadOnlyException e -> NBD_EPERM;
+            case DediskException.NoSpaceException e -> NBD_ENOSPC;
+            default -> NBD_EIO;
+        };
+        String message;
+        if (error == NBD_EIO) {
+            LOG.log(Level.ERROR, peer + ": " + Request.commandName(request.type()) + " at offset "
+                    + Long.toUnsignedString(request.offset()) + " length " + request.length() + " failed", failure);
+            message = failure instanceof DediskException
+                    ? "I/O error: " + failure.getMessage()
+                    : "internal server error (" + failure.getClass().getSimpleName() + "), see the server log";
+        } else {
+            LOG.log(Level.INFO, "{0}: {1} refused by the volume: {2}", peer, Request.commandName(request.type()),
+                    failure.getMessage());
+            message = failure.getMessage();
+        }
+        writer.error(request, error, message == null ? failure.getClass().getSimpleName() : message);
+    }
+}
