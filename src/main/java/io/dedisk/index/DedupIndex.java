@@ -1,24 +1,44 @@
 package io.dedisk.index;
 
+import java.io.IOException;
+
 /**
  * The dedup index: block name -> chunk id, as advice. An answer may be stale (the chunk died) or, for lossy
  * indexes, missing; the pool checks that an advised chunk is live before sharing it, so wrong advice costs a
- * missed dedup and nothing else.
+ * missed dedup and nothing else. Chunk ids are never reused by the pool, and after a crash the pool continues
+ * ids above {@link #maxChunkId()}, so advice can never name a chunk holding other content.
  *
- * Threads: called under the pool's metadata lock; implementations need no locking of their own.
+ * Threads: every method may be called from several threads at once; implementations synchronize internally.
  */
-public interface DedupIndex {
+public interface DedupIndex extends AutoCloseable {
     long NONE = -1;
 
     /** The chunk id last posted for this name, or {@link #NONE}. */
     long lookup(BlockName name);
 
-    /** Posts (name -> chunkId), replacing an older entry for the name. */
+    /** Posts (name -> chunkId) for a new chunk, or refreshes it after a confirmed hit (it moves to the newest part of the window). */
     void insert(BlockName name, long chunkId);
 
     /** Entries held now. */
     long entries();
 
-    /** Memory held by the index, in bytes (what it really holds, not a configured figure). */
+    /** Entries the index holds when its window is full (Long.MAX_VALUE when unbounded). */
+    long windowEntries();
+
+    /** Memory held by the index, in bytes, caches included (what it really holds, not a configured figure). */
     long memoryBytes();
+
+    boolean sparse();
+
+    /** The largest chunk id ever posted and possibly still on disk as advice (0 when none). */
+    long maxChunkId();
+
+    /** Fraction of a rebuild after a crash still to do, 0 when the index is complete. */
+    default double rebuildRemaining() { return 0; }
+
+    /** Saves the index durably so the next open does not rebuild it (clean shutdown). */
+    void save() throws IOException;
+
+    @Override
+    void close() throws IOException;
 }

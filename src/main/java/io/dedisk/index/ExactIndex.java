@@ -8,7 +8,7 @@ import io.dedisk.util.Check;
  * before doubling, i.e. 53–107 bytes per entry. The UDS-style, memory-bounded index replaces it (see
  * docs/decisions.md); this one is the reference it is measured against.
  *
- * Threads: not thread-safe; the pool calls it under its metadata lock.
+ * Threads: synchronized; the pool calls it under its metadata lock, so the monitor is uncontended.
  */
 public final class ExactIndex implements DedupIndex {
     private long[] names; // 4 longs per slot
@@ -33,7 +33,7 @@ public final class ExactIndex implements DedupIndex {
     }
 
     @Override
-    public long lookup(BlockName name) {
+    public synchronized long lookup(BlockName name) {
         for (int s = slotOf(name); ; s = (s + 1) & mask) {
             if (ids[s] == 0) return NONE;
             if (matches(s, name)) return ids[s];
@@ -41,7 +41,7 @@ public final class ExactIndex implements DedupIndex {
     }
 
     @Override
-    public void insert(BlockName name, long chunkId) {
+    public synchronized void insert(BlockName name, long chunkId) {
         Check.that(chunkId > 0, "chunk id %d is positive", chunkId);
         if ((entries + 1) * 4 > (long) ids.length * 3) grow();
         int s = slotOf(name);
@@ -72,8 +72,24 @@ public final class ExactIndex implements DedupIndex {
     }
 
     @Override
-    public long entries() { return entries; }
+    public synchronized long entries() { return entries; }
 
     @Override
-    public long memoryBytes() { return (long) ids.length * 40; }
+    public synchronized long memoryBytes() { return (long) ids.length * 40; }
+
+    @Override
+    public long windowEntries() { return Long.MAX_VALUE; }
+
+    @Override
+    public boolean sparse() { return false; }
+
+    /** Rebuilt from the pool's live chunks at every open, so it never holds advice from before a crash. */
+    @Override
+    public long maxChunkId() { return 0; }
+
+    @Override
+    public void save() { }
+
+    @Override
+    public void close() { }
 }

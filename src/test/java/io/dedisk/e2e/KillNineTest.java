@@ -1,0 +1,77 @@
+package io.dedisk.e2e;
+
+import static io.dedisk.e2e.ServerProcess.Tools.run;
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The durability contract against the real server: data written and flushed survives `kill -9`; a write in
+ * flight at the kill leaves each 4 KiB block either old or new, never torn or foreign. Each cycle writes a
+ * flushed region, starts an unflushed writer, kills the server at a random moment, restarts and verifies
+ * everything written so far. The cycle count is -Ddedisk.killCycles (default 3; the long run uses more).
+ */
+class KillNineTest {
+    @TempDir Path tmp;
+
+    @Test
+    void flushedWritesSurviveKill9() throws Exception {
+        int cycles = Integer.getInteger("dedisk.killCycles", 3);
+        long seed = Long.getLong("dedisk.seed", System.nanoTime());
+        Random r = new Random(seed);
+        Path pool = tmp.resolve("pool");
+        ServerProcess.cli("create", "--pool", pool.toString(), "--segment-size", "1M", "--checkpoint-interval", "4M");
+        ServerProcess.cli("volume", "create", "--pool", pool.toString(), "vm", "--size", "128M");
+        ServerProcess server = new ServerProcess(pool);
+        List<Integer> flushedPatterns = new ArrayList<>();
+        try {
+            for (int cycle = 0; cycle < cycles; cycle++) {
+                server.start();
+                String u = server.uri("vm");
+                verifyFlushed(u, flushedPatterns, "seed " + seed + " cycle " + cycle);
+                int pattern = 1 + cycle % 250;
+                // A flushed region per cycle at 1 MiB * cycle, 1 MiB long (half of it shared content with cycle 0).
+                long off = (long) cycle << 20;
+                run(120, "qemu-io", "-f", "raw", "-c", "write -P " + pattern + " " + off + " 1M", "-c", "flush", u);
+                flushedPatterns.add(pattern);
+                // An unflushed writer on [64M, 96M): every block is either its old content or 0xee afterwards.
+                Process inflight = new ProcessBuilder("qemu-io", "-f", "raw", "-c", "write -P 0xee 64M 32M", u)
+                        .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+                Thread.sleep(r.nextInt(400));
+                server.kill9();
+                inflight.waitFor();
+            }
+            server.start();
+            verifyFlushed(server.uri("vm"), flushedPatterns, "seed " + seed + " final");
+            Path dump = tmp.resolve("dump.raw");
+            run(120, "nbdcopy", server.uri("vm"), dump.toString());
+            byte[] all = Files.readAllBytes(dump);
+            for (int b = (64 << 20) / 4096; b < (96 << 20) / 4096; b++) {
+                byte first = all[b * 4096];
+                assertTrue(first == 0 || first == (byte) 0xee, "block " + b + " is old or new, found " + first);
+                for (int i = 1; i < 4096; i++) assertEquals(first, all[b * 4096 + i], "block " + b + " is not torn (seed " + seed + ")");
+            }
+        } finally {
+            server.close();
+        }
+        // A clean shutdown after all those crashes leaves a pool that opens and adds up.
+        String stats = ServerProcess.cli("stats", "--pool", pool.toString(), "--json");
+        assertTrue(stats.contains("\"mode\":\"normal\""), stats);
+    }
+
+    private static void verifyFlushed(String uri, List<Integer> patterns, String what) throws Exception {
+        if (patterns.isEmpty()) return;
+        List<String> cmd = new ArrayList<>(List.of("qemu-io", "-f", "raw", "-r"));
+        for (int i = 0; i < patterns.size(); i++) cmd.addAll(List.of("-c", "read -P " + patterns.get(i) + " " + ((long) i << 20) + " 1M"));
+        cmd.add(uri);
+        String out = run(cmd, 120).stdout();
+        assertFalse(out.contains("Pattern verification failed"), what + ": flushed data lost\n" + out);
+        assertEquals(patterns.size(), out.lines().filter(l -> l.startsWith("read ")).count(), what + "\n" + out);
+    }
+}
