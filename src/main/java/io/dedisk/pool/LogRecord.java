@@ -9,11 +9,15 @@ import java.nio.ByteOrder;
  * sealed segment's last is SEAL. Records carry a log sequence number (LSN) that grows by one per record across
  * the whole log, so replay can tell a stale or misplaced record from the next one.
  *
- * Header (little-endian, 24 bytes), then {@code length} payload bytes:
+ * Header (little-endian, 28 bytes), then {@code length} payload bytes:
  * <pre>
  *   0 u32 magic "DREC"   4 u8 type   5 u8 format version (1)   6 u16 reserved (0)
- *   8 u32 payload length  12 u64 LSN   20 u32 CRC32C of header bytes [4, 20) and the payload
+ *   8 u32 payload length  12 u32 covered length  16 u64 LSN
+ *  24 u32 CRC32C of header bytes [4, 24) and the first {@code covered} payload bytes
  * </pre>
+ * The CRC covers the metadata of a record; the chunk bodies that may follow it (WRITE) carry their own CRC32C
+ * in their entries. So a flipped bit in a stored body spoils that one chunk (its reads fail), not the record
+ * and everything the log holds after it.
  * Payloads by type are documented in docs/format.md and encoded by {@link Pool} / {@link Checkpoint}.
  */
 public final class LogRecord {
@@ -21,7 +25,7 @@ public final class LogRecord {
 
     public static final int MAGIC = 0x43455244; // "DREC"
     public static final int VERSION = 1;
-    public static final int HEADER_SIZE = 24;
+    public static final int HEADER_SIZE = 28;
     /** Upper bound on one record's payload: a write batch of 256 raw blocks plus entry headers fits easily. */
     public static final int MAX_PAYLOAD = 4 << 20;
 
@@ -41,45 +45,53 @@ public final class LogRecord {
     }
 
     /**
-     * Fills in the header of a record whose payload occupies [HEADER_SIZE, position) and flips the buffer so it
-     * is ready to be written.
+     * Fills in the header of a record whose payload occupies [HEADER_SIZE, position), of which the first
+     * {@code covered} bytes are protected by the record CRC, and flips the buffer so it is ready to be written.
      */
-    public static ByteBuffer seal(ByteBuffer record, int type, long lsn) {
+    public static ByteBuffer seal(ByteBuffer record, int type, long lsn, int covered) {
         int length = record.position() - HEADER_SIZE;
         Check.that(length >= 0 && length <= MAX_PAYLOAD, "record payload length %d out of range", length);
+        Check.that(covered >= 0 && covered <= length, "covered length %d within payload %d", covered, length);
         record.putInt(0, MAGIC);
         record.put(4, (byte) type);
         record.put(5, (byte) VERSION);
         record.putShort(6, (short) 0);
         record.putInt(8, length);
-        record.putLong(12, lsn);
-        record.putInt(20, crcOf(record, length));
+        record.putInt(12, covered);
+        record.putLong(16, lsn);
+        record.putInt(24, crcOf(record, covered));
         record.flip();
         return record;
     }
 
-    static int crcOf(ByteBuffer record, int payloadLength) {
+    /** Seals a record whose whole payload is covered by the CRC (every type but WRITE). */
+    public static ByteBuffer seal(ByteBuffer record, int type, long lsn) {
+        return seal(record, type, lsn, record.position() - HEADER_SIZE);
+    }
+
+    static int crcOf(ByteBuffer record, int covered) {
         java.util.zip.CRC32C c = new java.util.zip.CRC32C();
-        c.update(record.slice(4, 16));
-        c.update(record.slice(HEADER_SIZE, payloadLength));
+        c.update(record.slice(4, 20));
+        c.update(record.slice(HEADER_SIZE, covered));
         return (int) c.getValue();
     }
 
     /** What a header says, before the payload is checked. Named untrusted until {@link #verify} passes. */
-    public record Header(int type, int length, long lsn, int crc) {
-        /** Parses a 24-byte header; returns null when it is not a well-formed header (torn or garbage). */
+    public record Header(int type, int length, int covered, long lsn, int crc) {
+        /** Parses a header; returns null when it is not a well-formed header (torn or garbage). */
         public static Header parseUntrusted(ByteBuffer b) {
             b.order(ByteOrder.LITTLE_ENDIAN);
             if (b.getInt(0) != MAGIC) return null;
             int version = b.get(5) & 0xff;
             int length = b.getInt(8);
-            if (version != VERSION || b.getShort(6) != 0 || length < 0 || length > MAX_PAYLOAD) return null;
-            return new Header(b.get(4) & 0xff, length, b.getLong(12), b.getInt(20));
+            int covered = b.getInt(12);
+            if (version != VERSION || b.getShort(6) != 0 || length < 0 || length > MAX_PAYLOAD || covered < 0 || covered > length) return null;
+            return new Header(b.get(4) & 0xff, length, covered, b.getLong(16), b.getInt(24));
         }
 
-        /** True when the CRC over header and payload matches: the record is whole and unchanged. */
+        /** True when the CRC over header and covered payload matches: the record's metadata is whole and unchanged. */
         public boolean verify(ByteBuffer headerAndPayload) {
-            return crcOf(headerAndPayload.order(ByteOrder.LITTLE_ENDIAN), length) == crc;
+            return crcOf(headerAndPayload.order(ByteOrder.LITTLE_ENDIAN), covered) == crc;
         }
     }
 }

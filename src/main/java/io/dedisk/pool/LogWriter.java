@@ -72,13 +72,13 @@ final class LogWriter implements AutoCloseable {
      * Appends one record whose payload is in [HEADER_SIZE, position) of {@code record}; returns the offset of the
      * record in segment {@link #segmentSeq()} (read it after the call: the append may start a new segment).
      */
-    long append(ByteBuffer record, int type) throws IOException {
+    long append(ByteBuffer record, int type, int covered) throws IOException {
         int size = record.position();
         if (tailOffset + size + LogRecord.HEADER_SIZE > segmentSize && tailOffset > headerRecordSize()) {
             rotate();
         }
         long lsn = nextLsn;
-        LogRecord.seal(record, type, lsn);
+        LogRecord.seal(record, type, lsn, covered);
         long offset = tailOffset;
         tail.write(offset, record);
         // Only advance after the write succeeded: a failed write leaves the tail where it was and the next append

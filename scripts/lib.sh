@@ -1,0 +1,177 @@
+# shellcheck shell=bash
+# Shared helpers for dedisk's scripts. Source it, do not run it:
+#
+#     . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#
+# Defines DEDISK_ROOT (the repository directory) and the functions
+#   die, log, as_root, find_java25, ensure_packages, build_jar.
+# Nothing here changes shell options of the caller.
+
+if [[ -n "${_DEDISK_LIB_SOURCED:-}" ]]; then
+    return 0
+fi
+_DEDISK_LIB_SOURCED=1
+
+DEDISK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+DEDISK_JAR="$DEDISK_ROOT/target/dedisk.jar"
+
+# Commands the real-client tests and the benchmark need, and the Debian
+# package that provides each of them (Debian 12 "bookworm" names).
+DEDISK_TOOL_PACKAGES=(
+    "qemu-io:qemu-utils"
+    "qemu-img:qemu-utils"
+    "nbdinfo:libnbd-bin"
+    "nbdcopy:libnbd-bin"
+    "nbdfuse:libnbd-bin"
+    "nbdsh:python3-libnbd"
+    "nbdkit:nbdkit"
+    "fio:fio"
+    "fusermount3:fuse3"
+)
+
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+log() {
+    printf '%s\n' "$*" >&2
+}
+
+# Runs a command as root: directly when we are root, through sudo when it
+# exists, otherwise returns 127 without running anything.
+as_root() {
+    if [[ "$(id -u)" -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        return 127
+    fi
+}
+
+# _java_is_25 JAVA_BIN: true when that java binary reports feature version 25.
+_java_is_25() {
+    local bin="$1" first
+    [[ -x "$bin" ]] || return 1
+    first="$("$bin" -version 2>&1 | head -n 1)" || return 1
+    # openjdk version "25" 2025-09-16 / openjdk version "25.0.1" 2025-10-21 LTS
+    [[ "$first" =~ version\ \"25([.\"+-]|$) ]]
+}
+
+# find_java25: finds a JDK 25 and exports JAVA_HOME (also puts its bin/ first
+# on PATH and sets JAVA to its java binary). Order: $JAVA_HOME if it is a 25,
+# then /usr/lib/jvm/*25* directories, then the java on PATH.
+find_java25() {
+    local cand
+    if [[ -n "${JAVA_HOME:-}" ]]; then
+        if _java_is_25 "$JAVA_HOME/bin/java"; then
+            _use_java_home "$JAVA_HOME"
+            return 0
+        fi
+        log "note: JAVA_HOME=$JAVA_HOME is not a JDK 25, looking elsewhere"
+    fi
+    for cand in /usr/lib/jvm/*25*; do
+        [[ -d "$cand" ]] || continue
+        if _java_is_25 "$cand/bin/java" && [[ -x "$cand/bin/javac" ]]; then
+            _use_java_home "$cand"
+            return 0
+        fi
+    done
+    if cand="$(command -v java 2>/dev/null)" && _java_is_25 "$cand"; then
+        cand="$(readlink -f "$cand")"
+        cand="${cand%/bin/java}"
+        if [[ -x "$cand/bin/javac" ]]; then
+            _use_java_home "$cand"
+            return 0
+        fi
+    fi
+    die "dedisk needs JDK 25: set JAVA_HOME or install temurin-25-jdk"
+}
+
+_use_java_home() {
+    JAVA_HOME="$(cd "$1" && pwd -P)"
+    JAVA="$JAVA_HOME/bin/java"
+    PATH="$JAVA_HOME/bin:$PATH"
+    export JAVA_HOME JAVA PATH
+}
+
+# _missing_packages: prints the Debian packages whose commands are missing,
+# one per line, without duplicates.
+_missing_packages() {
+    local entry cmd pkg seen=" "
+    for entry in "${DEDISK_TOOL_PACKAGES[@]}"; do
+        cmd="${entry%%:*}"
+        pkg="${entry#*:}"
+        if ! command -v "$cmd" >/dev/null 2>&1 && [[ "$seen" != *" $pkg "* ]]; then
+            seen+="$pkg "
+            printf '%s\n' "$pkg"
+        fi
+    done
+}
+
+_apt_install() {
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "$@"
+}
+
+# ensure_packages: makes sure qemu-io qemu-img nbdinfo nbdcopy nbdsh nbdkit fio
+# nbdfuse (and fusermount3) exist; installs the missing Debian packages with
+# apt-get (as root, or through sudo), running apt-get update when a plain
+# install fails, then checks again.
+ensure_packages() {
+    local -a missing
+    mapfile -t missing < <(_missing_packages)
+    if ((${#missing[@]} == 0)); then
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        die "missing tools; install these packages (Debian names): ${missing[*]}"
+    fi
+    if [[ "$(id -u)" -ne 0 ]] && ! command -v sudo >/dev/null 2>&1; then
+        die "missing tools and not root (no sudo); as root run: apt-get install -y ${missing[*]}"
+    fi
+    log "installing missing packages: ${missing[*]}"
+    if ! _apt_install "${missing[@]}" >&2; then
+        log "apt-get install failed; running apt-get update and retrying"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 ||
+            log "warning: apt-get update failed"
+        _apt_install "${missing[@]}" >&2 ||
+            die "could not install packages: ${missing[*]} (as root: apt-get update && apt-get install -y ${missing[*]})"
+    fi
+    hash -r
+    mapfile -t missing < <(_missing_packages)
+    if ((${#missing[@]} > 0)); then
+        die "tools still missing after install; packages: ${missing[*]}"
+    fi
+}
+
+# _jar_stale: true when target/dedisk.jar is missing or older than pom.xml or
+# anything (files or directories, so deletions count) under src/main.
+_jar_stale() {
+    [[ -f "$DEDISK_JAR" ]] || return 0
+    [[ -n "$(find "$DEDISK_ROOT/pom.xml" "$DEDISK_ROOT/src/main" \
+        -newer "$DEDISK_JAR" -print -quit 2>/dev/null)" ]]
+}
+
+# build_jar: builds target/dedisk.jar with the Maven wrapper when it is stale.
+# Prints "building dedisk..." on stderr when it builds, nothing otherwise;
+# Maven's own output (errors only, -q) also goes to stderr so that the
+# caller's stdout stays clean. Needs JAVA_HOME (call find_java25 first).
+# Concurrent callers are serialised with flock when it exists.
+build_jar() {
+    _jar_stale || return 0
+    mkdir -p "$DEDISK_ROOT/target"
+    (
+        if command -v flock >/dev/null 2>&1; then
+            flock 9
+            _jar_stale || exit 0 # someone else built it while we waited
+        fi
+        log "building dedisk..."
+        cd "$DEDISK_ROOT" &&
+            ./mvnw -B -q package -DskipTests >&2 &&
+            [[ -f "$DEDISK_JAR" ]] &&
+            touch "$DEDISK_JAR"
+    ) 9>"$DEDISK_ROOT/target/.build.lock" ||
+        die "build failed: (cd $DEDISK_ROOT && ./mvnw -B package -DskipTests) shows why"
+}
