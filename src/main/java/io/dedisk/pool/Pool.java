@@ -216,11 +216,13 @@ public final class Pool implements VolumeProvider, AutoCloseable {
             boolean sealed = false;
             while (true) {
                 RecordAt r = readRecord(data, offset, lsn, seq);
-                if (r == null) break;
+                // In the tail segment, unsynced writes may have torn chunk bodies that the record CRC does not
+                // cover: such a record is the torn end of the log, not corruption.
+                if (r == null || last && r.type == LogRecord.WRITE && !bodiesIntact(r)) break;
                 if (r.type == LogRecord.SEAL) { sealed = true; lsn++; offset = r.end; break; }
                 if (offset == 0 && r.type != LogRecord.SEGMENT_HEADER) break;
                 try {
-                    apply(r.type, r.payload, seq, r.payloadOffset, null);
+                    apply(r.type, r.payload, r.covered, seq, r.payloadOffset, null);
                 } catch (CorruptionException e) {
                     throw new CorruptionException("log: segment " + seq + " record LSN " + lsn + " at offset " + offset + ": " + e.getMessage(), e);
                 }
@@ -237,7 +239,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         throw new IllegalStateException("unreachable");
     }
 
-    private record RecordAt(int type, ByteBuffer payload, long payloadOffset, long end) {}
+    private record RecordAt(int type, ByteBuffer payload, int covered, long payloadOffset, long end) {}
 
     /** The record at offset if it is whole, verified and carries the expected LSN; else null (end of log). */
     private RecordAt readRecord(byte[] data, long offset, long expectedLsn, long seq) {
@@ -254,7 +256,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
                 throw new CorruptionException("log: segment " + seq + " header names pool " + id + " segment " + payload.getLong(16));
             }
         }
-        return new RecordAt(h.type(), payload, offset + LogRecord.HEADER_SIZE, offset + LogRecord.HEADER_SIZE + h.length());
+        return new RecordAt(h.type(), payload, h.covered(), offset + LogRecord.HEADER_SIZE, offset + LogRecord.HEADER_SIZE + h.length());
     }
 
     private void rebuildIndex() {
@@ -271,8 +273,13 @@ public final class Pool implements VolumeProvider, AutoCloseable {
      * Applies one record to the in-memory state. {@code names} are the block names of a WRITE's entries when
      * the caller has them (live path) and null in replay (the index is rebuilt afterwards).
      */
-    private void apply(int type, ByteBuffer payload, long segmentSeq, long payloadOffset, BlockName[] names) {
+    private void apply(int type, ByteBuffer payload, int covered, long segmentSeq, long payloadOffset, BlockName[] names) {
+        if (type == LogRecord.WRITE) {
+            applyWrite(payload, covered, segmentSeq, payloadOffset, names);
+            return;
+        }
         ByteSource in = new ByteSource(payload, "record type " + type);
+        in.expect(covered == payload.remaining(), "covers %d of %d payload bytes", covered, payload.remaining());
         switch (type) {
             case LogRecord.SEGMENT_HEADER -> in.skip(24); // verified by readRecord / written by LogWriter
             case LogRecord.VOLUME_CREATE -> {
@@ -314,7 +321,6 @@ public final class Pool implements VolumeProvider, AutoCloseable {
                     dereference(v.map.set(lba, ref));
                 }
             }
-            case LogRecord.WRITE -> applyWrite(in, segmentSeq, payloadOffset, names);
             default -> in.expect(false, "unknown record type %d", type);
         }
         in.expect(in.remaining() == 0, "%d trailing bytes", in.remaining());
@@ -331,39 +337,73 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         if (BlockMap.isChunk(ref)) chunks.decrement(ref);
     }
 
+    /** One block of a WRITE record. For NEW, the body is at {@code bodyPosition} of the payload. */
+    private record WriteEntry(int kind, long chunkId, int codec, int length, int crc, int bodyPosition) {}
+
+    /** A decoded WRITE payload: entries (CRC-covered) followed by the NEW bodies back to back, in entry order. */
+    private record WriteRecord(int volumeId, long firstLba, WriteEntry[] entries) {
+        static WriteRecord parse(ByteBuffer payload, int covered) {
+            ByteSource in = new ByteSource(payload, "write record");
+            int volumeId = in.getInt();
+            long first = in.getLong();
+            int count = in.getInt();
+            in.expect(count > 0 && count <= BATCH_BLOCKS, "write of %d blocks", count);
+            WriteEntry[] entries = new WriteEntry[count];
+            int body = covered;
+            for (int i = 0; i < count; i++) {
+                int kind = in.getByte();
+                entries[i] = switch (kind) {
+                    case KIND_UNMAPPED, KIND_ZERO -> new WriteEntry(kind, 0, 0, 0, 0, 0);
+                    case KIND_EXISTING -> new WriteEntry(kind, in.getLong(), 0, 0, 0, 0);
+                    case KIND_NEW -> {
+                        WriteEntry e = new WriteEntry(kind, in.getLong(), in.getByte(), in.getShort(), in.getInt(), body);
+                        in.expect(e.length > 0 && e.length <= BLOCK_SIZE, "chunk %d length %d", e.chunkId, e.length);
+                        body += e.length;
+                        yield e;
+                    }
+                    default -> throw new CorruptionException("write record entry " + i + ": unknown kind " + kind);
+                };
+            }
+            in.expect(in.position() == covered && body == payload.remaining(), "entries end at %d (covered %d), bodies at %d (payload %d)",
+                    in.position(), covered, body, payload.remaining());
+            return new WriteRecord(volumeId, first, entries);
+        }
+    }
+
+    /** Whether every NEW chunk body of a WRITE record matches the CRC32C its entry gives. */
+    private static boolean bodiesIntact(RecordAt r) {
+        for (WriteEntry e : WriteRecord.parse(r.payload, r.covered).entries()) {
+            if (e.kind == KIND_NEW && Crc.of(r.payload.array(), r.payload.arrayOffset() + e.bodyPosition, e.length) != e.crc) return false;
+        }
+        return true;
+    }
+
     /** All increments of a record come before its decrements, so a chunk shared within one batch never dies. */
-    private void applyWrite(ByteSource in, long segmentSeq, long payloadOffset, BlockName[] names) {
-        VolumeState v = volumeForRecord(in);
-        long first = in.getLong();
-        int count = in.getInt();
-        in.expect(count > 0 && count <= BATCH_BLOCKS && first >= 0 && first + count <= v.map.blocks(), "write [%d, +%d) beyond volume %s", first, count, v.name);
+    private void applyWrite(ByteBuffer payload, int covered, long segmentSeq, long payloadOffset, BlockName[] names) {
+        WriteRecord w = WriteRecord.parse(payload, covered);
+        VolumeState v = volumesById.get(w.volumeId());
+        if (v == null) throw new CorruptionException("write record: unknown volume id " + w.volumeId());
+        int count = w.entries().length;
+        if (w.firstLba() < 0 || w.firstLba() + count > v.map.blocks()) {
+            throw new CorruptionException("write record: [" + w.firstLba() + ", +" + count + ") beyond volume " + v.name);
+        }
         long[] olds = new long[count];
         for (int i = 0; i < count; i++) {
-            int kind = in.getByte();
-            long ref;
-            switch (kind) {
-                case KIND_UNMAPPED -> ref = BlockMap.UNMAPPED;
-                case KIND_ZERO -> ref = BlockMap.ZERO;
-                case KIND_EXISTING -> {
-                    ref = in.getLong();
-                    in.expect(chunks.isLive(ref), "reference to chunk %d which is not live", ref);
-                }
-                case KIND_NEW -> {
-                    ref = in.getLong();
-                    int codec = in.getByte();
-                    int length = in.getShort();
-                    int crc = in.getInt();
-                    in.expect(ref >= BlockMap.FIRST_CHUNK_ID && !chunks.isLive(ref), "new chunk %d already exists", ref);
-                    in.expect(length > 0 && length <= BLOCK_SIZE, "chunk %d length %d", ref, length);
-                    long bodyOffset = payloadOffset + in.position();
-                    in.skip(length);
-                    chunks.create(ref, segmentSeq, (int) bodyOffset, length, codec, crc);
-                    if (names != null) index.insert(names[i], ref);
-                }
-                default -> throw new CorruptionException("write entry " + i + ": unknown kind " + kind);
+            WriteEntry e = w.entries()[i];
+            long ref = switch (e.kind) {
+                case KIND_ZERO -> BlockMap.ZERO;
+                case KIND_UNMAPPED -> BlockMap.UNMAPPED;
+                default -> e.chunkId;
+            };
+            if (e.kind == KIND_NEW) {
+                if (ref < BlockMap.FIRST_CHUNK_ID || chunks.isLive(ref)) throw new CorruptionException("write record: new chunk " + ref + " already exists");
+                chunks.create(ref, segmentSeq, (int) (payloadOffset + e.bodyPosition), e.length, e.codec, e.crc);
+                if (names != null) index.insert(names[i], ref);
+            } else if (e.kind == KIND_EXISTING && !chunks.isLive(ref)) {
+                throw new CorruptionException("write record: reference to chunk " + ref + " which is not live");
             }
             if (BlockMap.isChunk(ref)) chunks.increment(ref);
-            olds[i] = v.map.set(first + i, ref);
+            olds[i] = v.map.set(w.firstLba() + i, ref);
         }
         for (long old : olds) dereference(old);
     }
@@ -443,7 +483,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         try {
             checkWritable();
             PendingRecord p = build.get();
-            appendAndApply(p.record(), p.type(), null);
+            appendAndApply(p.record(), p.type(), p.record().position() - LogRecord.HEADER_SIZE, null);
         } finally { meta.writeLock().unlock(); }
         syncLog();
     }
@@ -451,17 +491,17 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     // ---------------------------------------------------------------- write path
 
     /** Called with the write lock held: appends the record and applies what was written. */
-    private void appendAndApply(ByteBuffer record, int type, BlockName[] names) {
+    private void appendAndApply(ByteBuffer record, int type, int covered, BlockName[] names) {
         Check.that(meta.isWriteLockedByCurrentThread(), "append under the metadata write lock");
         long offset;
         try {
-            offset = log.append(record, type);
+            offset = log.append(record, type, covered);
         } catch (IOException e) {
             throw storageFailure("appending to the log", e);
         }
         logBytesTotal = logBytesTotal + record.limit();
         ByteBuffer payload = record.duplicate().position(LogRecord.HEADER_SIZE).slice().order(ByteOrder.LITTLE_ENDIAN);
-        apply(type, payload, log.segmentSeq(), offset + LogRecord.HEADER_SIZE, names);
+        apply(type, payload, covered, log.segmentSeq(), offset + LogRecord.HEADER_SIZE, names);
         if (log.bytesAppended() - logBytesAtCheckpoint > superblock.checkpointInterval()) scheduleCheckpoint();
     }
 
@@ -522,46 +562,57 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         try {
             checkWritable();
             checkRange(v, lba * BLOCK_SIZE, (long) count * BLOCK_SIZE);
-            int capacity = 16;
-            for (ChunkCodec.Encoded e : encoded) capacity += ENTRY_HEADER + (e == null ? 0 : e.length());
-            ByteBuffer rec = LogRecord.newBuffer(capacity);
-            rec.putInt(v.id).putLong(lba).putInt(count);
+            // Decide each block (zero, dedup hit, or new chunk), then encode: entries first, bodies after them.
+            int[] kinds = new int[count];
+            long[] refs = new long[count];
+            ChunkCodec.Encoded[] bodies = new ChunkCodec.Encoded[count];
             Map<BlockName, Long> createdHere = new HashMap<>();
+            int entryBytes = 16;
+            int bodyBytes = 0;
             long hits = 0, misses = 0, stale = 0, zeros = 0;
             for (int i = 0; i < count; i++) {
                 BlockName name = names[i];
-                if (name == null) { rec.put((byte) KIND_ZERO); zeros++; continue; }
+                if (name == null) {
+                    kinds[i] = KIND_ZERO;
+                    entryBytes += 1;
+                    zeros++;
+                    continue;
+                }
                 Long sameBatch = createdHere.get(name);
                 long advice = sameBatch != null ? sameBatch : index.lookup(name);
                 if (sameBatch != null || advice != DedupIndex.NONE && chunks.isLive(advice)) {
-                    rec = ensureCapacity(rec, 9);
-                    rec.put((byte) KIND_EXISTING).putLong(advice);
+                    kinds[i] = KIND_EXISTING;
+                    refs[i] = advice;
+                    entryBytes += 9;
                     hits++;
                     continue;
                 }
                 if (advice != DedupIndex.NONE) stale++;
                 misses++;
-                ChunkCodec.Encoded e = encoded[i] != null ? encoded[i] : ChunkCodec.encode(buf, off + i * BLOCK_SIZE);
-                long id = chunks.allocateId();
-                createdHere.put(name, id);
-                rec = ensureCapacity(rec, ENTRY_HEADER + e.length());
-                rec.put((byte) KIND_NEW).putLong(id).put((byte) e.codec()).putShort((short) e.length()).putInt(e.crc()).put(e.bytes(), 0, e.length());
+                kinds[i] = KIND_NEW;
+                refs[i] = chunks.allocateId();
+                bodies[i] = encoded[i] != null ? encoded[i] : ChunkCodec.encode(buf, off + i * BLOCK_SIZE);
+                createdHere.put(name, refs[i]);
+                entryBytes += ENTRY_HEADER;
+                bodyBytes += bodies[i].length();
             }
-            appendAndApply(rec, LogRecord.WRITE, names);
+            ByteBuffer rec = LogRecord.newBuffer(entryBytes + bodyBytes);
+            rec.putInt(v.id).putLong(lba).putInt(count);
+            for (int i = 0; i < count; i++) {
+                rec.put((byte) kinds[i]);
+                if (kinds[i] == KIND_EXISTING) rec.putLong(refs[i]);
+                if (kinds[i] == KIND_NEW) rec.putLong(refs[i]).put((byte) bodies[i].codec()).putShort((short) bodies[i].length()).putInt(bodies[i].crc());
+            }
+            Check.that(rec.position() == LogRecord.HEADER_SIZE + entryBytes, "write entries fill %d bytes", entryBytes);
+            for (ChunkCodec.Encoded e : bodies) if (e != null) rec.put(e.bytes(), 0, e.length());
+            Check.that(!rec.hasRemaining(), "write record filled exactly");
+            appendAndApply(rec, LogRecord.WRITE, entryBytes, names);
             counters.dedupHits.add(hits);
             counters.dedupMisses.add(misses);
             counters.staleAdvice.add(stale);
             counters.zeroBlocksWritten.add(zeros);
             counters.blocksWritten.add(count);
         } finally { meta.writeLock().unlock(); }
-    }
-
-    private static ByteBuffer ensureCapacity(ByteBuffer rec, int more) {
-        if (rec.remaining() >= more) return rec;
-        ByteBuffer bigger = ByteBuffer.allocate(Math.max(rec.capacity() * 2, rec.position() + more)).order(ByteOrder.LITTLE_ENDIAN);
-        rec.flip();
-        bigger.put(rec);
-        return bigger;
     }
 
     /** Advice from the index that names a live chunk, else NONE. Caller holds a metadata lock. */
@@ -578,7 +629,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
             checkRange(v, lba * BLOCK_SIZE, count * BLOCK_SIZE);
             ByteBuffer rec = LogRecord.newBuffer(21);
             rec.putInt(v.id).putLong(lba).putLong(count).put((byte) (unmap ? KIND_UNMAPPED : KIND_ZERO));
-            appendAndApply(rec, LogRecord.MAP_RANGE, null);
+            appendAndApply(rec, LogRecord.MAP_RANGE, rec.position() - LogRecord.HEADER_SIZE, null);
             if (!unmap) counters.zeroBlocksWritten.add(count);
         } finally { meta.writeLock().unlock(); }
         if (fua) flush();

@@ -31,7 +31,11 @@ class PoolTest {
     static byte[] compressible(Random r, int blocks) {
         byte[] b = new byte[blocks * BS];
         for (int i = 0; i < b.length; i++) b[i] = (byte) ("dedisk-" + (i / 512) % 7).charAt(i % 8);
-        for (int i = 0; i < blocks; i++) b[i * BS] = (byte) r.nextInt(); // make blocks distinct
+        for (int i = 0; i < blocks; i++) { // make blocks distinct
+            b[i * BS] = (byte) i;
+            b[i * BS + 1] = (byte) (i >> 8);
+            b[i * BS + 2] = (byte) r.nextInt();
+        }
         return b;
     }
 
