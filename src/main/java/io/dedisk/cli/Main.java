@@ -33,7 +33,7 @@ import picocli.CommandLine.Parameters;
 /** The dedisk command line. Pool operations run in the serving process when the pool is served. */
 @Command(name = "dedisk", mixinStandardHelpOptions = true, version = "dedisk 0.1.0",
         description = "Deduplicating, compressing, thin-provisioned virtual disks served over NBD.",
-        subcommands = {Main.Create.class, Main.VolumeCmd.class, Main.Serve.class, Main.Run.class, Main.Stats.class, Main.Ideal.class})
+        subcommands = {Main.Create.class, Main.VolumeCmd.class, Main.Serve.class, Main.Run.class, Main.Stats.class, Main.Check.class, Main.Ideal.class})
 public final class Main {
     static final String DEFAULT_LISTEN = "127.0.0.1:10809";
 
@@ -233,6 +233,23 @@ public final class Main {
         public Integer call() throws Exception {
             System.out.print(poolOperation(pool, "stats", Map.of("json", Boolean.toString(json))));
             return 0;
+        }
+    }
+
+    @Command(name = "check", description = "Audit the pool offline (like vdoaudit / e2fsck -n): refcounts, checksums, log, checkpoints. Exit 0 when sound, 1 when not.")
+    static final class Check implements Callable<Integer> {
+        @Option(names = "--pool", required = true) Path pool;
+
+        @Override
+        public Integer call() throws IOException {
+            try (PoolDirectory p = PoolDirectory.open(pool)) {
+                io.dedisk.pool.PoolChecker.Report report = io.dedisk.pool.PoolChecker.check(p.pool);
+                System.out.print(report.toText());
+                return report.ok() ? 0 : 1;
+            } catch (DediskException.CorruptionException e) {
+                System.out.println("PROBLEM: the pool cannot be opened: " + e.getMessage());
+                return 1;
+            }
         }
     }
 

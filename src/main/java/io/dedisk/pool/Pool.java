@@ -55,10 +55,9 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     static final long DEFAULT_CHECKPOINT_INTERVAL = 1L << 30;
 
     private static final System.Logger LOG = System.getLogger("dedisk.pool");
-    private static final int KIND_UNMAPPED = 0, KIND_ZERO = 1, KIND_EXISTING = 2, KIND_NEW = 3;
-    private static final int ENTRY_HEADER = 1 + 8 + 1 + 2 + 4;
 
     private final Fs fs;
+    private final java.util.concurrent.Executor background;
     private final Superblock superblock;
     private final ReentrantReadWriteLock meta = new ReentrantReadWriteLock();
     private final Map<Integer, VolumeState> volumesById = new HashMap<>();
@@ -111,13 +110,22 @@ public final class Pool implements VolumeProvider, AutoCloseable {
 
     /** Opens a pool: loads the newest valid checkpoint, replays the log after it, rebuilds the dedup index. */
     public static Pool open(Fs fs) throws IOException {
-        if (!fs.exists(Superblock.FILE)) throw new InvalidRequestException("no dedisk pool here (no superblock); create one with 'dedisk create'");
-        Superblock sb = Superblock.decode(fs.readAll(Superblock.FILE));
-        return new Pool(fs, sb);
+        return open(fs, task -> Thread.ofVirtual().name("dedisk-background").start(task));
     }
 
-    private Pool(Fs fs, Superblock sb) throws IOException {
+    /**
+     * Opens a pool whose background work (periodic checkpoints) runs on {@code background}; the deterministic
+     * simulation passes {@code Runnable::run} so that work happens inline, in a reproducible order.
+     */
+    public static Pool open(Fs fs, java.util.concurrent.Executor background) throws IOException {
+        if (!fs.exists(Superblock.FILE)) throw new InvalidRequestException("no dedisk pool here (no superblock); create one with 'dedisk create'");
+        Superblock sb = Superblock.decode(fs.readAll(Superblock.FILE));
+        return new Pool(fs, sb, background);
+    }
+
+    private Pool(Fs fs, Superblock sb, java.util.concurrent.Executor background) throws IOException {
         this.fs = fs;
+        this.background = background;
         this.superblock = sb;
         this.segments = new SegmentFiles(fs, 256);
         Checkpoint.Image image = loadNewestCheckpoint();
@@ -134,13 +142,15 @@ public final class Pool implements VolumeProvider, AutoCloseable {
             this.nextVolumeId = 1;
         }
         Checkpoint.Position end = replay(start);
-        this.log = new LogWriter(fs, sb.poolId(), sb.segmentSize(), end.segmentSeq(), end.segmentOffset(), end.nextLsn());
+        // A damaged log is left exactly as found (no truncation, no appends) for the operator and `dedisk check`.
+        this.log = end == null ? null : new LogWriter(fs, sb.poolId(), sb.segmentSize(), end.segmentSeq(), end.segmentOffset(), end.nextLsn());
         this.logBytesTotal = sumSegmentSizes();
         this.checkpointBytes = fileBytes(checkpointFiles());
         rebuildIndex();
-        this.logBytesAtCheckpoint = log.bytesAppended();
-        LOG.log(System.Logger.Level.INFO, "opened pool {0}: {1} volumes, {2} chunks, log at segment {3} offset {4}",
-                sb.poolId(), volumesById.size(), chunks.liveChunks(), log.segmentSeq(), log.tailOffset());
+        this.logBytesAtCheckpoint = 0;
+        LOG.log(System.Logger.Level.INFO, "opened pool {0}: {1} volumes, {2} chunks, {3}",
+                sb.poolId(), volumesById.size(), chunks.liveChunks(),
+                log == null ? "READ-ONLY: " + readOnlyReason : "log at segment " + log.segmentSeq() + " offset " + log.tailOffset());
     }
 
     public UUID poolId() { return superblock.poolId(); }
@@ -215,23 +225,25 @@ public final class Pool implements VolumeProvider, AutoCloseable {
             long offset = i == 0 ? start.segmentOffset() : 0;
             boolean sealed = false;
             while (true) {
-                RecordAt r = readRecord(data, offset, lsn, seq);
+                LogReader.RecordAt r = LogReader.readRecord(data, offset, lsn, seq, superblock.poolId());
                 // In the tail segment, unsynced writes may have torn chunk bodies that the record CRC does not
                 // cover: such a record is the torn end of the log, not corruption.
-                if (r == null || last && r.type == LogRecord.WRITE && !bodiesIntact(r)) break;
-                if (r.type == LogRecord.SEAL) { sealed = true; lsn++; offset = r.end; break; }
-                if (offset == 0 && r.type != LogRecord.SEGMENT_HEADER) break;
+                if (r == null || last && r.type() == LogRecord.WRITE && !LogReader.bodiesIntact(r)) break;
+                if (r.type() == LogRecord.SEAL) { sealed = true; lsn++; offset = r.end(); break; }
+                if (offset == 0 && r.type() != LogRecord.SEGMENT_HEADER) break;
                 try {
-                    apply(r.type, r.payload, r.covered, seq, r.payloadOffset, null);
+                    apply(r.type(), r.payload(), r.covered(), seq, r.payloadOffset(), null);
                 } catch (CorruptionException e) {
                     throw new CorruptionException("log: segment " + seq + " record LSN " + lsn + " at offset " + offset + ": " + e.getMessage(), e);
                 }
                 lsn++;
-                offset = r.end;
+                offset = r.end();
             }
             if (!sealed) {
-                if (!last) throw new CorruptionException("log: sealed segment " + seq + " has an invalid record at offset " + offset + " (LSN " + lsn + " expected)");
-                if (offset == 0) return new Checkpoint.Position(lsn, seq, 0);
+                if (!last) {
+                    containLogDamage(seqs.subList(i, seqs.size()), offset, "sealed segment " + seq + " has an invalid record at offset " + offset + " (LSN " + lsn + " expected)");
+                    return null;
+                }
                 return new Checkpoint.Position(lsn, seq, offset);
             }
             if (last) return new Checkpoint.Position(lsn, seq + 1, 0);
@@ -239,32 +251,64 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         throw new IllegalStateException("unreachable");
     }
 
-    private record RecordAt(int type, ByteBuffer payload, int covered, long payloadOffset, long end) {}
-
-    /** The record at offset if it is whole, verified and carries the expected LSN; else null (end of log). */
-    private RecordAt readRecord(byte[] data, long offset, long expectedLsn, long seq) {
-        if (offset + LogRecord.HEADER_SIZE > data.length) return null;
-        ByteBuffer headerUntrusted = ByteBuffer.wrap(data, (int) offset, LogRecord.HEADER_SIZE).slice();
-        LogRecord.Header h = LogRecord.Header.parseUntrusted(headerUntrusted);
-        if (h == null || offset + LogRecord.HEADER_SIZE + h.length() > data.length) return null;
-        ByteBuffer whole = ByteBuffer.wrap(data, (int) offset, LogRecord.HEADER_SIZE + h.length()).slice();
-        if (!h.verify(whole) || h.lsn() != expectedLsn) return null;
-        ByteBuffer payload = whole.slice(LogRecord.HEADER_SIZE, h.length()).order(ByteOrder.LITTLE_ENDIAN);
-        if (h.type() == LogRecord.SEGMENT_HEADER) {
-            UUID id = new UUID(payload.getLong(0), payload.getLong(8));
-            if (!id.equals(superblock.poolId()) || payload.getLong(16) != seq) {
-                throw new CorruptionException("log: segment " + seq + " header names pool " + id + " segment " + payload.getLong(16));
+    /**
+     * Damage in a sealed (synced) part of the log: what follows cannot be applied, since it may depend on what
+     * was lost. The pool goes read-only with the state replayed so far, and every block that a later record
+     * would have changed is poisoned (reads fail with an I/O error rather than return stale data). Later records
+     * are found by scanning for verified record headers past the damage.
+     */
+    private void containLogDamage(List<Long> segmentsFromDamage, long damageOffset, String what) throws IOException {
+        enterReadOnly("log damage: " + what + "; blocks written after it read as I/O errors");
+        long poisoned = 0;
+        for (int i = 0; i < segmentsFromDamage.size(); i++) {
+            long seq = segmentsFromDamage.get(i);
+            byte[] data = fs.readAll(LogWriter.segmentName(seq));
+            long p = i == 0 ? damageOffset + 1 : 0;
+            while (p + LogRecord.HEADER_SIZE <= data.length) {
+                LogReader.RecordAt r;
+                try {
+                    r = LogReader.readRecord(data, p, LogReader.ANY_LSN, seq, superblock.poolId());
+                } catch (CorruptionException e) {
+                    r = null;
+                }
+                if (r == null) { p++; continue; }
+                poisoned += poisonTargets(r);
+                p = r.end();
             }
         }
-        return new RecordAt(h.type(), payload, h.covered(), offset + LogRecord.HEADER_SIZE, offset + LogRecord.HEADER_SIZE + h.length());
+        LOG.log(System.Logger.Level.ERROR, "pool {0}: {1}; {2} blocks poisoned", superblock.poolId(), what, poisoned);
     }
 
+    /** Poisons the blocks a WRITE or MAP_RANGE record targets; returns how many. */
+    private long poisonTargets(LogReader.RecordAt r) {
+        ByteSource in = new ByteSource(r.payload(), "record");
+        int volumeId = in.getInt();
+        long first = in.getLong();
+        long count = switch (r.type()) {
+            case LogRecord.WRITE -> in.getInt();
+            case LogRecord.MAP_RANGE -> in.getLong();
+            default -> 0;
+        };
+        VolumeState v = volumesById.get(volumeId);
+        if (v == null || count <= 0) return 0;
+        v.poison(first, count);
+        return count;
+    }
+
+    /** Names every live chunk into the index. A chunk that fails verification is left out (its reads fail). */
     private void rebuildIndex() {
         byte[] block = new byte[BLOCK_SIZE];
+        long[] corrupt = {0};
         chunks.forEachLive(loc -> {
-            readChunk(loc, block, 0);
-            index.insert(BlockName.of(block, 0, BLOCK_SIZE), loc.chunkId());
+            try {
+                readChunk(loc, block, 0);
+                index.insert(BlockName.of(block, 0, BLOCK_SIZE), loc.chunkId());
+            } catch (CorruptionException e) {
+                corrupt[0]++;
+                LOG.log(System.Logger.Level.ERROR, "corrupt chunk found while opening (its blocks will read as I/O errors): {0}", e.getMessage());
+            }
         });
+        if (corrupt[0] > 0) LOG.log(System.Logger.Level.ERROR, "{0} corrupt chunks; run 'dedisk check' for the affected volumes and LBAs", corrupt[0]);
     }
 
     // ---------------------------------------------------------------- apply (the only mutator of state)
@@ -311,8 +355,8 @@ public final class Pool implements VolumeProvider, AutoCloseable {
                 long count = in.getLong();
                 int state = in.getByte();
                 in.expect(first >= 0 && count > 0 && first + count <= v.map.blocks(), "range [%d, +%d) beyond volume %s", first, count, v.name);
-                in.expect(state == KIND_ZERO || state == KIND_UNMAPPED, "range state %d", state);
-                long ref = state == KIND_ZERO ? BlockMap.ZERO : BlockMap.UNMAPPED;
+                in.expect(state == WriteRecord.KIND_ZERO || state == WriteRecord.KIND_UNMAPPED, "range state %d", state);
+                long ref = state == WriteRecord.KIND_ZERO ? BlockMap.ZERO : BlockMap.UNMAPPED;
                 for (long lba = first; lba < first + count; lba++) {
                     if (ref == BlockMap.UNMAPPED && v.map.page((int) (lba >>> BlockMap.PAGE_SHIFT)) == null) {
                         lba |= BlockMap.PAGE_SIZE - 1; // whole page already unmapped
@@ -337,47 +381,6 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         if (BlockMap.isChunk(ref)) chunks.decrement(ref);
     }
 
-    /** One block of a WRITE record. For NEW, the body is at {@code bodyPosition} of the payload. */
-    private record WriteEntry(int kind, long chunkId, int codec, int length, int crc, int bodyPosition) {}
-
-    /** A decoded WRITE payload: entries (CRC-covered) followed by the NEW bodies back to back, in entry order. */
-    private record WriteRecord(int volumeId, long firstLba, WriteEntry[] entries) {
-        static WriteRecord parse(ByteBuffer payload, int covered) {
-            ByteSource in = new ByteSource(payload, "write record");
-            int volumeId = in.getInt();
-            long first = in.getLong();
-            int count = in.getInt();
-            in.expect(count > 0 && count <= BATCH_BLOCKS, "write of %d blocks", count);
-            WriteEntry[] entries = new WriteEntry[count];
-            int body = covered;
-            for (int i = 0; i < count; i++) {
-                int kind = in.getByte();
-                entries[i] = switch (kind) {
-                    case KIND_UNMAPPED, KIND_ZERO -> new WriteEntry(kind, 0, 0, 0, 0, 0);
-                    case KIND_EXISTING -> new WriteEntry(kind, in.getLong(), 0, 0, 0, 0);
-                    case KIND_NEW -> {
-                        WriteEntry e = new WriteEntry(kind, in.getLong(), in.getByte(), in.getShort(), in.getInt(), body);
-                        in.expect(e.length > 0 && e.length <= BLOCK_SIZE, "chunk %d length %d", e.chunkId, e.length);
-                        body += e.length;
-                        yield e;
-                    }
-                    default -> throw new CorruptionException("write record entry " + i + ": unknown kind " + kind);
-                };
-            }
-            in.expect(in.position() == covered && body == payload.remaining(), "entries end at %d (covered %d), bodies at %d (payload %d)",
-                    in.position(), covered, body, payload.remaining());
-            return new WriteRecord(volumeId, first, entries);
-        }
-    }
-
-    /** Whether every NEW chunk body of a WRITE record matches the CRC32C its entry gives. */
-    private static boolean bodiesIntact(RecordAt r) {
-        for (WriteEntry e : WriteRecord.parse(r.payload, r.covered).entries()) {
-            if (e.kind == KIND_NEW && Crc.of(r.payload.array(), r.payload.arrayOffset() + e.bodyPosition, e.length) != e.crc) return false;
-        }
-        return true;
-    }
-
     /** All increments of a record come before its decrements, so a chunk shared within one batch never dies. */
     private void applyWrite(ByteBuffer payload, int covered, long segmentSeq, long payloadOffset, BlockName[] names) {
         WriteRecord w = WriteRecord.parse(payload, covered);
@@ -389,17 +392,17 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         }
         long[] olds = new long[count];
         for (int i = 0; i < count; i++) {
-            WriteEntry e = w.entries()[i];
-            long ref = switch (e.kind) {
-                case KIND_ZERO -> BlockMap.ZERO;
-                case KIND_UNMAPPED -> BlockMap.UNMAPPED;
-                default -> e.chunkId;
+            WriteRecord.Entry e = w.entries()[i];
+            long ref = switch (e.kind()) {
+                case WriteRecord.KIND_ZERO -> BlockMap.ZERO;
+                case WriteRecord.KIND_UNMAPPED -> BlockMap.UNMAPPED;
+                default -> e.chunkId();
             };
-            if (e.kind == KIND_NEW) {
+            if (e.kind() == WriteRecord.KIND_NEW) {
                 if (ref < BlockMap.FIRST_CHUNK_ID || chunks.isLive(ref)) throw new CorruptionException("write record: new chunk " + ref + " already exists");
-                chunks.create(ref, segmentSeq, (int) (payloadOffset + e.bodyPosition), e.length, e.codec, e.crc);
+                chunks.create(ref, segmentSeq, (int) (payloadOffset + e.bodyPosition()), e.length(), e.codec(), e.crc());
                 if (names != null) index.insert(names[i], ref);
-            } else if (e.kind == KIND_EXISTING && !chunks.isLive(ref)) {
+            } else if (e.kind() == WriteRecord.KIND_EXISTING && !chunks.isLive(ref)) {
                 throw new CorruptionException("write record: reference to chunk " + ref + " which is not live");
             }
             if (BlockMap.isChunk(ref)) chunks.increment(ref);
@@ -573,7 +576,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
             for (int i = 0; i < count; i++) {
                 BlockName name = names[i];
                 if (name == null) {
-                    kinds[i] = KIND_ZERO;
+                    kinds[i] = WriteRecord.KIND_ZERO;
                     entryBytes += 1;
                     zeros++;
                     continue;
@@ -581,7 +584,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
                 Long sameBatch = createdHere.get(name);
                 long advice = sameBatch != null ? sameBatch : index.lookup(name);
                 if (sameBatch != null || advice != DedupIndex.NONE && chunks.isLive(advice)) {
-                    kinds[i] = KIND_EXISTING;
+                    kinds[i] = WriteRecord.KIND_EXISTING;
                     refs[i] = advice;
                     entryBytes += 9;
                     hits++;
@@ -589,19 +592,19 @@ public final class Pool implements VolumeProvider, AutoCloseable {
                 }
                 if (advice != DedupIndex.NONE) stale++;
                 misses++;
-                kinds[i] = KIND_NEW;
+                kinds[i] = WriteRecord.KIND_NEW;
                 refs[i] = chunks.allocateId();
                 bodies[i] = encoded[i] != null ? encoded[i] : ChunkCodec.encode(buf, off + i * BLOCK_SIZE);
                 createdHere.put(name, refs[i]);
-                entryBytes += ENTRY_HEADER;
+                entryBytes += WriteRecord.NEW_ENTRY_BYTES;
                 bodyBytes += bodies[i].length();
             }
             ByteBuffer rec = LogRecord.newBuffer(entryBytes + bodyBytes);
             rec.putInt(v.id).putLong(lba).putInt(count);
             for (int i = 0; i < count; i++) {
                 rec.put((byte) kinds[i]);
-                if (kinds[i] == KIND_EXISTING) rec.putLong(refs[i]);
-                if (kinds[i] == KIND_NEW) rec.putLong(refs[i]).put((byte) bodies[i].codec()).putShort((short) bodies[i].length()).putInt(bodies[i].crc());
+                if (kinds[i] == WriteRecord.KIND_EXISTING) rec.putLong(refs[i]);
+                if (kinds[i] == WriteRecord.KIND_NEW) rec.putLong(refs[i]).put((byte) bodies[i].codec()).putShort((short) bodies[i].length()).putInt(bodies[i].crc());
             }
             Check.that(rec.position() == LogRecord.HEADER_SIZE + entryBytes, "write entries fill %d bytes", entryBytes);
             for (ChunkCodec.Encoded e : bodies) if (e != null) rec.put(e.bytes(), 0, e.length());
@@ -628,7 +631,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
             checkWritable();
             checkRange(v, lba * BLOCK_SIZE, count * BLOCK_SIZE);
             ByteBuffer rec = LogRecord.newBuffer(21);
-            rec.putInt(v.id).putLong(lba).putLong(count).put((byte) (unmap ? KIND_UNMAPPED : KIND_ZERO));
+            rec.putInt(v.id).putLong(lba).putLong(count).put((byte) (unmap ? WriteRecord.KIND_UNMAPPED : WriteRecord.KIND_ZERO));
             appendAndApply(rec, LogRecord.MAP_RANGE, rec.position() - LogRecord.HEADER_SIZE, null);
             if (!unmap) counters.zeroBlocksWritten.add(count);
         } finally { meta.writeLock().unlock(); }
@@ -652,6 +655,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     private void syncLog() {
         String reason = readOnlyReason;
         if (reason != null && reason.startsWith("fsync")) throw new ReadOnlyException("the pool is read-only: " + reason);
+        if (log == null) return; // read-only since open: nothing was written
         try {
             log.sync();
         } catch (IOException e) {
@@ -668,6 +672,10 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         meta.readLock().lock();
         try {
             checkRange(v, lba * BLOCK_SIZE, (long) count * BLOCK_SIZE);
+            if (v.isPoisoned(lba, count)) {
+                counters.corruptReads.increment();
+                throw new CorruptionException("volume " + v.name + " blocks [" + lba + ", +" + count + "): the log record of their last write is damaged (" + readOnlyReason + ")");
+            }
             for (int i = 0; i < count; i++) {
                 long ref = v.map.get(lba + i);
                 if (BlockMap.isChunk(ref)) locs[i] = chunks.location(ref);
@@ -756,7 +764,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
 
     private void scheduleCheckpoint() {
         if (checkpointRunning.compareAndSet(false, true)) {
-            Thread.ofVirtual().name("dedisk-checkpoint").start(() -> {
+            background.execute(() -> {
                 try {
                     checkpoint();
                 } catch (RuntimeException | IOException e) {
@@ -806,6 +814,22 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         return total;
     }
 
+    // ---------------------------------------------------------------- for the checker
+
+    <T> T withReadLock(java.util.function.Supplier<T> body) {
+        meta.readLock().lock();
+        try { return body.get(); } finally { meta.readLock().unlock(); }
+    }
+
+    ChunkTable chunkTable() { return chunks; }
+
+    List<VolumeState> volumeStates() { return List.copyOf(volumesByName.values()); }
+
+    Fs fs() { return fs; }
+
+    /** Reads, verifies and decodes one chunk into block. */
+    void readVerified(Location loc, byte[] block) { readChunk(loc, block, 0); }
+
     // ---------------------------------------------------------------- stats
 
     public PoolStats stats() {
@@ -833,7 +857,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
             closed = true;
             meta.writeLock().lock();
             try {
-                log.close();
+                if (log != null) log.close();
                 segments.close();
             } finally { meta.writeLock().unlock(); }
         }

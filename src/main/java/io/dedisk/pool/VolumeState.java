@@ -17,6 +17,8 @@ final class VolumeState {
     volatile long size;
     volatile boolean deleted;
     private final ReentrantLock[] stripes = new ReentrantLock[STRIPES];
+    /** Block ranges {first, end} whose content is unknown because the log that changed them is damaged. */
+    private final java.util.List<long[]> poisoned = new java.util.concurrent.CopyOnWriteArrayList<>();
 
     VolumeState(int id, String name, long size) {
         this.id = id;
@@ -24,6 +26,13 @@ final class VolumeState {
         this.size = size;
         this.map = new BlockMap(size / Pool.BLOCK_SIZE);
         for (int i = 0; i < STRIPES; i++) stripes[i] = new ReentrantLock();
+    }
+
+    void poison(long first, long count) { poisoned.add(new long[] {first, first + count}); }
+
+    boolean isPoisoned(long first, long count) {
+        for (long[] r : poisoned) if (r[0] < first + count && first < r[1]) return true;
+        return false;
     }
 
     ReentrantLock stripe(long lba) { return stripes[(int) Math.floorMod(lba * 0x9E3779B97F4A7C15L >>> 32, STRIPES)]; }
