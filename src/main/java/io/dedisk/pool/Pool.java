@@ -260,6 +260,20 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     private void containLogDamage(List<Long> segmentsFromDamage, long damageOffset, String what) throws IOException {
         enterReadOnly("log damage: " + what + "; blocks written after it read as I/O errors");
         long poisoned = 0;
+        // The damaged record itself: if its header still parses, poison the range it claims (unverified, so
+        // this may poison too much, which is safe; a header too damaged to parse leaves its range unknown).
+        byte[] first = fs.readAll(LogWriter.segmentName(segmentsFromDamage.get(0)));
+        if (damageOffset + LogRecord.HEADER_SIZE <= first.length) {
+            LogRecord.Header h = LogRecord.Header.parseUntrusted(ByteBuffer.wrap(first, (int) damageOffset, LogRecord.HEADER_SIZE).slice());
+            if (h != null && damageOffset + LogRecord.HEADER_SIZE + h.length() <= first.length) {
+                ByteBuffer payload = ByteBuffer.wrap(first, (int) damageOffset + LogRecord.HEADER_SIZE, h.length()).slice().order(ByteOrder.LITTLE_ENDIAN);
+                try {
+                    poisoned += poisonTargets(new LogReader.RecordAt(h.type(), h.lsn(), payload, h.covered(), 0, 0));
+                } catch (CorruptionException unparseable) {
+                    LOG.log(System.Logger.Level.ERROR, "the damaged record names no readable block range: {0}", unparseable.getMessage());
+                }
+            }
+        }
         for (int i = 0; i < segmentsFromDamage.size(); i++) {
             long seq = segmentsFromDamage.get(i);
             byte[] data = fs.readAll(LogWriter.segmentName(seq));
@@ -281,6 +295,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
 
     /** Poisons the blocks a WRITE or MAP_RANGE record targets; returns how many. */
     private long poisonTargets(LogReader.RecordAt r) {
+        if (r.type() != LogRecord.WRITE && r.type() != LogRecord.MAP_RANGE) return 0;
         ByteSource in = new ByteSource(r.payload(), "record");
         int volumeId = in.getInt();
         long first = in.getLong();

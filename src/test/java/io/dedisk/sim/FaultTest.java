@@ -1,0 +1,198 @@
+package io.dedisk.sim;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.dedisk.DediskException;
+import io.dedisk.DediskException.CorruptionException;
+import io.dedisk.pool.Pool;
+import io.dedisk.pool.PoolChecker;
+import io.dedisk.pool.VolumeDevice;
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** One test per fault of the fault model (docs/fault-model.md) that is not a crash: what is detected, what is contained. */
+class FaultTest {
+    static final int BS = DiskModel.BS;
+
+    static Pool fresh(SimFs fs) throws Exception {
+        Pool.create(fs, SimulationTest.smallSegments());
+        Pool p = SimulationTest.open(fs);
+        p.createVolume("v", 512L * BS);
+        return p;
+    }
+
+    static byte[] random(Random r, int n) { byte[] b = new byte[n]; r.nextBytes(b); return b; }
+
+    static byte[] read(Pool p, long off, int len) {
+        ByteBuffer b = ByteBuffer.allocate(len);
+        p.volume("v").orElseThrow().read(off, b);
+        return b.array();
+    }
+
+    @Test
+    void failedFsyncMakesThePoolReadOnlyAndKeepsWhatWasFlushed() throws Exception {
+        SimFs fs = new SimFs(1);
+        Pool p = fresh(fs);
+        VolumeDevice v = p.volume("v").orElseThrow();
+        byte[] a = random(new Random(1), 64 * BS);
+        v.write(0, ByteBuffer.wrap(a), false);
+        v.flush();
+        v.write(64 * BS, ByteBuffer.wrap(random(new Random(2), 8 * BS)), false);
+        fs.failSyncs(1);
+        assertThrows(DediskException.StorageException.class, v::flush, "a failed fsync is reported, not hidden");
+        assertNotNull(p.readOnlyReason());
+        assertThrows(DediskException.ReadOnlyException.class, () -> v.write(0, ByteBuffer.wrap(new byte[BS]), false));
+        assertThrows(DediskException.ReadOnlyException.class, v::flush, "no later flush pretends the lost writes are safe");
+        assertArrayEquals(a, read(p, 0, a.length), "reads go on");
+        assertTrue(p.volume("v").orElseThrow().readOnly(), "NBD exports it read-only");
+        // After a restart (the kernel may have dropped the dirty pages: a machine crash) the flushed data is there.
+        try (Pool q = SimulationTest.open(fs.machineCrash(5))) {
+            assertArrayEquals(a, read(q, 0, a.length));
+            assertTrue(PoolChecker.check(q).ok());
+        }
+    }
+
+    @Test
+    void fullDiskFailsTheWriteAndLosesNothing() throws Exception {
+        SimFs fs = new SimFs(2);
+        Pool p = fresh(fs);
+        VolumeDevice v = p.volume("v").orElseThrow();
+        byte[] a = random(new Random(3), 128 * BS);
+        v.write(0, ByteBuffer.wrap(a), true);
+        fs.capacity(fs.usableSpace() == Long.MAX_VALUE ? 0 : 0); // no limit yet; set one just above what is used
+        long used = 0;
+        for (String d : new String[] {"segments", "checkpoints", ""}) for (String f : fs.list(d)) used += fs.fileSize(d.isEmpty() ? f : d + "/" + f);
+        fs.capacity(used + 100 * BS);
+        DediskException e = assertThrows(DediskException.NoSpaceException.class, () -> {
+            for (int i = 0; i < 100; i++) v.write(128L * BS + (long) i * 4 * BS, ByteBuffer.wrap(random(new Random(10 + i), 4 * BS)), false);
+        });
+        assertTrue(e.getMessage().contains("full"), e.getMessage());
+        assertArrayEquals(a, read(p, 0, a.length), "earlier data intact");
+        v.write(0, ByteBuffer.wrap(a), false); // a duplicate needs no data space: only a small record
+        fs.capacity(Long.MAX_VALUE);
+        v.flush();
+        try (Pool q = SimulationTest.open(fs)) {
+            assertArrayEquals(a, read(q, 0, a.length));
+            assertTrue(PoolChecker.check(q).ok(), PoolChecker.check(q).toText());
+        }
+    }
+
+    @Test
+    void ioErrorsFailRequestsButNeverReturnWrongData() throws Exception {
+        Random r = new Random(4);
+        SimFs fs = new SimFs(4);
+        Pool p = fresh(fs);
+        VolumeDevice v = p.volume("v").orElseThrow();
+        byte[] model = new byte[512 * BS];
+        fs.ioErrorRate(0.2);
+        int failures = 0;
+        for (int i = 0; i < 300; i++) {
+            int off = r.nextInt(500) * BS;
+            int len = (1 + r.nextInt(8)) * BS;
+            try {
+                if (r.nextBoolean()) {
+                    byte[] d = DiskModel.content(r, len);
+                    try {
+                        v.write(off, ByteBuffer.wrap(d), false);
+                        System.arraycopy(d, 0, model, off, len);
+                    } catch (DediskException.StorageException failedWrite) {
+                        failures++;
+                        fs.ioErrorRate(0);
+                        byte[] now = read(p, off, len); // each block old or new, nothing else
+                        for (int b = 0; b < len / BS; b++) {
+                            byte[] got = Arrays.copyOfRange(now, b * BS, (b + 1) * BS);
+                            assertTrue(Arrays.equals(got, Arrays.copyOfRange(model, off + b * BS, off + (b + 1) * BS))
+                                    || Arrays.equals(got, Arrays.copyOfRange(d, b * BS, (b + 1) * BS)), "failed write left block old or new");
+                        }
+                        System.arraycopy(now, 0, model, off, len);
+                        fs.ioErrorRate(0.2);
+                    }
+                } else {
+                    assertArrayEquals(Arrays.copyOfRange(model, off, off + len), read(p, off, len), "a read that succeeds is right");
+                }
+            } catch (DediskException.StorageException | DediskException.ReadOnlyException e) {
+                failures++;
+            }
+        }
+        assertTrue(failures > 10, "errors were injected: " + failures);
+    }
+
+    @Test
+    void bitRotInAChunkBodyFailsOnlyThatBlock() throws Exception {
+        SimFs fs = new SimFs(5);
+        Pool p = fresh(fs);
+        byte[] a = random(new Random(6), 400 * BS); // several 1 MiB segments: the first is sealed
+        p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(a), true);
+        p.close();
+        // Flip a bit in the middle of the largest sealed segment (raw bodies: random data does not compress).
+        String victim = "segments/0000000000000002.seg";
+        assertTrue(fs.fileSize(victim) > 1_000_000, "segment 2 holds a full write batch");
+        fs.flipBit(victim, fs.fileSize(victim) / 2, 3);
+        try (Pool q = SimulationTest.open(fs)) {
+            int bad = 0;
+            for (int b = 0; b < 400; b++) {
+                try {
+                    assertArrayEquals(Arrays.copyOfRange(a, b * BS, (b + 1) * BS), read(q, (long) b * BS, BS), "block " + b);
+                } catch (CorruptionException e) {
+                    bad++;
+                    assertTrue(e.getMessage().contains("CRC32C"), e.getMessage());
+                }
+            }
+            assertEquals(1, bad, "exactly the damaged block fails, none returns wrong data");
+            PoolChecker.Report report = PoolChecker.check(q);
+            assertFalse(report.ok());
+            assertTrue(report.toText().contains("v LBA"), "check names the affected LBA: " + report.toText());
+            assertTrue(q.stats().corruptReads() > 0);
+        }
+    }
+
+    @Test
+    void damagedMetadataInASealedSegmentMakesThePoolReadOnlyAndPoisonsLaterBlocks() throws Exception {
+        SimFs fs = new SimFs(7);
+        Pool p = fresh(fs);
+        VolumeDevice v = p.volume("v").orElseThrow();
+        byte[] a = random(new Random(8), 200 * BS);
+        v.write(0, ByteBuffer.wrap(a), false);   // segment 1
+        byte[] b = random(new Random(9), 250 * BS);
+        v.write(200L * BS, ByteBuffer.wrap(b), true); // segments 1-2 (spills over)
+        // No clean close: replay starts at the log's beginning, so the damage is met during replay.
+        long recordOffset = 48 + 1 + 200; // inside the first WRITE record's header region of segment 1
+        fs.flipBit("segments/0000000000000001.seg", recordOffset, 1);
+        try (Pool q = SimulationTest.open(fs)) {
+            assertNotNull(q.readOnlyReason(), "metadata that cannot be trusted makes the pool read-only");
+            assertThrows(DediskException.ReadOnlyException.class, () -> q.volume("v").orElseThrow().write(0, ByteBuffer.wrap(new byte[BS]), false));
+            int served = 0;
+            for (int blk = 0; blk < 450; blk++) {
+                byte[] expected = blk < 200 ? Arrays.copyOfRange(a, blk * BS, (blk + 1) * BS) : Arrays.copyOfRange(b, (blk - 200) * BS, (blk - 199) * BS);
+                try {
+                    assertArrayEquals(expected, read(q, (long) blk * BS, BS), "block " + blk + " is right if it is served");
+                    served++;
+                } catch (CorruptionException e) {
+                    // poisoned: its latest write is past the damage
+                }
+            }
+            assertTrue(served < 450, "blocks written after the damage are not served from stale state");
+            assertFalse(PoolChecker.check(q).ok());
+        }
+    }
+
+    @Test
+    void corruptNewestCheckpointFallsBackToTheOlderOneAndTheLog() throws Exception {
+        SimFs fs = new SimFs(10);
+        Pool p = fresh(fs);
+        byte[] a = random(new Random(11), 300 * BS);
+        p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(a), false);
+        p.checkpoint();
+        p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(a, 0, BS), false);
+        p.close();
+        java.util.List<String> ckpts = fs.list("checkpoints");
+        assertEquals(2, ckpts.size());
+        fs.flipBit("checkpoints/" + ckpts.get(1), 40, 0);
+        try (Pool q = SimulationTest.open(fs)) {
+            assertArrayEquals(a, read(q, 0, a.length));
+            assertTrue(PoolChecker.check(q).problems().stream().anyMatch(m -> m.contains("checkpoints/")), "check reports the bad checkpoint");
+        }
+    }
+}
