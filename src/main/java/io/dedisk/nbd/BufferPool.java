@@ -1,8 +1,11 @@
 package io.dedisk.nbd;
 
 import java.nio.ByteBuffer;
+import java.util.List;
 import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Stream;
 
 import io.dedisk.util.Check;
 
@@ -14,34 +17,33 @@ import io.dedisk.util.Check;
  * 4 KiB and 32 MiB (its size class). A reply header is written into the tail of the headroom, right in front of the
  * data, so a reply goes out as one contiguous buffer without copying the data.
  *
- * Threads: any thread may acquire and release. Invariant: a buffer is in at most one place at a time (pooled, or
- * owned by exactly one request); each class holds at most {@link #maxPooled} buffers, so the pool never holds more
- * than about 64 MiB per class.
+ * Threads: any thread may acquire and release. Invariants: a buffer is in at most one place at a time (pooled, or
+ * owned by exactly one request); the pool keeps at most {@link #MAX_PER_CLASS} buffers per class and at most
+ * {@link #MAX_POOLED_BYTES} in all; buffers beyond that are left to the garbage collector.
  */
 final class BufferPool {
     /** Room for the largest reply header: structured chunk header (20) + the offset of OFFSET_DATA (8). */
     static final int HEADROOM = 32;
     private static final int MIN_SHIFT = 12;
     private static final int MAX_SHIFT = 25;
-    private static final long BYTES_PER_CLASS = 64L << 20;
+    private static final int MAX_PER_CLASS = 256;
+    private static final long MAX_POOLED_BYTES = 128L << 20;
 
-    private final ConcurrentLinkedDeque<ByteBuffer>[] free;
+    /** Index: size class shift; classes below MIN_SHIFT are never used. */
+    private final List<ConcurrentLinkedDeque<ByteBuffer>> free =
+            Stream.generate(ConcurrentLinkedDeque<ByteBuffer>::new).limit(MAX_SHIFT + 1).toList();
     private final AtomicIntegerArray pooled = new AtomicIntegerArray(MAX_SHIFT + 1);
-
-    @SuppressWarnings("unchecked")
-    BufferPool() {
-        free = new ConcurrentLinkedDeque[MAX_SHIFT + 1];
-        for (int s = MIN_SHIFT; s <= MAX_SHIFT; s++) free[s] = new ConcurrentLinkedDeque<>();
-    }
+    private final AtomicLong pooledBytes = new AtomicLong();
 
     /** A buffer with position = {@link #HEADROOM} and limit = HEADROOM + dataLength. dataLength ≤ 32 MiB. */
     ByteBuffer acquire(int dataLength) {
         int shift = shiftFor(dataLength);
-        ByteBuffer buffer = free[shift].pollFirst();
+        ByteBuffer buffer = free.get(shift).pollFirst();
         if (buffer == null) {
             buffer = ByteBuffer.allocateDirect(HEADROOM + (1 << shift));
         } else {
             pooled.decrementAndGet(shift);
+            pooledBytes.addAndGet(-buffer.capacity());
         }
         return buffer.limit(HEADROOM + dataLength).position(HEADROOM);
     }
@@ -52,15 +54,15 @@ final class BufferPool {
         int shift = Integer.numberOfTrailingZeros(dataCapacity);
         Check.that(buffer.isDirect() && Integer.bitCount(dataCapacity) == 1 && shift >= MIN_SHIFT && shift <= MAX_SHIFT,
                 "released buffer of capacity %d is not from the pool", buffer.capacity());
-        if (pooled.incrementAndGet(shift) <= maxPooled(shift)) {
-            free[shift].offerFirst(buffer.clear());
+        // Reserve first, then undo if over a limit: the counts may overshoot briefly, never the pool itself.
+        boolean fits = pooled.incrementAndGet(shift) <= MAX_PER_CLASS;
+        fits &= pooledBytes.addAndGet(buffer.capacity()) <= MAX_POOLED_BYTES;
+        if (fits) {
+            free.get(shift).offerFirst(buffer.clear());
         } else {
             pooled.decrementAndGet(shift);
+            pooledBytes.addAndGet(-buffer.capacity());
         }
-    }
-
-    private static int maxPooled(int shift) {
-        return (int) Math.clamp(BYTES_PER_CLASS >> shift, 2, 256);
     }
 
     private static int shiftFor(int dataLength) {

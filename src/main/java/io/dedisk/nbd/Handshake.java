@@ -286,12 +286,12 @@ final class Handshake {
         reply(option, NBD_REP_INFO, payload);
     }
 
-    private void error(int option, int type, String message) throws IOException {
+    /** An error reply carrying {@code why} as its message. */
+    private void error(int option, int type, String why) throws IOException {
         // Unsupported options are routine capability probing; the other refusals are client mistakes.
         LOG.log(type == NBD_REP_ERR_UNSUP ? Level.DEBUG : Level.WARNING, "{0}: refused {1}: {2}", peer,
-                optionName(option), message);
-        byte[] text = message.getBytes(UTF_8);
-        reply(option, type, ByteBuffer.wrap(text, 0, Math.min(text.length, MAX_STRING)));
+                optionName(option), why);
+        reply(option, type, ByteBuffer.wrap(message(why)));
     }
 
     private void reply(int option, int type, ByteBuffer payload) throws IOException {

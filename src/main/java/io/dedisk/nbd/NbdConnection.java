@@ -127,13 +127,14 @@ final class NbdConnection implements Runnable {
                     wire.readFully(payload);
                     payload.position(BufferPool.HEADROOM);
                 }
+                ByteBuffer data = payload;
+                Thread.startVirtualThread(() -> handler.handle(request, data));
             } catch (IOException | RuntimeException | Error e) {
+                // The request never reached its thread: give back what it holds, or the final wait never ends.
                 if (payload != null) pool.release(payload);
                 inflight.release(units);
                 throw e;
             }
-            ByteBuffer data = payload;
-            Thread.startVirtualThread(() -> handler.handle(request, data));
         }
         return "client closed the connection";
     }

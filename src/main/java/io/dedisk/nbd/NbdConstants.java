@@ -1,5 +1,7 @@
 package io.dedisk.nbd;
 
+import java.nio.charset.StandardCharsets;
+
 /**
  * Every number the NBD wire protocol uses, named as in the spec (NetworkBlockDevice/nbd doc/proto.md), plus the
  * limits this server chose. Pure constants: no state, no threads. All wire values are big-endian.
@@ -40,7 +42,6 @@ final class NbdConstants {
     static final int NBD_REP_META_CONTEXT = 4;
     static final int NBD_REP_FLAG_ERROR = 1 << 31;
     static final int NBD_REP_ERR_UNSUP = NBD_REP_FLAG_ERROR | 1;
-    static final int NBD_REP_ERR_POLICY = NBD_REP_FLAG_ERROR | 2;
     static final int NBD_REP_ERR_INVALID = NBD_REP_FLAG_ERROR | 3;
     static final int NBD_REP_ERR_UNKNOWN = NBD_REP_FLAG_ERROR | 6;
     static final int NBD_REP_ERR_TOO_BIG = NBD_REP_FLAG_ERROR | 9;
@@ -93,7 +94,6 @@ final class NbdConstants {
 
     // --- Structured reply flags and chunk types -------------------------------------------------------------------
     static final int NBD_REPLY_FLAG_DONE = 1;
-    static final int NBD_REPLY_TYPE_NONE = 0;
     static final int NBD_REPLY_TYPE_OFFSET_DATA = 1;
     static final int NBD_REPLY_TYPE_BLOCK_STATUS = 5;
     static final int NBD_REPLY_TYPE_ERROR = (1 << 15) | 1;
@@ -119,10 +119,19 @@ final class NbdConstants {
     static final int MAX_PAYLOAD = 32 << 20;
     /** Option data larger than this is skipped and answered with NBD_REP_ERR_TOO_BIG. */
     static final int MAX_OPTION_DATA = 64 << 10;
-    /** NBD strings MUST be no longer than 4096 bytes. */
-    static final int MAX_STRING = 4096;
+    /** Human-readable messages (option error replies, error chunks) are cut to this many chars: ≤ 4096 bytes. */
+    private static final int MAX_MESSAGE_CHARS = 1000;
     /** Upper bound on descriptors in one NBD_REPLY_TYPE_BLOCK_STATUS chunk (the spec allows up to 2^20). */
     static final int MAX_BLOCK_STATUS_DESCRIPTORS = 4096;
     /** Metadata context id this server assigns to base:allocation in NBD_OPT_SET_META_CONTEXT. */
     static final int BASE_ALLOCATION_ID = 1;
+
+    /**
+     * A message for humans as an NBD string: UTF-8, and short enough for the spec's "MUST be no longer than
+     * 4096 bytes" (at most 4 bytes per code point, 2 chars per 4 bytes above the BMP).
+     */
+    static byte[] message(String text) {
+        return (text.length() > MAX_MESSAGE_CHARS ? text.substring(0, MAX_MESSAGE_CHARS) : text)
+                .getBytes(StandardCharsets.UTF_8);
+    }
 }

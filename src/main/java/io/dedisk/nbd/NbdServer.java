@@ -136,6 +136,7 @@ public final class NbdServer implements AutoCloseable {
             String peer;
             try {
                 client.setOption(StandardSocketOptions.TCP_NODELAY, true);
+                client.setOption(StandardSocketOptions.SO_KEEPALIVE, true); // notice clients that vanished
                 peer = String.valueOf(client.getRemoteAddress());
             } catch (IOException e) {
                 LOG.log(Level.INFO, "dropping a connection that failed during setup: {0}", e.toString());

@@ -1,7 +1,6 @@
 package io.dedisk.nbd;
 
 import static io.dedisk.nbd.NbdConstants.*;
-import static java.nio.charset.StandardCharsets.UTF_8;
 
 import java.io.IOException;
 import java.lang.System.Logger.Level;
@@ -33,8 +32,6 @@ import io.dedisk.util.Check;
 final class ReplyWriter {
     private static final System.Logger LOG = System.getLogger("dedisk.nbd");
     private static final int BATCH = 64;
-    /** Error messages are cut to this many bytes (the spec's limit is 4096). */
-    private static final int MAX_MESSAGE = 1024;
 
     private record Pending(ByteBuffer bytes, int units) {}
 
@@ -99,7 +96,7 @@ final class ReplyWriter {
     }
 
     /** Failure: a structured NBD_REPLY_TYPE_ERROR chunk with the message, or a simple reply with the error value. */
-    void error(Request request, int error, String message) {
+    void error(Request request, int error, String why) {
         Check.that(error != 0, "error reply without an error value");
         if (!structured) {
             ByteBuffer reply = pool.acquire(0);
@@ -108,12 +105,11 @@ final class ReplyWriter {
             enqueue(request, reply.flip().position(start));
             return;
         }
-        byte[] text = message.getBytes(UTF_8);
-        int textLength = Math.min(text.length, MAX_MESSAGE);
-        ByteBuffer reply = pool.acquire(6 + textLength);
+        byte[] text = message(why);
+        ByteBuffer reply = pool.acquire(6 + text.length);
         int start = BufferPool.HEADROOM - STRUCTURED_REPLY_HEADER_SIZE;
-        structuredHeader(reply.position(start), request, NBD_REPLY_TYPE_ERROR, 6 + textLength);
-        reply.putInt(error).putShort((short) textLength).put(text, 0, textLength);
+        structuredHeader(reply.position(start), request, NBD_REPLY_TYPE_ERROR, 6 + text.length);
+        reply.putInt(error).putShort((short) text.length).put(text);
         enqueue(request, reply.flip().position(start));
     }
 
