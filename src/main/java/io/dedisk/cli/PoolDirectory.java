@@ -50,10 +50,15 @@ final class PoolDirectory implements AutoCloseable {
     static PoolDirectory open(Path dir) throws IOException {
         if (!exists(dir)) throw new InvalidRequestException("no dedisk pool in " + dir + " (create one with: dedisk create --pool " + dir + ")");
         FileChannel ch = FileChannel.open(dir.resolve(LOCK_FILE), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-        FileLock lock = ch.tryLock();
+        FileLock lock;
+        try {
+            lock = ch.tryLock();
+        } catch (java.nio.channels.OverlappingFileLockException heldByThisProcess) {
+            lock = null;
+        }
         if (lock == null) {
             ch.close();
-            throw new InvalidRequestException("pool " + dir + " is in use by another dedisk process"
+            throw new InvalidRequestException("pool " + dir + " is in use by another dedisk process or pool handle"
                     + runningControl(dir).map(a -> " (serving, control at " + a + ")").orElse(""));
         }
         try {
