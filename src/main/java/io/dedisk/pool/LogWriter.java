@@ -19,6 +19,10 @@ import java.util.UUID;
  *
  * Invariants: {@code nextLsn} is one more than the LSN of the last record written; {@code tailOffset} is where
  * the next record goes and never exceeds the segment size except for a single oversized record.
+ *
+ * Sync-ahead: every {@link #SYNC_AHEAD} bytes the tail is fsynced in the background, so the data reaches the disk
+ * while writes go on and the fsync that seals a segment (under the pool's write lock) or serves a FLUSH finds
+ * little left to write. A background fsync that fails is reported like a failed FLUSH.
  */
 final class LogWriter implements AutoCloseable {
     static final String DIR = "segments";
@@ -27,6 +31,11 @@ final class LogWriter implements AutoCloseable {
     private final UUID poolId;
     private final int segmentSize;
     private final Object syncLock = new Object();
+    static final long SYNC_AHEAD = 4 << 20;
+    private final java.util.concurrent.Executor background;
+    private final java.util.function.Consumer<IOException> syncFailed;
+    private final java.util.concurrent.atomic.AtomicBoolean syncAheadRunning = new java.util.concurrent.atomic.AtomicBoolean();
+    private long unsyncedBytes;
 
     private long segmentSeq;
     private FileHandle tail;
@@ -35,8 +44,11 @@ final class LogWriter implements AutoCloseable {
     private long bytesAppended;
 
     /** Continues the log at (segmentSeq, offset), the end of the last valid record found by replay. */
-    LogWriter(Fs fs, UUID poolId, int segmentSize, long segmentSeq, long offset, long nextLsn) throws IOException {
+    LogWriter(Fs fs, UUID poolId, int segmentSize, long segmentSeq, long offset, long nextLsn,
+              java.util.concurrent.Executor background, java.util.function.Consumer<IOException> syncFailed) throws IOException {
         this.fs = fs;
+        this.background = background;
+        this.syncFailed = syncFailed;
         this.poolId = poolId;
         this.segmentSize = segmentSize;
         this.nextLsn = nextLsn;
@@ -86,6 +98,22 @@ final class LogWriter implements AutoCloseable {
         tailOffset = offset + size;
         nextLsn = lsn + 1;
         bytesAppended += size;
+        unsyncedBytes += size;
+        if (unsyncedBytes >= SYNC_AHEAD && syncAheadRunning.compareAndSet(false, true)) {
+            unsyncedBytes = 0;
+            FileHandle h = tail;
+            background.execute(() -> {
+                try {
+                    h.sync();
+                } catch (java.nio.channels.ClosedChannelException sealedMeanwhile) {
+                    // the segment was sealed, which synced it
+                } catch (IOException e) {
+                    syncFailed.accept(e);
+                } finally {
+                    syncAheadRunning.set(false);
+                }
+            });
+        }
         return offset;
     }
 
@@ -126,6 +154,7 @@ final class LogWriter implements AutoCloseable {
             segmentSeq = seq;
         }
         tailOffset = headerRecordSize();
+        unsyncedBytes = 0;
         nextLsn++;
         bytesAppended += headerRecordSize();
     }

@@ -143,7 +143,8 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         }
         Checkpoint.Position end = replay(start);
         // A damaged log is left exactly as found (no truncation, no appends) for the operator and `dedisk check`.
-        this.log = end == null ? null : new LogWriter(fs, sb.poolId(), sb.segmentSize(), end.segmentSeq(), end.segmentOffset(), end.nextLsn());
+        this.log = end == null ? null : new LogWriter(fs, sb.poolId(), sb.segmentSize(), end.segmentSeq(), end.segmentOffset(), end.nextLsn(),
+                background, this::fsyncFailed);
         this.logBytesTotal = sumSegmentSizes();
         this.checkpointBytes = fileBytes(checkpointFiles());
         rebuildIndex();
@@ -547,6 +548,11 @@ public final class Pool implements VolumeProvider, AutoCloseable {
 
     public String readOnlyReason() { return readOnlyReason; }
 
+    /** The kernel may have dropped the dirty pages of a failed fsync (fsyncgate): what is durable is unknown. */
+    private void fsyncFailed(IOException e) {
+        enterReadOnly("fsync of the log failed (" + e + "); what reached the disk is unknown");
+    }
+
     /**
      * Writes {@code count} whole blocks from buf[off...] at lba. Zero blocks map to ZERO; other blocks are named,
      * deduplicated against the index (live advice only) or compressed and stored as new chunks.
@@ -674,7 +680,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         try {
             log.sync();
         } catch (IOException e) {
-            enterReadOnly("fsync of the log failed (" + e + "); what reached the disk is unknown");
+            fsyncFailed(e);
             throw new StorageException("flush failed: " + e, e);
         }
     }
@@ -798,12 +804,13 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         meta.writeLock().lock();
         try {
             if (readOnlyReason != null) return;
-            log.sync();
             Checkpoint.Position pos = new Checkpoint.Position(log.nextLsn(), log.segmentSeq(), log.tailOffset());
             image = Checkpoint.encode(superblock.poolId(), new Checkpoint.Image(pos, List.copyOf(volumesById.values()), chunks, nextVolumeId));
             lsn = pos.nextLsn();
             logBytesAtCheckpoint = log.bytesAppended();
         } finally { meta.writeLock().unlock(); }
+        // The checkpoint may only become durable after the log it summarizes: sync outside the lock, writers go on.
+        syncLog();
         fs.writeAtomically(Checkpoint.fileName(lsn), image);
         counters.checkpoints.increment();
         // Keep the newest two: an unreadable newest one falls back to the previous one (and the log).
