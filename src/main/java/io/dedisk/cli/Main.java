@@ -31,7 +31,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /** The dedisk command line. Pool operations run in the serving process when the pool is served. */
-@Command(name = "dedisk", mixinStandardHelpOptions = true, version = "dedisk 0.1.0",
+@Command(name = "dedisk", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT, version = "dedisk 0.1.0",
         description = "Deduplicating, compressing, thin-provisioned virtual disks served over NBD.",
         subcommands = {Main.Create.class, Main.VolumeCmd.class, Main.Serve.class, Main.Run.class, Main.Stats.class, Main.Check.class, Main.Ideal.class})
 public final class Main {
@@ -142,54 +142,53 @@ public final class Main {
             subcommands = {VolumeCreate.class, VolumeList.class, VolumeDelete.class, VolumeResize.class})
     static final class VolumeCmd {}
 
+    /** A command that is one pool operation: run here, or in the server that holds the pool. */
+    abstract static class PoolOperation implements Callable<Integer> {
+        @Option(names = "--pool", required = true, description = "Pool directory.") Path pool;
+
+        abstract String operation();
+
+        abstract Map<String, String> arguments();
+
+        @Override
+        public Integer call() throws Exception {
+            System.out.print(poolOperation(pool, operation(), arguments()));
+            return 0;
+        }
+    }
+
     @Command(name = "create", description = "Create a volume.")
-    static final class VolumeCreate implements Callable<Integer> {
-        @Option(names = "--pool", required = true) Path pool;
+    static final class VolumeCreate extends PoolOperation {
         @Option(names = "--size", required = true, description = "Logical size, e.g. 10G, 512M or bytes.") String size;
         @Parameters(index = "0", paramLabel = "NAME") String name;
 
-        @Override
-        public Integer call() throws Exception {
-            System.out.print(poolOperation(pool, "volume/create", Map.of("name", name, "size", size)));
-            return 0;
-        }
+        @Override String operation() { return "volume/create"; }
+        @Override Map<String, String> arguments() { return Map.of("name", name, "size", size); }
     }
 
     @Command(name = "list", description = "List volumes.")
-    static final class VolumeList implements Callable<Integer> {
-        @Option(names = "--pool", required = true) Path pool;
+    static final class VolumeList extends PoolOperation {
         @Option(names = "--json") boolean json;
 
-        @Override
-        public Integer call() throws Exception {
-            System.out.print(poolOperation(pool, "volume/list", Map.of("json", Boolean.toString(json))));
-            return 0;
-        }
+        @Override String operation() { return "volume/list"; }
+        @Override Map<String, String> arguments() { return Map.of("json", Boolean.toString(json)); }
     }
 
     @Command(name = "delete", description = "Delete a volume and release its blocks.")
-    static final class VolumeDelete implements Callable<Integer> {
-        @Option(names = "--pool", required = true) Path pool;
+    static final class VolumeDelete extends PoolOperation {
         @Parameters(index = "0", paramLabel = "NAME") String name;
 
-        @Override
-        public Integer call() throws Exception {
-            System.out.print(poolOperation(pool, "volume/delete", Map.of("name", name)));
-            return 0;
-        }
+        @Override String operation() { return "volume/delete"; }
+        @Override Map<String, String> arguments() { return Map.of("name", name); }
     }
 
     @Command(name = "resize", description = "Grow or shrink a volume (shrinking releases the blocks beyond the new end).")
-    static final class VolumeResize implements Callable<Integer> {
-        @Option(names = "--pool", required = true) Path pool;
+    static final class VolumeResize extends PoolOperation {
         @Option(names = "--size", required = true) String size;
         @Parameters(index = "0", paramLabel = "NAME") String name;
 
-        @Override
-        public Integer call() throws Exception {
-            System.out.print(poolOperation(pool, "volume/resize", Map.of("name", name, "size", size)));
-            return 0;
-        }
+        @Override String operation() { return "volume/resize"; }
+        @Override Map<String, String> arguments() { return Map.of("name", name, "size", size); }
     }
 
     @Command(name = "serve", description = "Serve every volume of the pool over NBD (export name = volume name).")
@@ -225,15 +224,11 @@ public final class Main {
     }
 
     @Command(name = "stats", description = "Space and activity statistics (like vdostats); asks the server when the pool is served.")
-    static final class Stats implements Callable<Integer> {
-        @Option(names = "--pool", required = true) Path pool;
+    static final class Stats extends PoolOperation {
         @Option(names = "--json") boolean json;
 
-        @Override
-        public Integer call() throws Exception {
-            System.out.print(poolOperation(pool, "stats", Map.of("json", Boolean.toString(json))));
-            return 0;
-        }
+        @Override String operation() { return "stats"; }
+        @Override Map<String, String> arguments() { return Map.of("json", Boolean.toString(json)); }
     }
 
     @Command(name = "check", description = "Audit the pool offline (like vdoaudit / e2fsck -n): refcounts, checksums, log, checkpoints. Exit 0 when sound, 1 when not.")
