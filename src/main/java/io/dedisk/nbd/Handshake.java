@@ -69,14 +69,15 @@ final class Handshake {
         while (session == null && !aborted && wire.await(16)) {
             long magic = wire.readLong();
             if (magic != IHAVEOPT) {
-                throw new ProtocolViolation(String.format("option magic 0x%x, expected IHAVEOPT 0x%x", magic, IHAVEOPT));
+                throw new ProtocolViolation(String.format("option magic 0x%x, expected IHAVEOPT 0x%x",
+                        magic, IHAVEOPT));
             }
             int option = wire.readInt();
             long length = Integer.toUnsignedLong(wire.readInt());
             if (length > MAX_OPTION_DATA) {
                 if (option == NBD_OPT_EXPORT_NAME) {
-                    throw new ProtocolViolation("NBD_OPT_EXPORT_NAME with " + length + " bytes of name, expected at most "
-                            + MAX_OPTION_DATA);
+                    throw new ProtocolViolation("NBD_OPT_EXPORT_NAME with " + length
+                            + " bytes of name, expected at most " + MAX_OPTION_DATA);
                 }
                 wire.skip(length);
                 error(option, NBD_REP_ERR_TOO_BIG, "option data of " + length + " bytes, this server accepts at most "
@@ -100,9 +101,9 @@ final class Handshake {
 
     private void exportName(ByteBuffer data) throws IOException {
         String name = UTF_8.decode(data).toString();
+        // This option cannot fail with a reply: the spec says the server "MUST terminate the session".
         VolumeDevice volume = resolve(name).orElseThrow(() -> new ProtocolViolation(
-                "NBD_OPT_EXPORT_NAME for unknown export '" + name + "', expected one of " + volumes.volumeNames()
-                        + "; the spec requires closing the connection"));
+                "NBD_OPT_EXPORT_NAME for unknown export '" + name + "', expected one of " + volumes.volumeNames()));
         Session chosen = session(volume);
         ByteBuffer reply = ByteBuffer.allocate(10 + (noZeroes ? 0 : 124))
                 .putLong(chosen.size()).putShort((short) chosen.transmissionFlags());
@@ -124,19 +125,19 @@ final class Handshake {
     private void infoOrGo(int option, ByteBuffer data) throws IOException {
         String what = optionName(option);
         if (data.remaining() < 6) {
-            error(option, NBD_REP_ERR_INVALID, what + " data of " + data.remaining() + " bytes, expected at least 6");
+            invalid(option, what + " data of " + data.remaining() + " bytes, expected at least 6");
             return;
         }
         long nameLength = Integer.toUnsignedLong(data.getInt());
         if (nameLength > data.remaining() - 2) {
-            error(option, NBD_REP_ERR_INVALID, what + " name length " + nameLength
+            invalid(option, what + " name length " + nameLength
                     + " exceeds the option data length - 6 (" + (data.remaining() - 2) + ")");
             return;
         }
         String name = string(data, (int) nameLength);
         int requests = Short.toUnsignedInt(data.getShort());
         if (data.remaining() != 2 * requests) {
-            error(option, NBD_REP_ERR_INVALID, what + " announces " + requests + " information requests ("
+            invalid(option, what + " announces " + requests + " information requests ("
                     + 2 * requests + " bytes) but " + data.remaining() + " bytes follow");
             return;
         }
@@ -168,22 +169,23 @@ final class Handshake {
 
     private void list(ByteBuffer data) throws IOException {
         if (data.hasRemaining()) {
-            error(NBD_OPT_LIST, NBD_REP_ERR_INVALID, "NBD_OPT_LIST with " + data.remaining() + " bytes of data, expected none");
+            invalid(NBD_OPT_LIST, "NBD_OPT_LIST with " + data.remaining() + " bytes of data, expected none");
             return;
         }
         for (String name : volumes.volumeNames()) {
             byte[] bytes = name.getBytes(UTF_8);
-            reply(NBD_OPT_LIST, NBD_REP_SERVER, ByteBuffer.allocate(4 + bytes.length).putInt(bytes.length).put(bytes).flip());
+            reply(NBD_OPT_LIST, NBD_REP_SERVER,
+                    ByteBuffer.allocate(4 + bytes.length).putInt(bytes.length).put(bytes).flip());
         }
         reply(NBD_OPT_LIST, NBD_REP_ACK, ByteBuffer.allocate(0));
     }
 
     private void structuredReply(ByteBuffer data) throws IOException {
         if (data.hasRemaining()) {
-            error(NBD_OPT_STRUCTURED_REPLY, NBD_REP_ERR_INVALID, "NBD_OPT_STRUCTURED_REPLY with " + data.remaining()
+            invalid(NBD_OPT_STRUCTURED_REPLY, "NBD_OPT_STRUCTURED_REPLY with " + data.remaining()
                     + " bytes of data, expected none");
         } else if (structuredReplies) {
-            error(NBD_OPT_STRUCTURED_REPLY, NBD_REP_ERR_INVALID, "structured replies were already negotiated");
+            invalid(NBD_OPT_STRUCTURED_REPLY, "structured replies were already negotiated");
         } else {
             structuredReplies = true;
             reply(NBD_OPT_STRUCTURED_REPLY, NBD_REP_ACK, ByteBuffer.allocate(0));
@@ -197,18 +199,19 @@ final class Handshake {
     private void metaContext(int option, ByteBuffer data) throws IOException {
         boolean set = option == NBD_OPT_SET_META_CONTEXT;
         String what = optionName(option);
-        if (set) metaContextVolume = null; // "replaces all previously-set metadata contexts (including when this command fails)"
+        // SET "replaces all previously-set metadata contexts (including when this command fails)".
+        if (set) metaContextVolume = null;
         if (set && !structuredReplies) {
-            error(option, NBD_REP_ERR_INVALID, what + " before NBD_OPT_STRUCTURED_REPLY was negotiated");
+            invalid(option, what + " before NBD_OPT_STRUCTURED_REPLY was negotiated");
             return;
         }
         if (data.remaining() < 8) {
-            error(option, NBD_REP_ERR_INVALID, what + " data of " + data.remaining() + " bytes, expected at least 8");
+            invalid(option, what + " data of " + data.remaining() + " bytes, expected at least 8");
             return;
         }
         long nameLength = Integer.toUnsignedLong(data.getInt());
         if (nameLength > data.remaining() - 4L) {
-            error(option, NBD_REP_ERR_INVALID, what + " export name length " + nameLength + " leaves no room for the query count");
+            invalid(option, what + " export name length " + nameLength + " leaves no room for the query count");
             return;
         }
         String name = string(data, (int) nameLength);
@@ -216,24 +219,24 @@ final class Handshake {
         List<String> queries = new ArrayList<>();
         for (long i = 0; i < count; i++) {
             if (data.remaining() < 4) {
-                error(option, NBD_REP_ERR_INVALID, what + " announces " + count + " queries but only " + i + " are present");
+                invalid(option, what + " announces " + count + " queries but only " + i + " are present");
                 return;
             }
             long length = Integer.toUnsignedLong(data.getInt());
             if (length > data.remaining()) {
-                error(option, NBD_REP_ERR_INVALID, what + " query length " + length + " exceeds the " + data.remaining()
+                invalid(option, what + " query length " + length + " exceeds the " + data.remaining()
                         + " bytes of option data left");
                 return;
             }
             String query = string(data, (int) length);
             if (query.indexOf(':') <= 0) {
-                error(option, NBD_REP_ERR_INVALID, what + " query '" + query + "' does not start with a namespace and a colon");
+                invalid(option, what + " query '" + query + "' does not start with a namespace and a colon");
                 return;
             }
             queries.add(query);
         }
         if (data.hasRemaining()) {
-            error(option, NBD_REP_ERR_INVALID, what + " has " + data.remaining() + " bytes after its last query, expected none");
+            invalid(option, what + " has " + data.remaining() + " bytes after its last query, expected none");
             return;
         }
         Optional<VolumeDevice> volume = resolve(name);
@@ -284,6 +287,10 @@ final class Handshake {
 
     private void info(int option, ByteBuffer payload) throws IOException {
         reply(option, NBD_REP_INFO, payload);
+    }
+
+    private void invalid(int option, String why) throws IOException {
+        error(option, NBD_REP_ERR_INVALID, why);
     }
 
     /** An error reply carrying {@code why} as its message. */

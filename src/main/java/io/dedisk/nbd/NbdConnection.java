@@ -26,8 +26,8 @@ import io.dedisk.pool.VolumeProvider;
  * sent) and closes. A protocol violation or I/O error closes first (so pending replies fail fast), then waits for
  * running requests, so when this connection's thread ends no request of it is inside the device.
  *
- * Threads: {@link #run} is the connection's reader thread (a virtual thread); {@link #shutdownInput} and
- * {@link #abort} are called by the server from another thread.
+ * Threads: {@link #run} is the connection's reader thread (see {@link NbdServer} for why a platform thread);
+ * {@link #shutdownInput} and {@link #abort} are called by the server from another thread.
  */
 final class NbdConnection implements Runnable {
     private static final System.Logger LOG = System.getLogger("dedisk.nbd");
@@ -88,9 +88,10 @@ final class NbdConnection implements Runnable {
     }
 
     private String transmit(Session session) throws IOException {
-        LOG.log(Level.INFO, "{0}: serving export {1} ({2} bytes, flags 0x{3}, structured replies {4}, base:allocation {5})",
-                peer, session.volume().name(), session.size(), Integer.toHexString(session.transmissionFlags()),
-                session.structuredReplies(), session.baseAllocation());
+        LOG.log(Level.INFO, "{0}: serving export {1} ({2} bytes, flags 0x{3}, structured replies {4}, "
+                + "base:allocation {5})", peer, session.volume().name(), session.size(),
+                Integer.toHexString(session.transmissionFlags()), session.structuredReplies(),
+                session.baseAllocation());
         Semaphore inflight = new Semaphore(INFLIGHT_UNITS);
         ReplyWriter writer = new ReplyWriter(wire, pool, inflight, session.structuredReplies(), peer);
         RequestHandler handler = new RequestHandler(session, writer, pool, peer);

@@ -5,8 +5,8 @@ import static io.dedisk.nbd.NbdConstants.*;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.nio.ByteBuffer;
-import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.ReentrantLock;
 
 import io.dedisk.util.Check;
@@ -21,9 +21,9 @@ import io.dedisk.util.Check;
  * BLOCK_STATUS (context id u32 + descriptors of length u32, status u32) or ERROR (error u32, message length u16,
  * message). Successful non-read replies are simple replies, which the spec allows even with structured replies.
  *
- * Threads: any request thread calls the send methods. A finished reply is queued; whichever thread gets the lock
- * writes everything queued with one gathering write (flat combining), so under load many replies share a system
- * call and no thread waits for another's write to start its own.
+ * Threads: any request thread calls the send methods. A finished reply is pushed on a lock-free stack; whichever
+ * thread gets the write lock takes everything pushed and writes it with one gathering write (flat combining), so
+ * under load many replies share a system call and no request thread waits for another's write.
  *
  * Invariants: every reply is one buffer obtained from the {@link BufferPool} (header in its headroom); after it was
  * written, or dropped because the connection broke, the buffer goes back to the pool and the request's in-flight
@@ -31,20 +31,32 @@ import io.dedisk.util.Check;
  */
 final class ReplyWriter {
     private static final System.Logger LOG = System.getLogger("dedisk.nbd");
-    private static final int BATCH = 64;
+    /** Buffers per gathering write (far below IOV_MAX); there are rarely more replies pending than in-flight units. */
+    private static final int BATCH = NbdConnection.INFLIGHT_UNITS;
 
-    private record Pending(ByteBuffer bytes, int units) {}
+    /** A reply waiting to be written; {@code next} links the stack (newest first). */
+    private static final class Pending {
+        final ByteBuffer bytes;
+        final int units;
+        Pending next;
+
+        Pending(ByteBuffer bytes, int units) {
+            this.bytes = bytes;
+            this.units = units;
+        }
+    }
 
     private final Wire wire;
     private final BufferPool pool;
     private final Semaphore inflight;
     private final boolean structured;
     private final String peer;
-    private final ConcurrentLinkedQueue<Pending> queue = new ConcurrentLinkedQueue<>();
+    /** Replies finished but not yet taken by a writer, newest first. */
+    private final AtomicReference<Pending> pending = new AtomicReference<>();
     private final ReentrantLock lock = new ReentrantLock();
     // Guarded by lock.
-    private final Pending[] batch = new Pending[BATCH];
     private final ByteBuffer[] buffers = new ByteBuffer[BATCH];
+    private final int[] units = new int[BATCH];
     private boolean broken;
 
     ReplyWriter(Wire wire, BufferPool pool, Semaphore inflight, boolean structured, String peer) {
@@ -133,10 +145,15 @@ final class ReplyWriter {
     }
 
     private void enqueue(Request request, ByteBuffer reply) {
-        queue.add(new Pending(reply, request.inflightUnits()));
-        // Flat combining: keep draining while there is work and nobody else is writing. A reply queued while the
-        // current writer is releasing the lock is seen by that writer's next loop test, so none is stranded.
-        while (!queue.isEmpty() && lock.tryLock()) {
+        Pending node = new Pending(reply, request.inflightUnits());
+        Pending top;
+        do {
+            top = pending.get();
+            node.next = top;
+        } while (!pending.compareAndSet(top, node));
+        // Flat combining: keep writing while replies are pending and nobody else is writing. A reply pushed while
+        // the current writer is releasing the lock is seen by that writer's next loop test, so none is stranded.
+        while (pending.get() != null && lock.tryLock()) {
             try {
                 drain();
             } finally {
@@ -145,36 +162,40 @@ final class ReplyWriter {
         }
     }
 
+    /** Writes every pending reply, oldest first, in gathering writes of up to {@link #BATCH} buffers. */
     private void drain() {
-        int n;
-        while ((n = take()) > 0) {
-            if (!broken) {
-                try {
-                    wire.writeFully(buffers, n);
-                } catch (IOException e) {
-                    broken = true;
-                    LOG.log(Level.INFO, "{0}: cannot send replies ({1}); dropping the connection", peer, e.toString());
-                    closeQuietly();
-                }
+        Pending oldest = null;
+        for (Pending p = pending.getAndSet(null); p != null; ) { // reverse the stack into completion order
+            Pending next = p.next;
+            p.next = oldest;
+            oldest = p;
+            p = next;
+        }
+        while (oldest != null) {
+            int n = 0;
+            for (; oldest != null && n < BATCH; oldest = oldest.next, n++) {
+                buffers[n] = oldest.bytes;
+                units[n] = oldest.units;
             }
-            for (int i = 0; i < n; i++) {
-                pool.release(buffers[i]);
-                inflight.release(batch[i].units());
-                batch[i] = null;
-                buffers[i] = null;
-            }
+            write(n);
         }
     }
 
-    private int take() {
-        int n = 0;
-        Pending p;
-        while (n < BATCH && (p = queue.poll()) != null) {
-            batch[n] = p;
-            buffers[n] = p.bytes();
-            n++;
+    private void write(int n) {
+        if (!broken) {
+            try {
+                wire.writeFully(buffers, n);
+            } catch (IOException e) {
+                broken = true;
+                LOG.log(Level.INFO, "{0}: cannot send replies ({1}); dropping the connection", peer, e.toString());
+                closeQuietly();
+            }
         }
-        return n;
+        for (int i = 0; i < n; i++) {
+            pool.release(buffers[i]);
+            buffers[i] = null;
+            inflight.release(units[i]);
+        }
     }
 
     private void closeQuietly() {

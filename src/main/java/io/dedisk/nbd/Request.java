@@ -10,8 +10,8 @@ import java.nio.ByteBuffer;
  * Wire layout (28 bytes, big-endian): magic u32 (0x25609513), command flags u16, type u16, cookie u64,
  * offset u64 (unsigned), length u32 (unsigned); NBD_CMD_WRITE is followed by length bytes of data.
  *
- * Threads: parsed and checked on the connection's reader thread, then handed (immutable) to the request's own
- * virtual thread. Invariants: {@code length} is in [0, 2^32); {@code offset} keeps the raw 64 bits (negative
+ * Threads: parsed on the connection's reader thread, then handed (immutable) to the request's own virtual thread,
+ * which checks it. Invariants: {@code length} is in [0, 2^32); {@code offset} keeps the raw 64 bits (negative
  * means ≥ 2^63 and is always out of range).
  */
 record Request(int flags, int type, long cookie, long offset, long length) {

@@ -11,8 +11,9 @@ import io.dedisk.pool.VolumeDevice;
 import io.dedisk.util.Check;
 
 /**
- * Runs one accepted request against the {@link VolumeDevice} and hands its reply to the {@link ReplyWriter}; maps
- * everything the device throws to an NBD error value.
+ * Runs one request against the {@link VolumeDevice} and hands its reply to the {@link ReplyWriter}; maps everything
+ * the device throws to an NBD error value. Builds the NBD_REPLY_TYPE_BLOCK_STATUS payload: context id u32, then
+ * descriptors of extent length u32 and base:allocation status u32 (NBD_STATE_HOLE = 1, NBD_STATE_ZERO = 2).
  *
  * Error mapping: InvalidRequestException → NBD_EINVAL, ReadOnlyException → NBD_EPERM, NoSpaceException →
  * NBD_ENOSPC, anything else (CorruptionException, StorageException, other exceptions and java.lang.Error, i.e.
@@ -24,7 +25,7 @@ import io.dedisk.util.Check;
  */
 final class RequestHandler {
     private static final System.Logger LOG = System.getLogger("dedisk.nbd");
-    /** Bound on device extents one NBD_CMD_BLOCK_STATUS looks at, so a device returning tiny extents cannot stall it. */
+    /** Bound on device extents one NBD_CMD_BLOCK_STATUS looks at, so tiny extents cannot stall it. */
     private static final int MAX_EXTENTS_EXAMINED = 65536;
 
     private final Session session;

@@ -16,7 +16,8 @@ import io.dedisk.util.Check;
  * @param structuredReplies NBD_OPT_STRUCTURED_REPLY was acknowledged
  * @param baseAllocation    base:allocation was selected by NBD_OPT_SET_META_CONTEXT for this export
  */
-record Session(VolumeDevice volume, long size, int transmissionFlags, boolean structuredReplies, boolean baseAllocation) {
+record Session(VolumeDevice volume, long size, int transmissionFlags, boolean structuredReplies,
+               boolean baseAllocation) {
     Session {
         Check.that(!baseAllocation || structuredReplies, "base:allocation without structured replies");
     }

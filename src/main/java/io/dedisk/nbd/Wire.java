@@ -20,7 +20,7 @@ import io.dedisk.util.Check;
  * Invariant: {@code in} is always in "drain" mode: [position, limit) are received bytes not yet consumed.
  */
 final class Wire {
-    static final int INPUT_BUFFER = 256 << 10;
+    static final int INPUT_BUFFER = 128 << 10;
 
     private final SocketChannel channel;
     private final ByteBuffer in = ByteBuffer.allocateDirect(INPUT_BUFFER).limit(0);
@@ -41,12 +41,11 @@ final class Wire {
     boolean await(int n) throws IOException {
         Check.that(n <= INPUT_BUFFER, "await %d bytes exceeds input buffer", n);
         if (in.remaining() >= n) return true;
-        boolean none = !in.hasRemaining();
         in.compact();
         try {
             while (in.position() < n) {
                 if (channel.read(in) < 0) {
-                    if (none && in.position() == 0) return false;
+                    if (in.position() == 0) return false;
                     throw new EOFException("stream ended after " + in.position() + " of " + n + " bytes");
                 }
             }
@@ -59,11 +58,6 @@ final class Wire {
     /** Like {@link #await} but end of stream anywhere is an {@link EOFException}. */
     private void require(int n) throws IOException {
         if (!await(n)) throw new EOFException("stream ended, expected " + n + " more bytes");
-    }
-
-    int readShort() throws IOException {
-        require(2);
-        return Short.toUnsignedInt(in.getShort());
     }
 
     int readInt() throws IOException {
@@ -90,7 +84,9 @@ final class Wire {
                 dst.position(dst.position() + n);
                 in.position(in.position() + n);
             } else if (dst.remaining() >= INPUT_BUFFER / 2) {
-                if (channel.read(dst) < 0) throw new EOFException("stream ended, expected " + dst.remaining() + " more bytes");
+                if (channel.read(dst) < 0) {
+                    throw new EOFException("stream ended, expected " + dst.remaining() + " more bytes");
+                }
             } else {
                 require(1);
             }

@@ -99,7 +99,7 @@ class HandshakeTest {
         try (TestNbdClient client = TestNbdClient.negotiated(address, false)) {
             List<OptionReply> replies = client.option(NBD_OPT_LIST, new byte[0]);
             assertEquals(List.of(NBD_REP_SERVER, NBD_REP_SERVER, NBD_REP_SERVER, NBD_REP_ACK),
-                    replies.stream().map(OptionReply::type).toList());
+                    types(replies));
             List<String> names = replies.subList(0, 3).stream().map(r -> {
                 ByteBuffer b = ByteBuffer.wrap(r.data());
                 byte[] name = new byte[b.getInt()];
@@ -138,12 +138,13 @@ class HandshakeTest {
     void infoAndGoErrors() throws IOException {
         try (TestNbdClient client = TestNbdClient.negotiated(address, false)) {
             List<OptionReply> unknown = client.option(NBD_OPT_GO, TestNbdClient.infoData("nope"));
-            assertEquals(List.of(NBD_REP_ERR_UNKNOWN), unknown.stream().map(OptionReply::type).toList());
+            assertEquals(List.of(NBD_REP_ERR_UNKNOWN), types(unknown));
             assertTrue(unknown.getFirst().text().contains("nope"), unknown.getFirst().text());
             assertEquals(NBD_REP_ERR_INVALID, client.option(NBD_OPT_INFO, new byte[] {0, 0, 0}).getLast().type());
             byte[] nameTooLong = ByteBuffer.allocate(6).putInt(100).putShort((short) 0).array();
             assertEquals(NBD_REP_ERR_INVALID, client.option(NBD_OPT_GO, nameTooLong).getLast().type());
-            byte[] trailing = ByteBuffer.allocate(9).putInt(0).putShort((short) 1).putShort((short) 0).put((byte) 1).array();
+            byte[] trailing = ByteBuffer.allocate(9).putInt(0).putShort((short) 1).putShort((short) 0).put((byte) 1)
+                    .array();
             assertEquals(NBD_REP_ERR_INVALID, client.option(NBD_OPT_GO, trailing).getLast().type());
             assertEquals(SIZE, client.go("default").size());
         }
@@ -212,22 +213,24 @@ class HandshakeTest {
         try (TestNbdClient client = TestNbdClient.negotiated(address, false)) {
             List<OptionReply> replies = client.option(NBD_OPT_SET_META_CONTEXT,
                     TestNbdClient.metaData("default", BASE_ALLOCATION));
-            assertEquals(List.of(NBD_REP_ERR_INVALID), replies.stream().map(OptionReply::type).toList());
+            assertEquals(List.of(NBD_REP_ERR_INVALID), types(replies));
         }
     }
 
     @Test
     void listMetaContextQueries() throws IOException {
         try (TestNbdClient client = TestNbdClient.negotiated(address, true)) {
-            for (String[] queries : new String[][] {{}, {"base:"}, {BASE_ALLOCATION}, {"qemu:dirty-bitmap:x", "base:"}}) {
-                List<OptionReply> replies = client.option(NBD_OPT_LIST_META_CONTEXT, TestNbdClient.metaData("", queries));
-                assertEquals(List.of(NBD_REP_META_CONTEXT, NBD_REP_ACK), replies.stream().map(OptionReply::type).toList(),
-                        List.of(queries).toString());
+            String[][] matching = {{}, {"base:"}, {BASE_ALLOCATION}, {"qemu:dirty-bitmap:x", "base:"}};
+            for (String[] queries : matching) {
+                List<OptionReply> replies = client.option(NBD_OPT_LIST_META_CONTEXT,
+                        TestNbdClient.metaData("", queries));
+                assertEquals(List.of(NBD_REP_META_CONTEXT, NBD_REP_ACK), types(replies), List.of(queries).toString());
                 assertMetaContext(replies.getFirst(), 0);
             }
             for (String[] queries : new String[][] {{"qemu:"}, {"base:other"}, {"x-foo:bar"}}) {
-                List<OptionReply> replies = client.option(NBD_OPT_LIST_META_CONTEXT, TestNbdClient.metaData("", queries));
-                assertEquals(List.of(NBD_REP_ACK), replies.stream().map(OptionReply::type).toList(), List.of(queries).toString());
+                List<OptionReply> replies = client.option(NBD_OPT_LIST_META_CONTEXT,
+                        TestNbdClient.metaData("", queries));
+                assertEquals(List.of(NBD_REP_ACK), types(replies), List.of(queries).toString());
             }
             assertEquals(NBD_REP_ERR_INVALID, client.option(NBD_OPT_LIST_META_CONTEXT,
                     TestNbdClient.metaData("", "nocolon")).getLast().type());
@@ -239,17 +242,22 @@ class HandshakeTest {
     @Test
     void setMetaContextSelectsBaseAllocationOnly() throws IOException {
         try (TestNbdClient client = TestNbdClient.negotiated(address, true)) {
-            List<OptionReply> wildcard = client.option(NBD_OPT_SET_META_CONTEXT, TestNbdClient.metaData("default", "base:"));
-            assertEquals(List.of(NBD_REP_ACK), wildcard.stream().map(OptionReply::type).toList());
+            List<OptionReply> wildcard = client.option(NBD_OPT_SET_META_CONTEXT,
+                    TestNbdClient.metaData("default", "base:"));
+            assertEquals(List.of(NBD_REP_ACK), types(wildcard));
             List<OptionReply> replies = client.option(NBD_OPT_SET_META_CONTEXT,
                     TestNbdClient.metaData("default", "qemu:foo", BASE_ALLOCATION, BASE_ALLOCATION));
-            assertEquals(List.of(NBD_REP_META_CONTEXT, NBD_REP_ACK), replies.stream().map(OptionReply::type).toList());
+            assertEquals(List.of(NBD_REP_META_CONTEXT, NBD_REP_ACK), types(replies));
             assertMetaContext(replies.getFirst(), BASE_ALLOCATION_ID);
             assertEquals(NBD_REP_ERR_UNKNOWN, client.option(NBD_OPT_SET_META_CONTEXT,
                     TestNbdClient.metaData("nope", BASE_ALLOCATION)).getLast().type());
             byte[] truncated = ByteBuffer.allocate(12).putInt(0).putInt(1).putInt(40).array();
             assertEquals(NBD_REP_ERR_INVALID, client.option(NBD_OPT_SET_META_CONTEXT, truncated).getLast().type());
         }
+    }
+
+    private static List<Integer> types(List<OptionReply> replies) {
+        return replies.stream().map(OptionReply::type).toList();
     }
 
     private static void assertMetaContext(OptionReply reply, int id) {

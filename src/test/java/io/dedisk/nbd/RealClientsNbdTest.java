@@ -180,7 +180,8 @@ class RealClientsNbdTest {
         Path path = dir.resolve(name);
         try (RandomAccessFile file = new RandomAccessFile(path.toFile(), "rw")) {
             file.setLength(SIZE);
-            long[][] dataRanges = {{0, 4 * MIB}, {8 * MIB + 4096, 3 * MIB}, {20 * MIB - 512, 4096}, {30 * MIB, 2 * MIB}};
+            long[][] dataRanges = {{0, 4 * MIB}, {8 * MIB + 4096, 3 * MIB}, {20 * MIB - 512, 4096},
+                                   {30 * MIB, 2 * MIB}};
             for (long[] range : dataRanges) {
                 file.seek(range[0]);
                 file.write(random((int) range[1], range[0]));

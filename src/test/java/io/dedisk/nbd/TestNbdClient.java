@@ -43,8 +43,8 @@ final class TestNbdClient implements AutoCloseable {
      * {@code chunkFlags}, and per type the data (OFFSET_DATA), the descriptors as [length, status] pairs and the
      * context id (BLOCK_STATUS), or the error and message (ERROR).
      */
-    record Reply(long cookie, boolean structured, int chunkFlags, int chunkType, int error, byte[] data, long dataOffset,
-                 String message, int contextId, long[][] descriptors) {
+    record Reply(long cookie, boolean structured, int chunkFlags, int chunkType, int error, byte[] data,
+                 long dataOffset, String message, int contextId, long[][] descriptors) {
         boolean done() {
             return !structured || (chunkFlags & NBD_REPLY_FLAG_DONE) != 0;
         }
@@ -115,14 +115,18 @@ final class TestNbdClient implements AutoCloseable {
         while (true) {
             OptionReply reply = readOptionReply();
             replies.add(reply);
-            if (reply.option() != option) throw new IOException("reply for option " + reply.option() + ", sent " + option);
+            if (reply.option() != option) {
+                throw new IOException("reply for option " + reply.option() + ", sent " + option);
+            }
             if (reply.type() == NBD_REP_ACK || reply.isError()) return replies;
         }
     }
 
     void expectAck(List<OptionReply> replies) throws IOException {
         OptionReply last = replies.getLast();
-        if (last.type() != NBD_REP_ACK) throw new IOException("expected ACK, got type " + last.type() + ": " + last.text());
+        if (last.type() != NBD_REP_ACK) {
+            throw new IOException("expected ACK, got type " + last.type() + ": " + last.text());
+        }
     }
 
     /** NBD_OPT_GO; returns the export or throws with the error reply's text. */
@@ -233,7 +237,8 @@ final class TestNbdClient implements AutoCloseable {
                 int id = b.getInt();
                 long[][] descriptors = new long[b.remaining() / 8][];
                 for (int i = 0; i < descriptors.length; i++) {
-                    descriptors[i] = new long[] {Integer.toUnsignedLong(b.getInt()), Integer.toUnsignedLong(b.getInt())};
+                    long extent = Integer.toUnsignedLong(b.getInt());
+                    descriptors[i] = new long[] {extent, Integer.toUnsignedLong(b.getInt())};
                 }
                 yield new Reply(cookie, true, flags, type, 0, null, -1, null, id, descriptors);
             }
@@ -257,13 +262,13 @@ final class TestNbdClient implements AutoCloseable {
 
     byte[] read(long offset, int length) throws IOException {
         Reply reply = request(0, NBD_CMD_READ, offset, length, null);
-        if (reply.error() != 0) throw new IOException("read failed with error " + reply.error() + " " + reply.message());
+        if (reply.error() != 0) throw new IOException("read failed: error " + reply.error() + " " + reply.message());
         return reply.data();
     }
 
     void write(long offset, byte[] data) throws IOException {
         Reply reply = request(0, NBD_CMD_WRITE, offset, data.length, data);
-        if (reply.error() != 0) throw new IOException("write failed with error " + reply.error() + " " + reply.message());
+        if (reply.error() != 0) throw new IOException("write failed: error " + reply.error() + " " + reply.message());
     }
 
     /** True if the server closed the connection (end of stream or reset) within the read timeout. */

@@ -151,7 +151,8 @@ class TransmissionTest {
     @Test
     void zeroLengthRequestsAreEinval() throws IOException {
         try (TestNbdClient client = open("disk", false, false)) {
-            for (int type : new int[] {NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_TRIM, NBD_CMD_CACHE, NBD_CMD_WRITE_ZEROES}) {
+            int[] types = {NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_TRIM, NBD_CMD_CACHE, NBD_CMD_WRITE_ZEROES};
+            for (int type : types) {
                 assertEquals(NBD_EINVAL, client.request(0, type, 0, 0, null).error(), Request.commandName(type));
             }
             assertEquals(0, client.request(0, NBD_CMD_FLUSH, 0, 0, null).error());
@@ -233,6 +234,22 @@ class TransmissionTest {
     }
 
     @Test
+    void moreRequestsThanTheInFlightLimitAreAllAnswered() throws IOException {
+        disk.delay((op, offset) -> 2);
+        try (TestNbdClient client = open("disk", false, false)) {
+            int requests = 5 * NbdConnection.INFLIGHT_UNITS;
+            for (int i = 0; i < requests; i++) client.send(0, NBD_CMD_READ, i, (i % 256) * 4096L, 4096, null);
+            HashSet<Long> answered = new HashSet<>();
+            for (int i = 0; i < requests; i++) {
+                Reply reply = client.readReply();
+                assertEquals(0, reply.error());
+                assertTrue(answered.add(reply.cookie()));
+            }
+            assertEquals(requests, answered.size());
+        }
+    }
+
+    @Test
     void blockStatusReportsHolesAndZeroes() throws IOException {
         try (TestNbdClient client = open("disk", true, true)) {
             client.write(0, random(8192, 4));                                             // blocks 0-1: data
@@ -273,9 +290,15 @@ class TransmissionTest {
                 try (TestNbdClient c = TestNbdClient.negotiated(hugeServer.localAddress(), true)) {
                     c.expectAck(c.option(NBD_OPT_SET_META_CONTEXT, TestNbdClient.metaData("huge", BASE_ALLOCATION)));
                     c.go("huge");
-                    for (int block = 0; block < (64 << 20) / 4096; block += 2) huge.write(block * 4096L, ByteBuffer.wrap(new byte[] {1}), false);
+                    for (int block = 0; block < (64 << 20) / 4096; block += 2) {
+                        huge.write(block * 4096L, ByteBuffer.wrap(new byte[] {1}), false);
+                    }
                     Reply capped = c.request(0, NBD_CMD_BLOCK_STATUS, 0, 64 << 20, null);
                     assertEquals(MAX_BLOCK_STATUS_DESCRIPTORS, capped.descriptors().length);
+                    for (int i = 0; i < MAX_BLOCK_STATUS_DESCRIPTORS; i++) {
+                        long status = i % 2 == 0 ? 0 : NBD_STATE_HOLE | NBD_STATE_ZERO;
+                        assertArrayEquals(new long[] {4096, status}, capped.descriptors()[i], "descriptor " + i);
+                    }
                 }
             }
         }
@@ -289,7 +312,8 @@ class TransmissionTest {
             assertFalse(disk.isAllocated(0), "WRITE_ZEROES without NO_HOLE may trim");
             assertEquals(0, client.request(NBD_CMD_FLAG_NO_HOLE, NBD_CMD_WRITE_ZEROES, 4096, 4096, null).error());
             assertTrue(disk.isAllocated(4096), "NO_HOLE keeps the block allocated");
-            assertEquals(0, client.request(NBD_CMD_FLAG_FAST_ZERO | NBD_CMD_FLAG_FUA, NBD_CMD_WRITE_ZEROES, 8192, 4096, null).error());
+            int fastFua = NBD_CMD_FLAG_FAST_ZERO | NBD_CMD_FLAG_FUA;
+            assertEquals(0, client.request(fastFua, NBD_CMD_WRITE_ZEROES, 8192, 4096, null).error());
             assertArrayEquals(new byte[12288], client.read(0, 12288));
             assertEquals(0, client.request(0, NBD_CMD_TRIM, 12288, 4096, null).error());
             assertFalse(disk.isAllocated(12288));
