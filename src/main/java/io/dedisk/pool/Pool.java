@@ -67,6 +67,8 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     private final SegmentFiles segments;
     private final LogWriter log;
     private final AtomicBoolean checkpointRunning = new AtomicBoolean();
+    /** One checkpoint at a time (periodic and at close): they share the temporary file name. */
+    private final java.util.concurrent.locks.ReentrantLock checkpointLock = new java.util.concurrent.locks.ReentrantLock();
     private final Counters counters = new Counters();
     private int nextVolumeId;
     private long logBytesAtCheckpoint;
@@ -799,6 +801,15 @@ public final class Pool implements VolumeProvider, AutoCloseable {
 
     /** Writes a checkpoint of the current state; the log up to it is synced first. */
     public void checkpoint() throws IOException {
+        checkpointLock.lock();
+        try {
+            writeCheckpoint();
+        } finally {
+            checkpointLock.unlock();
+        }
+    }
+
+    private void writeCheckpoint() throws IOException {
         byte[] image;
         long lsn;
         meta.writeLock().lock();
