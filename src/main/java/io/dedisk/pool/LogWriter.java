@@ -80,25 +80,71 @@ final class LogWriter implements AutoCloseable {
     /** Handle of the open segment, for reads of records not yet sealed. */
     FileHandle tailHandle() { return tail; }
 
-    /**
-     * Appends one record whose payload is in [HEADER_SIZE, position) of {@code record}; returns the offset of the
-     * record in segment {@link #segmentSeq()} (read it after the call: the append may start a new segment).
-     */
+    /** A record to append: payload in [HEADER_SIZE, position) of buffer, {@code covered} bytes under the CRC. */
+    record Pending(ByteBuffer buffer, int type, int covered) {}
+
+    /** Where appended records went: records [0, written) are in the log at (segments[i], offsets[i]); the rest failed with error. */
+    record Appended(long[] segments, long[] offsets, int written, IOException error) {}
+
+    /** Appends one record; returns its offset in segment {@link #segmentSeq()} (read after the call). */
     long append(ByteBuffer record, int type, int covered) throws IOException {
-        int size = record.position();
-        if (tailOffset + size + LogRecord.HEADER_SIZE > segmentSize && tailOffset > headerRecordSize()) {
-            rotate();
+        Appended a = appendAll(java.util.List.of(new Pending(record, type, covered)));
+        if (a.error() != null) throw a.error();
+        return a.offsets()[0];
+    }
+
+    /**
+     * Appends records in order, with one write per run of records that fits in the current segment (group
+     * commit: the syscall is paid per group, not per record). On a failed write the records from the first one
+     * of that write on are not in the log; those before it are.
+     */
+    Appended appendAll(java.util.List<Pending> records) {
+        int n = records.size();
+        long[] segments = new long[n];
+        long[] offsets = new long[n];
+        int i = 0;
+        try {
+            while (i < n) {
+                if (tailOffset + records.get(i).buffer().position() + LogRecord.HEADER_SIZE > segmentSize && tailOffset > headerRecordSize()) {
+                    rotate();
+                }
+                int j = i;
+                long end = tailOffset;
+                int bytes = 0;
+                while (j < n && (j == i || end + records.get(j).buffer().position() + LogRecord.HEADER_SIZE <= segmentSize)) {
+                    Pending r = records.get(j);
+                    LogRecord.seal(r.buffer(), r.type(), nextLsn + (j - i), r.covered());
+                    segments[j] = segmentSeq;
+                    offsets[j] = end;
+                    end += r.buffer().limit();
+                    bytes += r.buffer().limit();
+                    j++;
+                }
+                ByteBuffer run;
+                if (j - i == 1) {
+                    run = records.get(i).buffer();
+                } else {
+                    run = ByteBuffer.allocate(bytes);
+                    for (int k = i; k < j; k++) run.put(records.get(k).buffer().duplicate());
+                    run.flip();
+                }
+                tail.write(tailOffset, run);
+                // Only advance after the write succeeded: a failed write leaves the tail where it was and the next
+                // append overwrites the partial bytes.
+                tailOffset = end;
+                nextLsn += j - i;
+                bytesAppended += bytes;
+                unsyncedBytes += bytes;
+                i = j;
+                syncAheadIfDue();
+            }
+            return new Appended(segments, offsets, n, null);
+        } catch (IOException e) {
+            return new Appended(segments, offsets, i, e);
         }
-        long lsn = nextLsn;
-        LogRecord.seal(record, type, lsn, covered);
-        long offset = tailOffset;
-        tail.write(offset, record);
-        // Only advance after the write succeeded: a failed write leaves the tail where it was and the next append
-        // overwrites the partial bytes.
-        tailOffset = offset + size;
-        nextLsn = lsn + 1;
-        bytesAppended += size;
-        unsyncedBytes += size;
+    }
+
+    private void syncAheadIfDue() {
         if (unsyncedBytes >= SYNC_AHEAD && syncAheadRunning.compareAndSet(false, true)) {
             unsyncedBytes = 0;
             FileHandle h = tail;
@@ -114,7 +160,6 @@ final class LogWriter implements AutoCloseable {
                 }
             });
         }
-        return offset;
     }
 
     /** Makes every record appended before this call durable. */

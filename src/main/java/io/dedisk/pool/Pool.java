@@ -51,6 +51,8 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     public static final int BLOCK_SIZE = 4096;
     /** Blocks per write record: bounds the time the write lock is held and the record size. */
     static final int BATCH_BLOCKS = 256;
+    /** Bytes of records one group commit gathers before writing (bounds the lock hold time). */
+    static final long GROUP_BYTES = 4 << 20;
     static final int DEFAULT_SEGMENT_SIZE = 16 << 20;
     static final long DEFAULT_CHECKPOINT_INTERVAL = 1L << 30;
 
@@ -67,6 +69,8 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     private final SegmentFiles segments;
     private final LogWriter log;
     private final AtomicBoolean checkpointRunning = new AtomicBoolean();
+    /** Write batches waiting for group commit (see commitQueued). */
+    private final java.util.concurrent.ConcurrentLinkedQueue<PendingWrite> commitQueue = new java.util.concurrent.ConcurrentLinkedQueue<>();
     /** One checkpoint at a time (periodic and at close): they share the temporary file name. */
     private final java.util.concurrent.locks.ReentrantLock checkpointLock = new java.util.concurrent.locks.ReentrantLock();
     private final Counters counters = new Counters();
@@ -567,6 +571,11 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     }
 
     private void writeBatch(VolumeState v, long lba, byte[] buf, int off, int count) {
+        commit(List.of(prepare(v, lba, buf, off, count)));
+    }
+
+    /** Names the blocks and compresses the likely-new ones, outside any exclusive lock. */
+    PendingWrite prepare(VolumeState v, long lba, byte[] buf, int off, int count) {
         BlockName[] names = new BlockName[count];
         for (int i = 0; i < count; i++) {
             int o = off + i * BLOCK_SIZE;
@@ -584,61 +593,166 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         ChunkCodec.Encoded[] encoded = new ChunkCodec.Encoded[count];
         for (int i = 0; i < count; i++) if (likelyNew[i]) encoded[i] = ChunkCodec.encode(buf, off + i * BLOCK_SIZE);
 
+        return new PendingWrite(v, lba, buf, off, count, names, encoded);
+    }
+
+    /**
+     * Queues prepared batches and waits until they are committed, by this thread or by another writer that took
+     * the lock first and committed the whole queue (group commit). Throws the first batch's failure.
+     */
+    void commit(List<PendingWrite> batches) {
+        commitQueue.addAll(batches);
         meta.writeLock().lock();
         try {
-            checkWritable();
-            checkRange(v, lba * BLOCK_SIZE, (long) count * BLOCK_SIZE);
-            // Decide each block (zero, dedup hit, or new chunk), then encode: entries first, bodies after them.
-            int[] kinds = new int[count];
-            long[] refs = new long[count];
-            ChunkCodec.Encoded[] bodies = new ChunkCodec.Encoded[count];
-            Map<BlockName, Long> createdHere = new HashMap<>();
-            int entryBytes = 16;
-            int bodyBytes = 0;
-            long hits = 0, misses = 0, stale = 0, zeros = 0;
-            for (int i = 0; i < count; i++) {
-                BlockName name = names[i];
-                if (name == null) {
-                    kinds[i] = WriteRecord.KIND_ZERO;
-                    entryBytes += 1;
-                    zeros++;
-                    continue;
-                }
-                Long sameBatch = createdHere.get(name);
-                long advice = sameBatch != null ? sameBatch : index.lookup(name);
-                if (sameBatch != null || advice != DedupIndex.NONE && chunks.isLive(advice)) {
+            for (PendingWrite b : batches) if (!b.done) commitQueued();
+        } finally { meta.writeLock().unlock(); }
+        for (PendingWrite b : batches) {
+            Check.that(b.done, "a queued write is committed or failed before its writer returns");
+            if (b.failure != null) throw b.failure;
+        }
+    }
+
+    /** A write batch named and compressed outside the lock, waiting for whichever writer holds the lock to commit it. */
+    static final class PendingWrite {
+        final VolumeState volume;
+        final long lba;
+        final byte[] buf;
+        final int off;
+        final int count;
+        final BlockName[] names;
+        final ChunkCodec.Encoded[] encoded;
+        /** Guarded by the metadata write lock. */
+        boolean done;
+        RuntimeException failure;
+
+        PendingWrite(VolumeState volume, long lba, byte[] buf, int off, int count, BlockName[] names, ChunkCodec.Encoded[] encoded) {
+            this.volume = volume;
+            this.lba = lba;
+            this.buf = buf;
+            this.off = off;
+            this.count = count;
+            this.names = names;
+            this.encoded = encoded;
+        }
+    }
+
+    /** A block's place in the group: (volume, LBA). */
+    private record BlockKey(int volume, long lba) {}
+
+    /**
+     * What the records planned so far in a group do that later records must respect, because those records are
+     * applied only after the group is written: chunks they create (shared, so identical concurrent writes make
+     * one chunk), chunks they release (never referenced by a later record: it may have died), and the LBAs
+     * they remap.
+     */
+    private static final class GroupPlan {
+        final Map<BlockName, Long> created = new HashMap<>();
+        final java.util.Set<Long> released = new java.util.HashSet<>();
+        final Map<BlockKey, Long> remapped = new HashMap<>();
+    }
+
+    /**
+     * Group commit, run by whichever writer holds the write lock: drains the queue, plans one WRITE record per
+     * batch, appends them all with one write per segment, then applies them in order and releases their writers.
+     */
+    private void commitQueued() {
+        Check.that(meta.isWriteLockedByCurrentThread(), "commit under the metadata write lock");
+        List<PendingWrite> group = new ArrayList<>();
+        List<LogWriter.Pending> records = new ArrayList<>();
+        List<Integer> covered = new ArrayList<>();
+        GroupPlan plan = new GroupPlan();
+        long groupBytes = 0;
+        PendingWrite w;
+        while (groupBytes < GROUP_BYTES && (w = commitQueue.poll()) != null) {
+            try {
+                checkWritable();
+                checkRange(w.volume, w.lba * BLOCK_SIZE, (long) w.count * BLOCK_SIZE);
+                LogWriter.Pending r = planWrite(w, plan);
+                group.add(w);
+                records.add(r);
+                groupBytes += r.buffer().position();
+            } catch (RuntimeException e) {
+                w.failure = e;
+                w.done = true;
+            }
+        }
+        if (group.isEmpty()) return;
+        LogWriter.Appended appended = log.appendAll(records);
+        for (int i = 0; i < group.size(); i++) {
+            PendingWrite g = group.get(i);
+            g.done = true;
+            if (i >= appended.written()) {
+                g.failure = storageFailure("appending to the log", appended.error());
+                continue;
+            }
+            ByteBuffer rec = records.get(i).buffer();
+            logBytesTotal += rec.limit();
+            ByteBuffer payload = rec.duplicate().position(LogRecord.HEADER_SIZE).slice().order(ByteOrder.LITTLE_ENDIAN);
+            apply(LogRecord.WRITE, payload, records.get(i).covered(), appended.segments()[i], appended.offsets()[i] + LogRecord.HEADER_SIZE, g.names);
+            counters.blocksWritten.add(g.count);
+        }
+        if (log.bytesAppended() - logBytesAtCheckpoint > superblock.checkpointInterval()) scheduleCheckpoint();
+    }
+
+    /** Decides each block of a batch (zero, dedup hit, or new chunk) and encodes its WRITE record: entries, then bodies. */
+    private LogWriter.Pending planWrite(PendingWrite w, GroupPlan plan) {
+        int count = w.count;
+        int[] kinds = new int[count];
+        long[] refs = new long[count];
+        ChunkCodec.Encoded[] bodies = new ChunkCodec.Encoded[count];
+        List<Long> releasedHere = new ArrayList<>();
+        int entryBytes = WriteRecord.FIXED_BYTES;
+        int bodyBytes = 0;
+        long hits = 0, misses = 0, stale = 0, zeros = 0;
+        for (int i = 0; i < count; i++) {
+            BlockKey key = new BlockKey(w.volume.id, w.lba + i);
+            Long remapped = plan.remapped.get(key);
+            releasedHere.add(remapped != null ? remapped : w.volume.map.get(w.lba + i));
+            BlockName name = w.names[i];
+            if (name == null) {
+                kinds[i] = WriteRecord.KIND_ZERO;
+                refs[i] = BlockMap.ZERO;
+                entryBytes += 1;
+                zeros++;
+            } else {
+                Long created = plan.created.get(name);
+                long advice = created != null ? created : index.lookup(name);
+                boolean usable = advice != DedupIndex.NONE && !plan.released.contains(advice) && (created != null || chunks.isLive(advice));
+                if (usable) {
                     kinds[i] = WriteRecord.KIND_EXISTING;
                     refs[i] = advice;
                     entryBytes += 9;
                     hits++;
-                    continue;
+                } else {
+                    if (advice != DedupIndex.NONE && created == null && !chunks.isLive(advice)) stale++;
+                    misses++;
+                    kinds[i] = WriteRecord.KIND_NEW;
+                    refs[i] = chunks.allocateId();
+                    bodies[i] = w.encoded[i] != null ? w.encoded[i] : ChunkCodec.encode(w.buf, w.off + i * BLOCK_SIZE);
+                    plan.created.put(name, refs[i]);
+                    entryBytes += WriteRecord.NEW_ENTRY_BYTES;
+                    bodyBytes += bodies[i].length();
                 }
-                if (advice != DedupIndex.NONE) stale++;
-                misses++;
-                kinds[i] = WriteRecord.KIND_NEW;
-                refs[i] = chunks.allocateId();
-                bodies[i] = encoded[i] != null ? encoded[i] : ChunkCodec.encode(buf, off + i * BLOCK_SIZE);
-                createdHere.put(name, refs[i]);
-                entryBytes += WriteRecord.NEW_ENTRY_BYTES;
-                bodyBytes += bodies[i].length();
             }
-            ByteBuffer rec = LogRecord.newBuffer(entryBytes + bodyBytes);
-            rec.putInt(v.id).putLong(lba).putInt(count);
-            for (int i = 0; i < count; i++) {
-                rec.put((byte) kinds[i]);
-                if (kinds[i] == WriteRecord.KIND_EXISTING) rec.putLong(refs[i]);
-                if (kinds[i] == WriteRecord.KIND_NEW) rec.putLong(refs[i]).put((byte) bodies[i].codec()).putShort((short) bodies[i].length()).putInt(bodies[i].crc());
-            }
-            Check.that(rec.position() == LogRecord.HEADER_SIZE + entryBytes, "write entries fill %d bytes", entryBytes);
-            for (ChunkCodec.Encoded e : bodies) if (e != null) rec.put(e.bytes(), 0, e.length());
-            Check.that(!rec.hasRemaining(), "write record filled exactly");
-            appendAndApply(rec, LogRecord.WRITE, entryBytes, names);
-            counters.dedupHits.add(hits);
-            counters.dedupMisses.add(misses);
-            counters.staleAdvice.add(stale);
-            counters.zeroBlocksWritten.add(zeros);
-            counters.blocksWritten.add(count);
-        } finally { meta.writeLock().unlock(); }
+            plan.remapped.put(key, refs[i]);
+        }
+        // Releases count for the records after this one; within a record increments come before decrements.
+        for (long r : releasedHere) if (BlockMap.isChunk(r)) plan.released.add(r);
+        ByteBuffer rec = LogRecord.newBuffer(entryBytes + bodyBytes);
+        rec.putInt(w.volume.id).putLong(w.lba).putInt(count);
+        for (int i = 0; i < count; i++) {
+            rec.put((byte) kinds[i]);
+            if (kinds[i] == WriteRecord.KIND_EXISTING) rec.putLong(refs[i]);
+            if (kinds[i] == WriteRecord.KIND_NEW) rec.putLong(refs[i]).put((byte) bodies[i].codec()).putShort((short) bodies[i].length()).putInt(bodies[i].crc());
+        }
+        Check.that(rec.position() == LogRecord.HEADER_SIZE + entryBytes, "write entries fill %d bytes", entryBytes);
+        for (ChunkCodec.Encoded e : bodies) if (e != null) rec.put(e.bytes(), 0, e.length());
+        Check.that(!rec.hasRemaining(), "write record filled exactly");
+        counters.dedupHits.add(hits);
+        counters.dedupMisses.add(misses);
+        counters.staleAdvice.add(stale);
+        counters.zeroBlocksWritten.add(zeros);
+        return new LogWriter.Pending(rec, LogRecord.WRITE, entryBytes);
     }
 
     /** Advice from the index that names a live chunk, else NONE. Caller holds a metadata lock. */
@@ -855,6 +969,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     }
 
     ChunkTable chunkTable() { return chunks; }
+
 
     List<VolumeState> volumeStates() { return List.copyOf(volumesByName.values()); }
 
