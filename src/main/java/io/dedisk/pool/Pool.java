@@ -604,7 +604,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         commitQueue.addAll(batches);
         meta.writeLock().lock();
         try {
-            for (PendingWrite b : batches) if (!b.done) commitQueued();
+            for (PendingWrite b : batches) while (!b.done) commitQueued(); // a long queue takes several groups
         } finally { meta.writeLock().unlock(); }
         for (PendingWrite b : batches) {
             Check.that(b.done, "a queued write is committed or failed before its writer returns");
