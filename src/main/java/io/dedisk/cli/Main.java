@@ -113,6 +113,11 @@ public final class Main {
             }
             stopped.countDown();
         }));
+        long indexMemory = p.pool.superblock().indexMemory();
+        if (Runtime.getRuntime().maxMemory() < indexMemory + (128L << 20)) {
+            System.err.println("dedisk: warning: the JVM heap (" + Sizes.format(Runtime.getRuntime().maxMemory()) + ") is small for a "
+                    + Sizes.format(indexMemory) + " dedup index; set DEDISK_JAVA_OPTS=-Xmx" + ((indexMemory >> 20) + 512) + "m");
+        }
         InetSocketAddress bound = nbd.localAddress();
         System.out.println("dedisk: serving pool " + dir + " on nbd://" + bound.getHostString() + ":" + bound.getPort()
                 + "/ (volumes: " + String.join(", ", p.pool.volumeNames()) + "; control " + control.address() + ")");
@@ -125,6 +130,9 @@ public final class Main {
         @Option(names = "--pool", required = true, description = "Pool directory.") Path pool;
         @Option(names = "--segment-size", defaultValue = "16M", description = "Log segment size (1M..1G, default ${DEFAULT-VALUE}).") String segmentSize;
         @Option(names = "--checkpoint-interval", defaultValue = "1G", description = "Log bytes between checkpoints (default ${DEFAULT-VALUE}).") String checkpointInterval;
+        @Option(names = "--index-memory", defaultValue = "128M",
+                description = "Memory of the dedup index, which sets its window (16M..1T, default ${DEFAULT-VALUE}; about 4 bytes per 4 KiB block remembered). 'exact' keeps every block, unbounded.") String indexMemory;
+        @Option(names = "--sparse-index", description = "Sparse index: about 10x the window in the same memory, finding most duplicates.") boolean sparseIndex;
 
         @Override
         public Integer call() throws IOException {
@@ -132,7 +140,9 @@ public final class Main {
             long interval = Sizes.parse(checkpointInterval);
             if (seg < (1 << 20) || seg > (1 << 30)) throw new DediskException.InvalidRequestException("--segment-size must be within 1M..1G, got " + segmentSize);
             if (interval < seg) throw new DediskException.InvalidRequestException("--checkpoint-interval must be at least the segment size");
-            PoolDirectory.create(pool, new Pool.Options((int) seg, interval));
+            boolean exact = indexMemory.equalsIgnoreCase("exact");
+            if (exact && sparseIndex) throw new DediskException.InvalidRequestException("--sparse-index needs a memory size, not 'exact'");
+            PoolDirectory.create(pool, new Pool.Options((int) seg, interval, exact ? 0 : Sizes.parse(indexMemory), sparseIndex));
             System.out.println("created pool " + pool);
             return 0;
         }

@@ -39,6 +39,11 @@ final class ChunkTable {
     long liveBytes() { return liveBytes; }
     long deadBytes() { return deadBytes; }
 
+    /** Ids up to maxId may still be named by dedup advice from before a crash: never hand them out again. */
+    void skipIdsThrough(long maxId) {
+        if (maxId >= nextId) nextId = maxId + 1;
+    }
+
     void restoreCounters(long nextId, long deadBytes) {
         Check.that(nextId >= this.nextId, "next chunk id %d not below %d", nextId, this.nextId);
         this.nextId = nextId;

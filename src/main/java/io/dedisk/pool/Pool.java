@@ -9,6 +9,8 @@ import io.dedisk.DediskException.StorageException;
 import io.dedisk.index.BlockName;
 import io.dedisk.index.DedupIndex;
 import io.dedisk.index.ExactIndex;
+import io.dedisk.index.IndexConfig;
+import io.dedisk.index.UdsIndex;
 import io.dedisk.pool.ChunkTable.Location;
 import io.dedisk.store.Fs;
 import io.dedisk.util.ByteSource;
@@ -55,6 +57,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     static final long GROUP_BYTES = 4 << 20;
     static final int DEFAULT_SEGMENT_SIZE = 16 << 20;
     static final long DEFAULT_CHECKPOINT_INTERVAL = 1L << 30;
+    static final String INDEX_DIR = "index";
 
     private static final System.Logger LOG = System.getLogger("dedisk.pool");
 
@@ -65,7 +68,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     private final Map<Integer, VolumeState> volumesById = new HashMap<>();
     private final TreeMap<String, VolumeState> volumesByName = new TreeMap<>();
     private final ChunkTable chunks;
-    private final DedupIndex index = new ExactIndex();
+    private final DedupIndex index;
     private final SegmentFiles segments;
     private final LogWriter log;
     private final AtomicBoolean checkpointRunning = new AtomicBoolean();
@@ -94,8 +97,17 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         final LongAdder checkpoints = new LongAdder();
     }
 
-    /** Creation parameters. */
-    public record Options(int segmentSize, long checkpointInterval) {
+    /** Creation parameters. {@code indexMemory} 0 selects the exact (unbounded) index. */
+    public record Options(int segmentSize, long checkpointInterval, long indexMemory, boolean sparseIndex) {
+        public static final long DEFAULT_INDEX_MEMORY = 128L << 20;
+
+        public Options {
+            if (indexMemory != 0) new IndexConfig(indexMemory, sparseIndex); // validates, with a clear message
+            if (indexMemory % (1 << 20) != 0) throw new InvalidRequestException("index memory must be a whole number of MiB, found " + indexMemory + " bytes");
+        }
+
+        public Options(int segmentSize, long checkpointInterval) { this(segmentSize, checkpointInterval, DEFAULT_INDEX_MEMORY, false); }
+
         public static Options defaults() { return new Options(DEFAULT_SEGMENT_SIZE, DEFAULT_CHECKPOINT_INTERVAL); }
     }
 
@@ -107,7 +119,8 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         if (!fs.list("").isEmpty() || !fs.list(LogWriter.DIR).isEmpty()) {
             throw new InvalidRequestException("the pool directory is not empty; dedisk only creates pools in new or empty directories");
         }
-        Superblock sb = new Superblock(UUID.randomUUID(), System.currentTimeMillis(), options.segmentSize(), options.checkpointInterval());
+        Superblock sb = new Superblock(UUID.randomUUID(), System.currentTimeMillis(), options.segmentSize(), options.checkpointInterval(),
+                options.indexMemory(), options.sparseIndex());
         fs.mkdirs(LogWriter.DIR);
         fs.mkdirs(Checkpoint.DIR);
         fs.syncDir("");
@@ -134,6 +147,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         this.background = background;
         this.superblock = sb;
         this.segments = new SegmentFiles(fs, 256);
+        this.index = sb.indexMemory() == 0 ? new ExactIndex() : UdsIndex.open(fs, INDEX_DIR, new IndexConfig(sb.indexMemory(), sb.sparseIndex()));
         Checkpoint.Image image = loadNewestCheckpoint();
         Checkpoint.Position start;
         if (image != null) {
@@ -153,7 +167,9 @@ public final class Pool implements VolumeProvider, AutoCloseable {
                 background, this::fsyncFailed);
         this.logBytesTotal = sumSegmentSizes();
         this.checkpointBytes = fileBytes(checkpointFiles());
-        rebuildIndex();
+        if (index instanceof ExactIndex) rebuildIndex();
+        // Advice that survived a crash may name chunk ids whose creation did not: never reuse them.
+        chunks.skipIdsThrough(index.maxChunkId());
         this.logBytesAtCheckpoint = 0;
         LOG.log(System.Logger.Level.INFO, "opened pool {0}: {1} volumes, {2} chunks, {3}",
                 sb.poolId(), volumesById.size(), chunks.liveChunks(),
@@ -424,8 +440,9 @@ public final class Pool implements VolumeProvider, AutoCloseable {
                 if (ref < BlockMap.FIRST_CHUNK_ID || chunks.isLive(ref)) throw new CorruptionException("write record: new chunk " + ref + " already exists");
                 chunks.create(ref, segmentSeq, (int) (payloadOffset + e.bodyPosition()), e.length(), e.codec(), e.crc());
                 if (names != null) index.insert(names[i], ref);
-            } else if (e.kind() == WriteRecord.KIND_EXISTING && !chunks.isLive(ref)) {
-                throw new CorruptionException("write record: reference to chunk " + ref + " which is not live");
+            } else if (e.kind() == WriteRecord.KIND_EXISTING) {
+                if (!chunks.isLive(ref)) throw new CorruptionException("write record: reference to chunk " + ref + " which is not live");
+                if (names != null) index.insert(names[i], ref); // a confirmed hit refreshes the name in the window
             }
             if (BlockMap.isChunk(ref)) chunks.increment(ref);
             olds[i] = v.map.set(w.firstLba() + i, ref);
@@ -981,6 +998,14 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     // ---------------------------------------------------------------- stats
 
     public PoolStats stats() {
+        long indexDiskBytes;
+        try {
+            List<String> names = new ArrayList<>();
+            for (String f : fs.list(INDEX_DIR)) names.add(INDEX_DIR + "/" + f);
+            indexDiskBytes = fileBytes(names);
+        } catch (IOException e) {
+            indexDiskBytes = -1; // unknown; stats must not fail because a chapter file is being replaced
+        }
         meta.readLock().lock();
         try {
             List<PoolStats.VolumeStats> vols = new ArrayList<>();
@@ -989,8 +1014,9 @@ public final class Pool implements VolumeProvider, AutoCloseable {
             }
             return new PoolStats(superblock.poolId().toString(), readOnlyReason, vols, chunks.liveChunks(), chunks.liveBytes(),
                     chunks.deadBytes(), logBytesTotal, checkpointBytes + Superblock.SIZE,
-                    new PoolStats.IndexStats(index.getClass().getSimpleName(), index.entries(), index.memoryBytes(),
-                            counters.dedupHits.sum(), counters.dedupMisses.sum(), counters.staleAdvice.sum()),
+                    new PoolStats.IndexStats(index instanceof UdsIndex ? "uds" : "exact", index.entries(), index.windowEntries(),
+                            index.memoryBytes(), indexDiskBytes, counters.dedupHits.sum(), counters.dedupMisses.sum(),
+                            counters.staleAdvice.sum(), index.sparse(), index.rebuildRemaining()),
                     counters.blocksWritten.sum(), counters.blocksRead.sum(), counters.flushes.sum(), counters.corruptReads.sum(),
                     chunks.memoryBytes());
         } finally { meta.readLock().unlock(); }
@@ -1000,9 +1026,13 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     public void close() throws IOException {
         if (closed) return;
         try {
-            if (readOnlyReason == null) checkpoint();
+            if (readOnlyReason == null) {
+                checkpoint();
+                index.save();
+            }
         } finally {
             closed = true;
+            index.close();
             meta.writeLock().lock();
             try {
                 if (log != null) log.close();

@@ -8,7 +8,8 @@ import java.util.Locale;
  * A snapshot of a pool's space and activity, in the spirit of vdostats. Definitions (docs/operations.md):
  * logical used = blocks mapped to chunks x 4 KiB (zero blocks and holes use nothing); physical used = every byte
  * the pool has on disk (data = live chunk bodies; garbage = dead chunk bodies awaiting GC; metadata = the rest:
- * record headers, map records, checkpoints, superblock); dedup ratio = mapped blocks / live chunks; compression
+ * record headers, map records, checkpoints, superblock; the dedup index's files are reported apart, as index disk
+ * bytes, because their size is fixed by the index configuration, not by the data); dedup ratio = mapped blocks / live chunks; compression
  * ratio = live chunks x 4 KiB / data bytes; saving = 1 - physical used / logical used.
  */
 public record PoolStats(String poolId, String readOnlyReason, List<VolumeStats> volumes, long liveChunks, long dataBytes,
@@ -19,7 +20,9 @@ public record PoolStats(String poolId, String readOnlyReason, List<VolumeStats> 
         public long logicalUsedBytes() { return mappedBlocks * Pool.BLOCK_SIZE; }
     }
 
-    public record IndexStats(String kind, long entries, long memoryBytes, long hits, long misses, long staleAdvice) {}
+    /** The dedup index: kind (uds or exact), what it holds, its window, memory and disk, and how advice fared. */
+    public record IndexStats(String kind, long entries, long windowEntries, long memoryBytes, long diskBytes, long hits,
+                             long misses, long staleAdvice, boolean sparse, double rebuildRemaining) {}
 
     public long mappedBlocks() { return volumes.stream().mapToLong(VolumeStats::mappedBlocks).sum(); }
     public long zeroBlocks() { return volumes.stream().mapToLong(VolumeStats::zeroBlocks).sum(); }
@@ -57,8 +60,12 @@ public record PoolStats(String poolId, String readOnlyReason, List<VolumeStats> 
                 .append(",\"corruptReads\":").append(corruptReads)
                 .append(",\"chunkTableMemoryBytes\":").append(chunkTableMemoryBytes)
                 .append(",\"index\":{\"kind\":\"").append(index.kind()).append('"')
+                .append(",\"sparse\":").append(index.sparse())
                 .append(",\"entries\":").append(index.entries())
+                .append(",\"windowEntries\":").append(index.windowEntries())
                 .append(",\"memoryBytes\":").append(index.memoryBytes())
+                .append(",\"diskBytes\":").append(index.diskBytes())
+                .append(",\"rebuildRemaining\":").append(num(index.rebuildRemaining()))
                 .append(",\"hits\":").append(index.hits())
                 .append(",\"misses\":").append(index.misses())
                 .append(",\"staleAdvice\":").append(index.staleAdvice()).append('}')
@@ -93,8 +100,12 @@ public record PoolStats(String poolId, String readOnlyReason, List<VolumeStats> 
         row(b, "dedup ratio", String.format(Locale.ROOT, "%.2f", dedupRatio()));
         row(b, "compression ratio", String.format(Locale.ROOT, "%.2f", compressionRatio()));
         row(b, "space saving", String.format(Locale.ROOT, "%.1f%%", savingPercent()));
-        row(b, "index", String.format(Locale.ROOT, "%s: %d entries, %s memory, %d hits, %d misses, %d stale advice",
-                index.kind(), index.entries(), Sizes.format(index.memoryBytes()), index.hits(), index.misses(), index.staleAdvice()));
+        row(b, "index", String.format(Locale.ROOT, "%s%s: %d entries of a %s-entry window, %s memory, %s on disk%s",
+                index.kind(), index.sparse() ? " sparse" : index.kind().equals("uds") ? " dense" : "", index.entries(),
+                index.windowEntries() == Long.MAX_VALUE ? "unbounded" : Long.toString(index.windowEntries()),
+                Sizes.format(index.memoryBytes()), Sizes.format(Math.max(0, index.diskBytes())),
+                index.rebuildRemaining() > 0 ? String.format(Locale.ROOT, ", rebuilding (%.0f%% left)", 100 * index.rebuildRemaining()) : ""));
+        row(b, "index advice", String.format(Locale.ROOT, "%d hits, %d misses, %d stale", index.hits(), index.misses(), index.staleAdvice()));
         row(b, "blocks written / read", blocksWritten + " / " + blocksRead);
         row(b, "flushes", Long.toString(flushes));
         row(b, "corrupt reads", Long.toString(corruptReads));

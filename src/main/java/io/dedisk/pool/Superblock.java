@@ -16,11 +16,12 @@ import java.util.UUID;
  * <pre>
  *   0  u64 magic "DDSKSUPR"     8  u32 format version (1)   12 u32 block size (4096)
  *  16  u64 pool id (msb)       24  u64 pool id (lsb)        32 u64 created (epoch millis)
- *  40  u32 segment size        44  u32 reserved (0)         48 u64 checkpoint interval (log bytes)
- *  56  u32 reserved (0)        60  u32 CRC32C of bytes [0, 60)
+ *  40  u32 segment size        44  u32 flags (bit 0: sparse dedup index)
+ *  48  u64 checkpoint interval (log bytes)                  56 u32 dedup index memory (MiB; 0 = exact index)
+ *  60  u32 CRC32C of bytes [0, 60)
  * </pre>
  */
-public record Superblock(UUID poolId, long createdMillis, int segmentSize, long checkpointInterval) {
+public record Superblock(UUID poolId, long createdMillis, int segmentSize, long checkpointInterval, long indexMemory, boolean sparseIndex) {
     public static final String FILE = "superblock";
     static final long MAGIC = 0x5250555348534444L; // "DDSKSUPR" little-endian
     static final int VERSION = 1;
@@ -29,13 +30,15 @@ public record Superblock(UUID poolId, long createdMillis, int segmentSize, long 
     public Superblock {
         Check.that(segmentSize >= (1 << 20) && segmentSize <= (1 << 30), "segment size %d out of [1 MiB, 1 GiB]", segmentSize);
         Check.that(checkpointInterval >= segmentSize, "checkpoint interval %d below segment size", checkpointInterval);
+        Check.that(indexMemory >= 0 && indexMemory % (1 << 20) == 0 && indexMemory >> 20 <= Integer.MAX_VALUE, "index memory %d in whole MiB", indexMemory);
     }
 
     byte[] encode() {
         ByteBuffer b = ByteBuffer.allocate(SIZE).order(ByteOrder.LITTLE_ENDIAN);
         b.putLong(MAGIC).putInt(VERSION).putInt(Pool.BLOCK_SIZE)
                 .putLong(poolId.getMostSignificantBits()).putLong(poolId.getLeastSignificantBits())
-                .putLong(createdMillis).putInt(segmentSize).putInt(0).putLong(checkpointInterval).putInt(0);
+                .putLong(createdMillis).putInt(segmentSize).putInt(sparseIndex ? 1 : 0).putLong(checkpointInterval)
+                .putInt((int) (indexMemory >> 20));
         b.putInt(Crc.of(b.array(), 0, SIZE - 4));
         Check.that(!b.hasRemaining(), "superblock encoding fills exactly %d bytes", SIZE);
         return b.array();
@@ -58,8 +61,10 @@ public record Superblock(UUID poolId, long createdMillis, int segmentSize, long 
         UUID id = new UUID(b.getLong(), b.getLong());
         long created = b.getLong();
         int segmentSize = b.getInt();
-        b.getInt();
+        int flags = b.getInt();
         long interval = b.getLong();
-        return new Superblock(id, created, segmentSize, interval);
+        long indexMemory = (b.getInt() & 0xffffffffL) << 20;
+        if ((flags & ~1) != 0) throw new CorruptionException("superblock: unknown flags " + Integer.toHexString(flags));
+        return new Superblock(id, created, segmentSize, interval, indexMemory, (flags & 1) != 0);
     }
 }

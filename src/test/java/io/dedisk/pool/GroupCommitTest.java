@@ -26,7 +26,7 @@ class GroupCommitTest {
 
     @Test
     void concurrentWritersWithCollidingContentStayConsistentAcrossReopen() throws Exception {
-        Pool.create(new LocalFs(dir), new Pool.Options(1 << 20, 4 << 20));
+        Pool.create(new LocalFs(dir), new Pool.Options(1 << 20, 4 << 20, 16 << 20, false));
         int writers = 16;
         int regionBlocks = 64;
         byte[][] patterns = new byte[8][BS];
@@ -70,7 +70,7 @@ class GroupCommitTest {
 
     @Test
     void aChunkReleasedEarlierInTheGroupIsNotSharedByALaterRecord() throws Exception {
-        Pool.create(new LocalFs(dir), Pool.Options.defaults());
+        Pool.create(new LocalFs(dir), new Pool.Options(1 << 20, 4 << 20, 16 << 20, false));
         byte[] x = randomBlock(new Random(1));
         byte[] y = randomBlock(new Random(2));
         try (Pool pool = Pool.open(new LocalFs(dir))) {

@@ -22,7 +22,7 @@ class PoolTest {
     @TempDir Path dir;
 
     Pool create() throws IOException {
-        Pool.create(new LocalFs(dir), new Pool.Options(1 << 20, 1 << 20));
+        Pool.create(new LocalFs(dir), new Pool.Options(1 << 20, 1 << 20, 16 << 20, false));
         return Pool.open(new LocalFs(dir));
     }
 

@@ -24,7 +24,14 @@ class SimulationTest {
     /** Seeds that once found a bug; they run forever. */
     static final long[] REGRESSION_SEEDS = {};
 
-    static Pool.Options smallSegments() { return new Pool.Options(1 << 20, 2 << 20); }
+    /** Small segments and checkpoint interval so rotation and checkpoints happen often; a small UDS index. */
+    static Pool.Options smallSegments() { return new Pool.Options(1 << 20, 2 << 20, 16 << 20, false); }
+
+    /** Odd seeds run the exact index, even seeds the UDS index (dense, or sparse every fourth seed). */
+    static Pool.Options forSeed(long seed) {
+        if ((seed & 1) == 1) return new Pool.Options(1 << 20, 2 << 20, 0, false);
+        return new Pool.Options(1 << 20, 2 << 20, 16 << 20, (seed & 3) == 2);
+    }
 
     static Pool open(SimFs fs) throws IOException { return Pool.open(fs, Runnable::run); }
 
@@ -46,7 +53,7 @@ class SimulationTest {
     static long run(long seed, int steps) throws Exception {
         Random r = new Random(seed);
         SimFs fs = new SimFs(seed);
-        Pool.create(fs, smallSegments());
+        Pool.create(fs, forSeed(seed));
         Pool pool = open(fs);
         DiskModel model = new DiskModel();
         long crashes = 0;

@@ -1,0 +1,110 @@
+package io.dedisk.index;
+
+import io.dedisk.util.Check;
+import java.util.Arrays;
+
+/**
+ * The open chapter: the newest records, in memory, in arrival order (UDS's open chapter). Records here are found
+ * by an exact hash lookup on the full name, so a name posted again while its record is still open is updated in
+ * place (the cheap refresh) instead of taking a second record. When full it is written out as a closed chapter
+ * ({@link ChapterFile}) and cleared.
+ *
+ * Owns: names (4 longs a,b,c,d per record), chunk ids, the closed chapter that held each name's newest record when
+ * it was posted (-1: none; its volume index entry is moved from there when this chapter closes), and an
+ * open-addressing table of 2·capacity ints mapping a name (by its bits a) to record index + 1, 0 = empty, linear
+ * probing.
+ * All arrays are allocated once at full capacity, so memoryBytes is constant.
+ *
+ * Invariants: count ≤ capacity; every name appears at most once; table holds exactly the records [0, count).
+ * Threads: none inside; {@link UdsIndex} reads it under its read lock and changes it under its write lock.
+ */
+final class OpenChapter {
+    final int capacity;
+    private final long[] names;
+    private final long[] ids;
+    private final long[] previous;
+    private final int[] table;
+    private int count;
+
+    OpenChapter(int capacity) {
+        Check.that(capacity >= 1 && capacity <= (1 << 28), "open chapter capacity %d in [1, 2^28]", capacity);
+        this.capacity = capacity;
+        names = new long[capacity * 4];
+        ids = new long[capacity];
+        previous = new long[capacity];
+        table = new int[capacity * 2];
+    }
+
+    static long bytesFor(int capacity) { return 56L * capacity + 4 * 16; }
+
+    long memoryBytes() { return bytesFor(capacity); }
+
+    int count() { return count; }
+
+    boolean full() { return count == capacity; }
+
+    private int home(long a) { return (int) Math.unsignedMultiplyHigh(a, table.length); }
+
+    private boolean matches(int r, BlockName n) {
+        int i = r * 4;
+        return names[i] == n.a() && names[i + 1] == n.b() && names[i + 2] == n.c() && names[i + 3] == n.d();
+    }
+
+    /** Index of the name's record, or -1. */
+    int find(BlockName n) {
+        for (int s = home(n.a()); ; s = s + 1 == table.length ? 0 : s + 1) {
+            int r = table[s] - 1;
+            if (r < 0) return -1;
+            if (matches(r, n)) return r;
+        }
+    }
+
+    /** Appends a record for a name that is not here yet; returns its index. */
+    int add(BlockName n, long chunkId, long previousChapter) {
+        Check.that(count < capacity, "open chapter full (%d records)", capacity);
+        int s = home(n.a());
+        while (table[s] != 0) {
+            Check.that(!matches(table[s] - 1, n), "name %s added twice to the open chapter", n);
+            s = s + 1 == table.length ? 0 : s + 1;
+        }
+        int r = count++;
+        int i = r * 4;
+        names[i] = n.a();
+        names[i + 1] = n.b();
+        names[i + 2] = n.c();
+        names[i + 3] = n.d();
+        ids[r] = chunkId;
+        previous[r] = previousChapter;
+        table[s] = r + 1;
+        return r;
+    }
+
+    long id(int r) { return ids[r]; }
+
+    void setId(int r, long chunkId) { ids[r] = chunkId; }
+
+    long previous(int r) { return previous[r]; }
+
+    /** Word w (0..3 for a..d) of record r's name, for sorting and encoding without allocating names. */
+    long word(int r, int w) { return names[r * 4 + w]; }
+
+    /** Orders records by full name, unsigned a, b, c, d (the order of a chapter's record pages). */
+    int compare(int r1, int r2) {
+        int i = r1 * 4, j = r2 * 4;
+        for (int w = 0; w < 4; w++) {
+            int c = Long.compareUnsigned(names[i + w], names[j + w]);
+            if (c != 0) return c;
+        }
+        return 0;
+    }
+
+    BlockName name(int r) {
+        int i = r * 4;
+        return new BlockName(names[i], names[i + 1], names[i + 2], names[i + 3]);
+    }
+
+    void clear() {
+        Arrays.fill(table, 0);
+        count = 0;
+    }
+}

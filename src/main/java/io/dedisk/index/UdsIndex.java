@@ -1,0 +1,468 @@
+package io.dedisk.index;
+
+import io.dedisk.DediskException.CorruptionException;
+import io.dedisk.DediskException.InvalidRequestException;
+import io.dedisk.store.Fs;
+import io.dedisk.util.Check;
+import io.dedisk.util.Sizes;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.lang.System.Logger.Level;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * The UDS-style, memory-bounded dedup index (docs/index.md). It remembers the most recent records that fit its
+ * configured memory, the dedup window, because duplicates show temporal locality.
+ *
+ * Owns, under the directory it is given:
+ * <ul>
+ * <li>{@link IndexHeader} ({@code header}): index id and geometry, written once;
+ * <li>closed chapters ({@link ChapterFile}, {@code chapter-<n>}): records in arrival order, immutable, the
+ *     oldest deleted when a chapter closes and the window is full;
+ * <li>{@link SaveFile} ({@code save}): the in-memory state at the last clean shutdown;
+ * </ul>
+ * and in memory: the {@link OpenChapter}, the {@link VolumeIndex} table(s) (the full table: every name of the
+ * newest D closed chapters; in sparse mode also the hook table: hook names of every closed chapter), the
+ * {@link ChapterRing} of chapter summaries, the {@link PageCache} and, in sparse mode, the {@link SparseCache}.
+ *
+ * Answers: a lookup tries the open chapter (exact), then each volume index candidate newest first, reading that
+ * chapter's index page and record page and comparing the full 256-bit name, so a lookup never returns a chunk id
+ * posted for another name. In sparse mode a name that is not a hook is also looked for in the chapters of the
+ * sparse cache, and a hook found in a sparse chapter loads that chapter's index into it. A chapter whose pages
+ * fail verification or cannot be read is dropped (logged once): its advice is lost, the rest works.
+ *
+ * Restart: {@link #save} writes the save file. Open loads it when it is not older than the chapters; otherwise
+ * open returns at once and a background thread rebuilds the volume index from the chapter files, newest first
+ * (the most useful advice comes back first), while lookups (which may miss) and inserts go on. The open
+ * chapter's unsaved records are lost. {@link #maxChunkId} covers every chunk id that can come back as advice:
+ * each chapter header carries the largest id posted before it closed, and open reads the newest valid one.
+ *
+ * Threads: one read-write lock. Lookups take the read lock (the caches synchronize inside, briefly); inserts,
+ * chapter closes, saves and each rebuilt chapter take the write lock. The rebuild thread reads files unlocked.
+ */
+public final class UdsIndex implements DedupIndex {
+    private static final System.Logger LOG = System.getLogger("dedisk.index");
+
+    private final Fs fs;
+    private final String dir;
+    private final Geometry geometry;
+    private final UUID indexId;
+    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    private final OpenChapter open;
+    private final VolumeIndex fullTable;
+    private final VolumeIndex hookTable;
+    private final ChapterRing chapters;
+    private final PageCache pageCache;
+    private final SparseCache sparseCache;
+    /** Volatile for the rebuild thread's unlocked early-exit checks; changed only under the write lock. */
+    private volatile long openChapter;
+    private long maxChunkId;
+    private long lostChapters;
+    private boolean closed;
+    private volatile boolean closing;
+    private volatile double rebuildRemaining;
+    /** Set while a rebuild has not run to its end: a partial volume index must never be saved as whole. */
+    private volatile boolean rebuildIncomplete;
+    private Thread rebuilder;
+
+    /** Opens the index in {@code dir}, creating it when absent; refuses a configuration other than its own. */
+    public static UdsIndex open(Fs fs, String dir, IndexConfig config) throws IOException {
+        return open(fs, dir, Geometry.of(config));
+    }
+
+    static UdsIndex open(Fs fs, String dir, Geometry geometry) throws IOException {
+        fs.mkdirs(dir);
+        String name = dir + "/" + IndexHeader.FILE;
+        IndexHeader header;
+        if (fs.exists(name)) {
+            header = IndexHeader.decode(fs.readAll(name), name);
+            // The configuration must match; the geometry then comes from the header, so a later change of the
+            // sizing formulas never reinterprets an existing index.
+            Geometry had = header.geometry();
+            if (had.memoryBytes() != geometry.memoryBytes() || had.sparse() != geometry.sparse()) {
+                throw new InvalidRequestException("the index in " + dir + " was created as " + had + " and cannot be opened with "
+                        + Sizes.format(geometry.memoryBytes()) + (geometry.sparse() ? " sparse" : " dense")
+                        + ": open it with the memory and mode it was created with, or delete " + dir + " to start an empty index");
+            }
+        } else {
+            header = new IndexHeader(UUID.randomUUID(), geometry, System.currentTimeMillis());
+            byte[] bytes = header.encode();
+            Check.that(IndexHeader.decode(bytes, name).equals(header), "index header decodes to itself");
+            fs.writeAtomically(name, bytes);
+        }
+        UdsIndex index = new UdsIndex(fs, dir, header);
+        index.start();
+        return index;
+    }
+
+    private UdsIndex(Fs fs, String dir, IndexHeader header) {
+        this.fs = fs;
+        this.dir = dir;
+        this.geometry = header.geometry();
+        this.indexId = header.indexId();
+        this.open = new OpenChapter(geometry.chapterRecords());
+        this.fullTable = new VolumeIndex(geometry.fullTableEntries(), geometry.denseChapters());
+        this.hookTable = geometry.sparse() ? new VolumeIndex(geometry.hookTableEntries(), geometry.closedChapters()) : null;
+        this.chapters = new ChapterRing(geometry.chapters());
+        this.pageCache = new PageCache(geometry.pageCachePages());
+        this.sparseCache = geometry.sparse() ? new SparseCache(geometry.sparseCacheChapters()) : null;
+    }
+
+    private VolumeIndex[] tables() { return hookTable == null ? new VolumeIndex[] {fullTable} : new VolumeIndex[] {fullTable, hookTable}; }
+
+    /** Loads the save, or starts the rebuild; the caller holds no lock and nobody else has the index yet. */
+    private void start() throws IOException {
+        List<Long> onDisk = new ArrayList<>();
+        for (String f : fs.list(dir)) {
+            if (f.endsWith(".tmp")) fs.delete(dir + "/" + f); // an interrupted atomic write
+            long n = ChapterFile.parseFileName(f);
+            if (n >= 0) onDisk.add(n);
+        }
+        onDisk.sort(null);
+        long newest = onDisk.isEmpty() ? -1 : onDisk.getLast();
+        SaveFile.Loaded saved = null;
+        try {
+            saved = SaveFile.load(fs, dir, indexId, newest, open, tables());
+        } catch (CorruptionException | IOException e) {
+            LOG.log(Level.WARNING, "ignoring the saved state of the index in {0}, rebuilding from the chapters: {1}", dir, e.getMessage());
+            for (VolumeIndex t : tables()) t.clear();
+            open.clear();
+        }
+        openChapter = saved != null ? saved.openChapter() : newest + 1;
+        long oldestLive = oldestLive();
+        for (long n : onDisk) if (n < oldestLive) fs.delete(ChapterFile.fileName(dir, n));
+        if (saved != null) {
+            maxChunkId = saved.maxChunkId();
+            for (ChapterFile c : saved.chapters()) if (c.number >= oldestLive) chapters.add(c);
+            return;
+        }
+        long[] toRebuild = onDisk.stream().filter(n -> n >= oldestLive).mapToLong(Long::longValue).sorted().toArray();
+        maxChunkId = newestValidMaxChunkId(toRebuild);
+        if (toRebuild.length == 0) return;
+        LOG.log(Level.INFO, "index in {0}: no usable save, rebuilding from {1} chapters in the background", dir, toRebuild.length);
+        rebuildRemaining = 1;
+        rebuildIncomplete = true;
+        rebuilder = Thread.ofPlatform().name("dedisk-index-rebuild").daemon().start(() -> rebuild(toRebuild));
+    }
+
+    /** The max chunk id of the newest chapter with a valid header: it bounds every older chapter's ids too. */
+    private long newestValidMaxChunkId(long[] ascending) {
+        for (int i = ascending.length - 1; i >= 0; i--) {
+            try {
+                return ChapterFile.readHeader(fs, dir, indexId, ascending[i]).maxChunkId;
+            } catch (CorruptionException | IOException e) {
+                LOG.log(Level.WARNING, "index chapter {0} has no valid header: {1}", ascending[i], e.getMessage());
+            }
+        }
+        return 0;
+    }
+
+    private void rebuild(long[] ascending) {
+        for (int i = ascending.length - 1; i >= 0 && !closing; i--) {
+            long number = ascending[i];
+            try {
+                ChapterFile c = ChapterFile.readHeader(fs, dir, indexId, number);
+                if (c.records > geometry.chapterRecords()) {
+                    throw new CorruptionException("chapter " + number + " holds " + c.records + " records, more than the " + geometry.chapterRecords() + " of this index");
+                }
+                byte[] file = c.readAll(fs, dir);
+                lock.writeLock().lock();
+                try {
+                    if (!closing && number >= oldestLive()) {
+                        chapters.add(c);
+                        c.forEachName(file, n -> {
+                            VolumeIndex t = tableFor(n, number);
+                            if (t != null) t.putReplayed(n, number, openChapter);
+                        });
+                    }
+                } finally {
+                    lock.writeLock().unlock();
+                }
+            } catch (CorruptionException | IOException e) {
+                if (number >= oldestLive()) {
+                    LOG.log(Level.WARNING, "index chapter {0} cannot be read, its advice is dropped: {1}", number, e.getMessage());
+                }
+            }
+            rebuildRemaining = (double) i / ascending.length;
+        }
+        if (!closing) {
+            rebuildIncomplete = false;
+            rebuildRemaining = 0;
+        }
+    }
+
+    /** Oldest closed chapter still in the window (racy read is fine for the rebuild's early exits). */
+    private long oldestLive() { return openChapter - geometry.closedChapters(); }
+
+    /** The table that holds a name's entries for chapter {@code number}, or null (a non-hook of a sparse chapter). */
+    private VolumeIndex tableFor(BlockName n, long number) {
+        if (hookTable != null && Geometry.isHook(n)) return hookTable;
+        return openChapter - number <= geometry.denseChapters() ? fullTable : null;
+    }
+
+    @Override
+    public long lookup(BlockName name) {
+        lock.readLock().lock();
+        try {
+            Check.that(!closed, "lookup on a closed index");
+            int r = open.find(name);
+            return r >= 0 ? open.id(r) : findClosed(name, false);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /**
+     * The newest closed-chapter record of the name: its chunk id, or its chapter number when {@code chapter};
+     * -1 (NONE) when none is found. Under either lock.
+     */
+    private long findClosed(BlockName name, boolean chapter) {
+        boolean hook = hookTable != null && Geometry.isHook(name);
+        VolumeIndex table = hook ? hookTable : fullTable;
+        long oc = openChapter;
+        for (long c = table.newestCandidate(name, oc, Long.MAX_VALUE); c >= 0; c = table.newestCandidate(name, oc, c)) {
+            ChapterFile file = chapters.get(c);
+            if (file == null || file.dropped()) continue;
+            long id = search(file, name, null);
+            if (id != NONE) {
+                if (hook && oc - c > geometry.denseChapters()) cacheChapterIndex(file);
+                return chapter ? c : id;
+            }
+        }
+        if (sparseCache != null && !hook) {
+            for (SparseCache.Entry e : sparseCache.chapters()) {
+                if (e.chapter.number < oldestLive() || e.chapter.dropped()) continue;
+                long id = search(e.chapter, name, e.indexPages);
+                if (id != NONE) {
+                    sparseCache.touch(e);
+                    return chapter ? e.chapter.number : id;
+                }
+            }
+        }
+        return NONE;
+    }
+
+    /** The name's chunk id in a closed chapter, or NONE; {@code indexPages} when the chapter index is cached whole. */
+    private long search(ChapterFile chapter, BlockName name, byte[][] indexPages) {
+        int key = ChapterFile.key(name);
+        try {
+            for (int q = chapter.firstIndexPage(key); q >= 0 && chapter.indexPageMayHold(q, key); q++) {
+                byte[] ip = indexPages != null ? indexPages[q] : page(chapter, ChapterFile.KIND_INDEX, q);
+                for (int i = ChapterFile.firstEntry(ip, key), p; (p = ChapterFile.recordPageAt(ip, i, key)) >= 0; i++) {
+                    long id = ChapterFile.findRecord(page(chapter, ChapterFile.KIND_RECORD, p), name);
+                    if (id != NONE) return id;
+                }
+            }
+        } catch (CorruptionException | IOException e) {
+            drop(chapter, e);
+        }
+        return NONE;
+    }
+
+    private byte[] page(ChapterFile chapter, int kind, int page) throws IOException {
+        long key = PageCache.key(chapter.number, chapter.filePage(kind, page));
+        byte[] p = pageCache.get(key);
+        if (p == null) {
+            p = chapter.readPage(fs, dir, kind, page);
+            pageCache.put(key, p);
+        }
+        return p;
+    }
+
+    private void cacheChapterIndex(ChapterFile chapter) {
+        if (sparseCache.contains(chapter.number)) return;
+        try {
+            sparseCache.put(chapter, chapter.readIndexPages(fs, dir));
+        } catch (CorruptionException | IOException e) {
+            drop(chapter, e);
+        }
+    }
+
+    private void drop(ChapterFile chapter, Exception e) {
+        if (chapter.drop()) {
+            LOG.log(Level.WARNING, "index chapter {0} ({1} records) failed verification or could not be read; its advice is dropped: {2}",
+                    chapter.number, chapter.records, e.getMessage());
+        }
+    }
+
+    @Override
+    public void insert(BlockName name, long chunkId) {
+        Check.that(chunkId > 0, "chunk id %d is positive", chunkId);
+        lock.writeLock().lock();
+        try {
+            Check.that(!closed, "insert on a closed index");
+            if (chunkId > maxChunkId) maxChunkId = chunkId;
+            int r = open.find(name);
+            if (r >= 0) {
+                open.setId(r, chunkId);
+                return;
+            }
+            // Where the name's record is now, so the chapter close moves its volume index entry instead of adding
+            // a second one. After the pool's lookup (a confirmed hit) the pages this reads are in the cache.
+            open.add(name, chunkId, findClosed(name, true));
+            if (open.full()) closeChapter();
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /** Writes the full open chapter out, indexes it, and expires the chapter that leaves the window. Write lock held. */
+    private void closeChapter() {
+        long number = openChapter;
+        ChapterFile c = null;
+        try {
+            c = ChapterFile.write(fs, dir, indexId, number, open, maxChunkId);
+        } catch (IOException e) {
+            lostChapters++;
+            LOG.log(Level.WARNING, "index chapter {0} could not be written; its {1} records are lost to dedup: {2}", number, open.count(), e.toString());
+        }
+        openChapter = number + 1;
+        if (c != null) {
+            chapters.add(c);
+            for (int r = 0; r < open.count(); r++) {
+                BlockName n = open.name(r);
+                VolumeIndex t = tableFor(n, number);
+                long previous = open.previous(r);
+                if (previous < 0 || !t.move(n, previous, number, openChapter)) t.put(n, number, openChapter);
+            }
+        }
+        open.clear();
+        long expired = oldestLive() - 1;
+        chapters.remove(expired);
+        try {
+            fs.delete(ChapterFile.fileName(dir, expired));
+        } catch (IOException e) {
+            LOG.log(Level.WARNING, "expired index chapter {0} could not be deleted (retried at the next open): {1}", expired, e.toString());
+        }
+        if (sparseCache != null) sparseCache.retainFrom(oldestLive());
+        for (VolumeIndex t : tables()) t.sweep(openChapter);
+    }
+
+    @Override
+    public long entries() {
+        lock.readLock().lock();
+        try {
+            return chapters.records() + open.count();
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    @Override
+    public long windowEntries() { return geometry.windowEntries(); }
+
+    @Override
+    public long memoryBytes() {
+        lock.readLock().lock();
+        try {
+            long total = open.memoryBytes() + chapters.memoryBytes() + pageCache.memoryBytes();
+            for (VolumeIndex t : tables()) total += t.memoryBytes();
+            if (sparseCache != null) total += sparseCache.memoryBytes();
+            Check.that(total <= geometry.memoryBytes(), "index holds %d bytes, more than its budget %d", total, geometry.memoryBytes());
+            return total;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    @Override
+    public boolean sparse() { return geometry.sparse(); }
+
+    @Override
+    public long maxChunkId() {
+        lock.readLock().lock();
+        try {
+            return maxChunkId;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    @Override
+    public double rebuildRemaining() { return rebuildRemaining; }
+
+    /** Volume index entries dropped for lack of room, and chapters lost to write errors (lost advice, for stats). */
+    long lostAdvice() {
+        lock.readLock().lock();
+        try {
+            long dropped = lostChapters * geometry.chapterRecords();
+            for (VolumeIndex t : tables()) dropped += t.dropped();
+            return dropped;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    Geometry geometry() { return geometry; }
+
+    /**
+     * Saves durably. Waits for a running rebuild first, since a partial volume index must not be saved as whole;
+     * if the rebuild died (a bug, logged by its thread), nothing is saved and the next open rebuilds again.
+     */
+    @Override
+    public void save() throws IOException {
+        awaitRebuild();
+        if (rebuildIncomplete) {
+            LOG.log(Level.ERROR, "index in {0} not saved: its rebuild did not complete, the next open rebuilds it", dir);
+            return;
+        }
+        lock.writeLock().lock();
+        try {
+            Check.that(!closed, "save on a closed index");
+            List<ChapterFile> live = chapters.all().stream().filter(c -> !c.dropped()).toList();
+            SaveFile.write(fs, dir, indexId, openChapter, maxChunkId, live, open, tables());
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    private void awaitRebuild() throws InterruptedIOException {
+        Thread t = rebuilder;
+        if (t == null) return;
+        try {
+            t.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted while waiting for the index rebuild");
+        }
+    }
+
+    /** Stops a running rebuild and releases the index; does not save (call {@link #save} first at a clean shutdown). */
+    @Override
+    public void close() throws IOException {
+        closing = true;
+        awaitRebuild();
+        lock.writeLock().lock();
+        try {
+            closed = true;
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    @Override
+    public String toString() { return "UdsIndex[" + dir + ", " + geometry + "]"; }
+
+    /** For tests: the chapter numbers currently in the window, oldest first. */
+    long[] liveChapters() {
+        lock.readLock().lock();
+        try {
+            return chapters.all().stream().mapToLong(c -> c.number).sorted().toArray();
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** For tests and tools: the open chapter's number. */
+    long openChapterNumber() {
+        lock.readLock().lock();
+        try {
+            return openChapter;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+}
