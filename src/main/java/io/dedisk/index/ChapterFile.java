@@ -186,13 +186,20 @@ final class ChapterFile {
         }
     }
 
-    static int compare(BlockName x, BlockName y) {
-        int c = Long.compareUnsigned(x.a(), y.a());
+    /** The order of names within a record page: unsigned a, then b, c, d. */
+    static int compareNames(long a1, long b1, long c1, long d1, long a2, long b2, long c2, long d2) {
+        int c = Long.compareUnsigned(a1, a2);
         if (c != 0) return c;
-        c = Long.compareUnsigned(x.b(), y.b());
+        c = Long.compareUnsigned(b1, b2);
         if (c != 0) return c;
-        c = Long.compareUnsigned(x.c(), y.c());
-        return c != 0 ? c : Long.compareUnsigned(x.d(), y.d());
+        c = Long.compareUnsigned(c1, c2);
+        return c != 0 ? c : Long.compareUnsigned(d1, d2);
+    }
+
+    /** Record i of the page at {@code base} compared with the name (a, b, c, d). */
+    private static int compareRecord(byte[] page, int base, int i, long a, long b, long c, long d) {
+        int o = base + PAGE_HEADER + RECORD_BYTES * i;
+        return compareNames((long) LONG.get(page, o), (long) LONG.get(page, o + 8), (long) LONG.get(page, o + 16), (long) LONG.get(page, o + 24), a, b, c, d);
     }
 
     private static void sealPage(byte[] file, int base, int kind, int count, int page, long chapter) {
@@ -320,9 +327,10 @@ final class ChapterFile {
         if (count(bytes, base) != expected) throw new CorruptionException(where + ": holds " + count(bytes, base) + " entries, expected " + expected);
         // Binary searches below rely on the order; check it once per read rather than trust it.
         for (int i = 1; i < expected; i++) {
+            BlockName n = kind == KIND_RECORD ? recordName(bytes, base, i) : null;
             boolean sorted = kind == KIND_INDEX
                     ? Long.compareUnsigned(indexEntry(bytes, base, i - 1), indexEntry(bytes, base, i)) <= 0
-                    : compare(recordName(bytes, base, i - 1), recordName(bytes, base, i)) < 0;
+                    : compareRecord(bytes, base, i - 1, n.a(), n.b(), n.c(), n.d()) < 0;
             if (!sorted) throw new CorruptionException(where + ": entries not sorted at " + i);
         }
         if (kind == KIND_INDEX) {
@@ -382,12 +390,8 @@ final class ChapterFile {
         int lo = 0, hi = count(page, 0) - 1;
         while (lo <= hi) {
             int mid = (lo + hi) >>> 1;
-            int o = PAGE_HEADER + RECORD_BYTES * mid;
-            int c = Long.compareUnsigned((long) LONG.get(page, o), name.a());
-            if (c == 0) c = Long.compareUnsigned((long) LONG.get(page, o + 8), name.b());
-            if (c == 0) c = Long.compareUnsigned((long) LONG.get(page, o + 16), name.c());
-            if (c == 0) c = Long.compareUnsigned((long) LONG.get(page, o + 24), name.d());
-            if (c == 0) return (long) LONG.get(page, o + 32);
+            int c = compareRecord(page, 0, mid, name.a(), name.b(), name.c(), name.d());
+            if (c == 0) return (long) LONG.get(page, PAGE_HEADER + RECORD_BYTES * mid + 32);
             if (c < 0) lo = mid + 1; else hi = mid - 1;
         }
         return DedupIndex.NONE;

@@ -88,14 +88,10 @@ final class OpenChapter {
     /** Word w (0..3 for a..d) of record r's name, for sorting and encoding without allocating names. */
     long word(int r, int w) { return names[r * 4 + w]; }
 
-    /** Orders records by full name, unsigned a, b, c, d (the order of a chapter's record pages). */
+    /** Orders records as a chapter's record pages do ({@link ChapterFile#compareNames}). */
     int compare(int r1, int r2) {
         int i = r1 * 4, j = r2 * 4;
-        for (int w = 0; w < 4; w++) {
-            int c = Long.compareUnsigned(names[i + w], names[j + w]);
-            if (c != 0) return c;
-        }
-        return 0;
+        return ChapterFile.compareNames(names[i], names[i + 1], names[i + 2], names[i + 3], names[j], names[j + 1], names[j + 2], names[j + 3]);
     }
 
     BlockName name(int r) {

@@ -1,45 +1,73 @@
 package io.dedisk.index;
 
 import io.dedisk.util.Check;
-import java.util.LinkedHashMap;
-import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * The page cache: verified 4 KiB chapter pages (index and record pages), least recently used evicted first
- * (UDS's volume page cache). Keyed by (chapter number, file page); chapter numbers are never reused, so a page
- * of an expired or dropped chapter is never wrong, only unused until it is evicted.
+ * The page cache: verified 4 KiB chapter pages (index and record pages), evicted by CLOCK (second chance, an
+ * approximation of least recently used; UDS's volume page cache). Keyed by (chapter number, file page); chapter
+ * numbers are never reused, so a page of an expired or dropped chapter is never wrong, only unused until evicted.
  *
- * Memory: at most {@code capacity} pages, each counted as {@link #PAGE_COST} (the array, the map entry and the
- * boxed key), so memoryBytes() ≤ bytesFor(capacity). Pages are immutable once cached: readers search a page they
- * got without holding any lock, and eviction only drops the reference.
+ * Owns: a concurrent map key → frame (the page and its referenced bit) and a ring of the cached keys for the
+ * clock hand. Memory: at most {@code capacity} pages, each counted as {@link #PAGE_COST} (the array, the map
+ * node, the boxed key, the frame), so memoryBytes() ≤ bytesFor(capacity).
  *
- * Threads: all methods synchronized (short critical sections, no I/O inside); loading a missing page is the
- * caller's business, outside the lock (two threads may load the same page; the second put wins, harmlessly).
+ * Threads: get is lock-free (lookups under the index's read lock run it concurrently); put is synchronized.
+ * Pages are immutable once cached: a reader searches the page it got without any lock, and eviction only drops
+ * the reference. Loading a missing page is the caller's business (two threads may load the same page; the
+ * second put finds it present and keeps the first).
  */
 final class PageCache {
-    static final long PAGE_COST = ChapterFile.PAGE + 96;
-    private final int capacity;
-    private final LinkedHashMap<Long, byte[]> pages;
+    static final long PAGE_COST = ChapterFile.PAGE + 112;
+
+    private static final class Frame {
+        final byte[] page;
+        volatile boolean referenced = true;
+
+        Frame(byte[] page) { this.page = page; }
+    }
+
+    private final ConcurrentHashMap<Long, Frame> frames;
+    private final long[] ring;
+    private int used;
+    private int hand;
 
     PageCache(int capacity) {
         Check.that(capacity >= 1, "page cache capacity %d ≥ 1", capacity);
-        this.capacity = capacity;
-        this.pages = new LinkedHashMap<>(16, 0.75f, true) {
-            @Override
-            protected boolean removeEldestEntry(Map.Entry<Long, byte[]> eldest) { return size() > PageCache.this.capacity; }
-        };
+        frames = new ConcurrentHashMap<>(Math.min(capacity, 1 << 16));
+        ring = new long[capacity];
     }
 
     static long bytesFor(int capacity) { return capacity * PAGE_COST; }
 
     static long key(long chapter, int filePage) { return (chapter << 24) | filePage; }
 
-    synchronized byte[] get(long key) { return pages.get(key); }
+    byte[] get(long key) {
+        Frame f = frames.get(key);
+        if (f == null) return null;
+        if (!f.referenced) f.referenced = true;
+        return f.page;
+    }
 
     synchronized void put(long key, byte[] page) {
         Check.that(page.length == ChapterFile.PAGE, "cached page is %d bytes", page.length);
-        pages.put(key, page);
+        if (frames.containsKey(key)) return;
+        int slot;
+        if (used < ring.length) {
+            slot = used++;
+        } else {
+            // Second chance: skip (and clear) recently used pages; every lap clears all, so this ends.
+            while (frames.get(ring[hand]).referenced) {
+                frames.get(ring[hand]).referenced = false;
+                hand = hand + 1 == ring.length ? 0 : hand + 1;
+            }
+            slot = hand;
+            frames.remove(ring[slot]);
+            hand = hand + 1 == ring.length ? 0 : hand + 1;
+        }
+        ring[slot] = key;
+        frames.put(key, new Frame(page));
     }
 
-    synchronized long memoryBytes() { return pages.size() * PAGE_COST; }
+    long memoryBytes() { return frames.size() * PAGE_COST; }
 }

@@ -147,7 +147,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         this.background = background;
         this.superblock = sb;
         this.segments = new SegmentFiles(fs, 256);
-        this.index = sb.indexMemory() == 0 ? new ExactIndex() : UdsIndex.open(fs, INDEX_DIR, new IndexConfig(sb.indexMemory(), sb.sparseIndex()));
+        this.index = sb.indexMemory() == 0 ? new ExactIndex() : openUdsIndex(fs, new IndexConfig(sb.indexMemory(), sb.sparseIndex()));
         Checkpoint.Image image = loadNewestCheckpoint();
         Checkpoint.Position start;
         if (image != null) {
@@ -174,6 +174,22 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         LOG.log(System.Logger.Level.INFO, "opened pool {0}: {1} volumes, {2} chunks, {3}",
                 sb.poolId(), volumesById.size(), chunks.liveChunks(),
                 log == null ? "READ-ONLY: " + readOnlyReason : "log at segment " + log.segmentSeq() + " offset " + log.tailOffset());
+    }
+
+    /**
+     * Opens the pool's UDS index. Its answers are only advice, so an index whose header is damaged is discarded
+     * and started empty (dedup restarts from nothing; no data is at risk, and with its files gone none of its
+     * advice, nor the chunk ids it named, can come back).
+     */
+    private static UdsIndex openUdsIndex(Fs fs, IndexConfig config) throws IOException {
+        try {
+            return UdsIndex.open(fs, INDEX_DIR, config);
+        } catch (CorruptionException e) {
+            LOG.log(System.Logger.Level.ERROR, "dedup index discarded and started empty: {0}", e.getMessage());
+            for (String f : fs.list(INDEX_DIR)) fs.delete(INDEX_DIR + "/" + f);
+            fs.syncDir(INDEX_DIR);
+            return UdsIndex.open(fs, INDEX_DIR, config);
+        }
     }
 
     public UUID poolId() { return superblock.poolId(); }

@@ -195,4 +195,21 @@ class FaultTest {
             assertTrue(PoolChecker.check(q).problems().stream().anyMatch(m -> m.contains("checkpoints/")), "check reports the bad checkpoint");
         }
     }
+
+    @Test
+    void aDamagedIndexIsDiscardedAndDataStays() throws Exception {
+        SimFs fs = new SimFs(12);
+        Pool p = fresh(fs);
+        byte[] a = random(new Random(13), 100 * BS);
+        p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(a), false);
+        p.close();
+        fs.flipBit("index/header", 10, 2);
+        try (Pool q = SimulationTest.open(fs)) {
+            assertArrayEquals(a, read(q, 0, a.length));
+            assertEquals(0, q.stats().index().entries(), "the damaged index started empty");
+            q.volume("v").orElseThrow().write(200L * BS, ByteBuffer.wrap(a, 0, BS), false);
+            assertEquals(100, q.stats().liveChunks(), "a new chunk: the old advice is gone");
+            assertTrue(PoolChecker.check(q).ok());
+        }
+    }
 }

@@ -1,0 +1,100 @@
+package io.dedisk.index;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.dedisk.DediskException.CorruptionException;
+import io.dedisk.store.Fs;
+import io.dedisk.store.LocalFs;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.UUID;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ChapterFileTest {
+    static final UUID ID = UUID.randomUUID();
+    @TempDir Path tmp;
+
+    /** Searches a chapter the way the index does, page by page. */
+    static long search(ChapterFile c, Fs fs, BlockName n) throws IOException {
+        int key = ChapterFile.key(n);
+        for (int q = c.firstIndexPage(key); q >= 0 && c.indexPageMayHold(q, key); q++) {
+            byte[] ip = c.readPage(fs, "ix", ChapterFile.KIND_INDEX, q);
+            for (int i = ChapterFile.firstEntry(ip, key), p; (p = ChapterFile.recordPageAt(ip, i, key)) >= 0; i++) {
+                long id = ChapterFile.findRecord(c.readPage(fs, "ix", ChapterFile.KIND_RECORD, p), n);
+                if (id != DedupIndex.NONE) return id;
+            }
+        }
+        return DedupIndex.NONE;
+    }
+
+    @Test
+    void writtenChapterReadsBackAndFindsEveryRecord() throws IOException {
+        Fs fs = new LocalFs(tmp);
+        fs.mkdirs("ix");
+        SplittableRandom r = new SplittableRandom(1);
+        OpenChapter open = new OpenChapter(3000);
+        List<BlockName> names = new ArrayList<>();
+        // 1200 names share their key (top 32 bits of a): their index entries span three index pages.
+        for (int i = 0; i < 3000; i++) {
+            long a = i < 1200 ? (0xCAFEBABEL << 32) | (r.nextLong() >>> 32) : r.nextLong();
+            BlockName n = new BlockName(a, r.nextLong(), r.nextLong(), r.nextLong());
+            names.add(n);
+            open.add(n, 100 + i, -1);
+        }
+        ChapterFile written = ChapterFile.write(fs, "ix", ID, 42, open, 5000);
+        ChapterFile c = ChapterFile.readHeader(fs, "ix", ID, 42);
+        assertEquals(3000, c.records);
+        assertEquals(5000, c.maxChunkId);
+        assertEquals(written.indexPages, c.indexPages);
+        assertEquals(ChapterFile.pagesFor(3000, ChapterFile.RECORDS_PER_PAGE), c.recordPages);
+        for (int i = 0; i < names.size(); i++) assertEquals(100 + i, search(c, fs, names.get(i)), "record " + i);
+        BlockName n = names.get(7);
+        assertEquals(DedupIndex.NONE, search(c, fs, new BlockName(n.a(), n.b(), n.c(), n.d() + 1)), "same key, other name");
+        assertEquals(DedupIndex.NONE, search(c, fs, new BlockName(r.nextLong(), 1, 2, 3)));
+        List<BlockName> all = new ArrayList<>();
+        c.forEachName(c.readAll(fs, "ix"), all::add);
+        assertEquals(3000, all.size());
+        assertEquals(c.indexPages, c.readIndexPages(fs, "ix").length);
+    }
+
+    @Test
+    void damageAnywhereIsDetected() throws IOException {
+        Fs fs = new LocalFs(tmp);
+        fs.mkdirs("ix");
+        OpenChapter open = new OpenChapter(300);
+        SplittableRandom r = new SplittableRandom(2);
+        for (int i = 0; i < 300; i++) open.add(new BlockName(r.nextLong(), r.nextLong(), r.nextLong(), r.nextLong()), 1 + i, -1);
+        ChapterFile.write(fs, "ix", ID, 7, open, 300);
+        String name = ChapterFile.fileName("ix", 7);
+        byte[] good = fs.readAll(name);
+        ChapterFile c = ChapterFile.readHeader(fs, "ix", ID, 7);
+        int[] offsets = {3, 20, 50, ChapterFile.HEADER_BYTES + 1, ChapterFile.PAGE * c.filePage(ChapterFile.KIND_INDEX, 0) + 40,
+                ChapterFile.PAGE * c.filePage(ChapterFile.KIND_RECORD, 2) + 8, good.length - 1};
+        for (int off : offsets) {
+            byte[] bad = good.clone();
+            bad[off] ^= 0x08;
+            fs.writeAtomically(name, bad);
+            assertThrows(CorruptionException.class, () -> ChapterFile.readHeader(fs, "ix", ID, 7).readAll(fs, "ix"), "flip at " + off);
+        }
+        fs.writeAtomically(name, java.util.Arrays.copyOf(good, good.length - ChapterFile.PAGE));
+        assertThrows(CorruptionException.class, () -> ChapterFile.readHeader(fs, "ix", ID, 7), "truncated");
+        fs.writeAtomically(name, good);
+        assertThrows(CorruptionException.class, () -> ChapterFile.readHeader(fs, "ix", UUID.randomUUID(), 7), "another index");
+        fs.rename(name, ChapterFile.fileName("ix", 8));
+        assertThrows(CorruptionException.class, () -> ChapterFile.readHeader(fs, "ix", ID, 8), "renamed");
+        // A record page copied over another one (a misdirected write) fails its page number check.
+        byte[] misplaced = good.clone();
+        int p0 = ChapterFile.PAGE * c.filePage(ChapterFile.KIND_RECORD, 0), p1 = ChapterFile.PAGE * c.filePage(ChapterFile.KIND_RECORD, 1);
+        System.arraycopy(good, p0, misplaced, p1, ChapterFile.PAGE);
+        fs.writeAtomically(name, misplaced);
+        CorruptionException e = assertThrows(CorruptionException.class, () -> c.readPage(fs, "ix", ChapterFile.KIND_RECORD, 1));
+        assertTrue(e.getMessage().contains("misplaced"), e.getMessage());
+        assertEquals(1, c.readPage(fs, "ix", ChapterFile.KIND_RECORD, 0).length / ChapterFile.PAGE);
+        ByteBuffer.allocate(0);
+    }
+}
