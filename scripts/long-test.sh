@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 find_java25
 ensure_packages
-SEEDS=${SIM_SEEDS:-200} STEPS=${SIM_STEPS:-2000} SAMPLES=${CRASH_SAMPLES:-20} KILLS=${KILL_CYCLES:-50}
+SEEDS=${SIM_SEEDS:-60} STEPS=${SIM_STEPS:-1000} SAMPLES=${CRASH_SAMPLES:-20} KILLS=${KILL_CYCLES:-25}
 ./mvnw -B -q test -Dtest=SimulationTest -Ddedisk.sim.seeds="$SEEDS" -Ddedisk.sim.steps="$STEPS"
-for seed in 1 2 3 4 5; do
+for seed in 1 2 3; do
   ./mvnw -B -q test -Dtest=CrashPointTest -Ddedisk.crash.seed="$seed" -Ddedisk.crash.samples="$SAMPLES"
 done
 ./mvnw -B -q test -Dtest=KillNineTest -Ddedisk.killCycles="$KILLS"

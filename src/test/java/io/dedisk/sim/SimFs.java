@@ -121,13 +121,17 @@ public final class SimFs implements Fs {
             if (fate >= 8) continue; // dropped
             int off = (int) w.offset();
             int len = w.data().length;
+            // Decide each 512-byte sector first (kept whole, or a torn write's random subset), then grow the file
+            // once to the last kept sector and copy.
+            List<int[]> kept = new ArrayList<>();
             for (int s = off; s < off + len; s = (s / 512 + 1) * 512) {
                 int end = Math.min(off + len, (s / 512 + 1) * 512);
-                if (fate < 5 || r.nextBoolean()) { // kept whole, or this sector of a torn write
-                    if (content.length < end) content = Arrays.copyOf(content, end);
-                    System.arraycopy(w.data(), s - off, content, s, end - s);
-                }
+                if (fate < 5 || r.nextBoolean()) kept.add(new int[] {s, end});
             }
+            if (kept.isEmpty()) continue;
+            int last = kept.get(kept.size() - 1)[1];
+            if (content.length < last) content = Arrays.copyOf(content, last);
+            for (int[] k : kept) System.arraycopy(w.data(), k[0] - off, content, k[0], k[1] - k[0]);
         }
         SimFile out = new SimFile();
         out.durable = content;
