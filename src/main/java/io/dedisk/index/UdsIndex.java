@@ -302,15 +302,7 @@ public final class UdsIndex implements DedupIndex {
             }
             // Where the name's record is now, so the chapter close moves its volume index entry instead of adding
             // a second one. After the pool's lookup (a confirmed hit) the pages this reads are in the cache.
-            long current = findClosed(name, true);
-            // A refresh of a record in the newer half of the window is not needed yet: it will be refreshed when a
-            // hit finds it in the older half. This keeps VM-image writes, mostly recent duplicates, from filling
-            // chapters (and fsyncing them) with copies of records the index already holds.
-            if (current >= 0 && openChapter - current <= geometry.closedChapters() / 2) {
-                ChapterFile file = chapters.get(current);
-                if (file != null && search(file, name, null) == chunkId) return;
-            }
-            open.add(name, chunkId, current);
+            open.add(name, chunkId, findClosed(name, true));
             if (open.full()) closeChapter();
         } finally {
             lock.writeLock().unlock();
