@@ -77,9 +77,6 @@ final class LogWriter implements AutoCloseable {
     long nextLsn() { return nextLsn; }
     long bytesAppended() { return bytesAppended; }
 
-    /** Handle of the open segment, for reads of records not yet sealed. */
-    FileHandle tailHandle() { return tail; }
-
     /** A record to append: payload in [HEADER_SIZE, position) of buffer, {@code covered} bytes under the CRC. */
     record Pending(ByteBuffer buffer, int type, int covered) {}
 

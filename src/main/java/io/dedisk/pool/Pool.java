@@ -94,7 +94,6 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         final LongAdder zeroBlocksWritten = new LongAdder();
         final LongAdder flushes = new LongAdder();
         final LongAdder corruptReads = new LongAdder();
-        final LongAdder checkpoints = new LongAdder();
     }
 
     /** Creation parameters. {@code indexMemory} 0 selects the exact (unbounded) index. */
@@ -970,7 +969,6 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         // The checkpoint may only become durable after the log it summarizes: sync outside the lock, writers go on.
         syncLog();
         fs.writeAtomically(Checkpoint.fileName(lsn), image);
-        counters.checkpoints.increment();
         // Keep the newest two: an unreadable newest one falls back to the previous one (and the log).
         List<String> files = checkpointFiles();
         for (int i = 2; i < files.size(); i++) fs.delete(files.get(i));
