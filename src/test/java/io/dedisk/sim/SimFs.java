@@ -228,7 +228,8 @@ public final class SimFs implements Fs {
         return capacity == Long.MAX_VALUE ? Long.MAX_VALUE : capacity - usedBytes();
     }
 
-    private long usedBytes() {
+    /** Bytes held by all files (what the capacity limit counts). */
+    public synchronized long usedBytes() {
         long used = 0;
         for (SimFile f : currentNames.values()) used += f.current.length;
         return used;
