@@ -38,6 +38,11 @@ final class LogWriter implements AutoCloseable {
     private long unsyncedBytes;
 
     private long segmentSeq;
+    /**
+     * The tail segment is sealed (its SEAL written and synced) but the next one could not be started yet (e.g. the
+     * disk was full): the next append starts it first, and nothing is ever written over the SEAL.
+     */
+    private boolean sealedAwaitingNext;
     private FileHandle tail;
     private long tailOffset;
     private long nextLsn;
@@ -72,8 +77,9 @@ final class LogWriter implements AutoCloseable {
         return Long.parseUnsignedLong(fileName.substring(0, 16), 16);
     }
 
-    long segmentSeq() { return segmentSeq; }
-    long tailOffset() { return tailOffset; }
+    /** Where the next record goes: after a SEAL whose successor is not started yet, the start of that successor. */
+    long segmentSeq() { return sealedAwaitingNext ? segmentSeq + 1 : segmentSeq; }
+    long tailOffset() { return sealedAwaitingNext ? 0 : tailOffset; }
     long nextLsn() { return nextLsn; }
     long bytesAppended() { return bytesAppended; }
 
@@ -102,6 +108,7 @@ final class LogWriter implements AutoCloseable {
         int i = 0;
         try {
             while (i < n) {
+                if (sealedAwaitingNext) startNextSegment();
                 if (tailOffset + records.get(i).buffer().position() + LogRecord.HEADER_SIZE > segmentSize && tailOffset > headerRecordSize()) {
                     rotate();
                 }
@@ -168,29 +175,47 @@ final class LogWriter implements AutoCloseable {
 
     private static int headerRecordSize() { return LogRecord.HEADER_SIZE + 24; }
 
+    /**
+     * Seals the tail and starts the next segment. Once the SEAL is written and synced it is part of the log: the
+     * state advances past it before the next segment is created, so a failure there (ENOSPC) is retried by
+     * {@link #startNextSegment} and never by writing over the SEAL.
+     */
     private void rotate() throws IOException {
         ByteBuffer seal = LogRecord.newBuffer(8);
         seal.putLong(segmentSeq + 1);
         LogRecord.seal(seal, LogRecord.SEAL, nextLsn);
         tail.write(tailOffset, seal);
         tail.sync();
+        tailOffset += seal.limit();
         nextLsn++;
-        bytesAppended += LogRecord.HEADER_SIZE + 8;
+        bytesAppended += seal.limit();
+        sealedAwaitingNext = true;
+        startNextSegment();
+    }
+
+    private void startNextSegment() throws IOException {
         FileHandle old = tail;
         startSegment(segmentSeq + 1);
+        sealedAwaitingNext = false;
         old.close();
     }
 
+    /** Creates segment seq holding only its header record. A half-made one (failed write) is redone from scratch. */
     private void startSegment(long seq) throws IOException {
         FileHandle h = fs.open(segmentName(seq), true);
-        h.truncate(0);
-        ByteBuffer header = LogRecord.newBuffer(24).order(ByteOrder.LITTLE_ENDIAN);
-        header.putLong(poolId.getMostSignificantBits()).putLong(poolId.getLeastSignificantBits()).putLong(seq);
-        Check.that(header.position() == headerRecordSize(), "segment header record size");
-        LogRecord.seal(header, LogRecord.SEGMENT_HEADER, nextLsn);
-        h.write(0, header);
-        h.sync();
-        fs.syncDir(DIR);
+        try {
+            h.truncate(0);
+            ByteBuffer header = LogRecord.newBuffer(24).order(ByteOrder.LITTLE_ENDIAN);
+            header.putLong(poolId.getMostSignificantBits()).putLong(poolId.getLeastSignificantBits()).putLong(seq);
+            Check.that(header.position() == headerRecordSize(), "segment header record size");
+            LogRecord.seal(header, LogRecord.SEGMENT_HEADER, nextLsn);
+            h.write(0, header);
+            h.sync();
+            fs.syncDir(DIR);
+        } catch (IOException | RuntimeException e) {
+            h.close();
+            throw e;
+        }
         synchronized (syncLock) {
             tail = h;
             segmentSeq = seq;

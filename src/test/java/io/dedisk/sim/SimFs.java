@@ -238,6 +238,7 @@ public final class SimFs implements Fs {
     private final class Handle implements FileHandle {
         private final SimFile f;
         private final String name;
+        private boolean closed;
 
         Handle(SimFile f, String name) { this.f = f; this.name = name; }
 
@@ -245,6 +246,7 @@ public final class SimFs implements Fs {
         public int read(long pos, ByteBuffer dst) throws IOException {
             synchronized (SimFs.this) {
                 checkAlive();
+                open();
                 if (ioErrorRate > 0 && random.nextDouble() < ioErrorRate) throw new IOException("simulated EIO reading " + name);
                 if (pos >= f.current.length) return 0;
                 int n = (int) Math.min(dst.remaining(), f.current.length - pos);
@@ -256,6 +258,7 @@ public final class SimFs implements Fs {
         @Override
         public void write(long pos, ByteBuffer src) throws IOException {
             synchronized (SimFs.this) {
+                open();
                 mutating();
                 int len = src.remaining();
                 long end = pos + len;
@@ -273,6 +276,7 @@ public final class SimFs implements Fs {
         @Override
         public void sync() throws IOException {
             synchronized (SimFs.this) {
+                open();
                 mutating();
                 if (failingSyncs > 0) {
                     failingSyncs--;
@@ -284,9 +288,10 @@ public final class SimFs implements Fs {
         }
 
         @Override
-        public long size() {
+        public long size() throws IOException {
             synchronized (SimFs.this) {
                 checkAlive();
+                open();
                 return f.current.length;
             }
         }
@@ -294,13 +299,21 @@ public final class SimFs implements Fs {
         @Override
         public void truncate(long size) throws IOException {
             synchronized (SimFs.this) {
+                open();
                 mutating();
                 f.current = Arrays.copyOf(f.current, (int) size);
                 f.pendingWrites.add(new Pending(size, null));
             }
         }
 
+        /** As FileChannel: every operation on a closed handle fails. */
+        private void open() throws IOException {
+            if (closed) throw new java.nio.channels.ClosedChannelException();
+        }
+
         @Override
-        public void close() { }
+        public void close() {
+            synchronized (SimFs.this) { closed = true; }
+        }
     }
 }
