@@ -43,6 +43,8 @@ final class LogWriter implements AutoCloseable {
      * disk was full): the next append starts it first, and nothing is ever written over the SEAL.
      */
     private boolean sealedAwaitingNext;
+    /** The highest segment whose SEAL is written and synced (0: none); read by syncing threads. */
+    private volatile long sealedThrough;
     private FileHandle tail;
     private long tailOffset;
     private long nextLsn;
@@ -152,11 +154,12 @@ final class LogWriter implements AutoCloseable {
         if (unsyncedBytes >= SYNC_AHEAD && syncAheadRunning.compareAndSet(false, true)) {
             unsyncedBytes = 0;
             FileHandle h = tail;
+            long seq = segmentSeq;
             background.execute(() -> {
                 try {
                     h.sync();
-                } catch (java.nio.channels.ClosedChannelException sealedMeanwhile) {
-                    // the segment was sealed, which synced it
+                } catch (java.nio.channels.ClosedChannelException e) {
+                    if (sealedThrough < seq) syncFailed.accept(e); // else: sealed meanwhile, which synced it
                 } catch (IOException e) {
                     syncFailed.accept(e);
                 } finally {
@@ -166,11 +169,20 @@ final class LogWriter implements AutoCloseable {
         }
     }
 
-    /** Makes every record appended before this call durable. */
+    /**
+     * Makes every record appended before this call durable. The tail may be rotated while this runs: a handle that
+     * was closed meanwhile belongs to a segment that was sealed, and sealing synced it, so that is success. Any other
+     * closed handle is a real failure.
+     */
     void sync() throws IOException {
         FileHandle h;
-        synchronized (syncLock) { h = tail; }
-        h.sync();
+        long seq;
+        synchronized (syncLock) { h = tail; seq = segmentSeq; }
+        try {
+            h.sync();
+        } catch (java.nio.channels.ClosedChannelException e) {
+            if (sealedThrough < seq) throw e;
+        }
     }
 
     private static int headerRecordSize() { return LogRecord.HEADER_SIZE + 24; }
@@ -186,6 +198,7 @@ final class LogWriter implements AutoCloseable {
         LogRecord.seal(seal, LogRecord.SEAL, nextLsn);
         tail.write(tailOffset, seal);
         tail.sync();
+        sealedThrough = segmentSeq;
         tailOffset += seal.limit();
         nextLsn++;
         bytesAppended += seal.limit();
