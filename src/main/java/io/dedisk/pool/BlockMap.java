@@ -1,66 +1,65 @@
 package io.dedisk.pool;
 
 import io.dedisk.util.Check;
-import java.util.Arrays;
+import java.util.function.LongConsumer;
 
 /**
- * One volume's block map: LBA -> block reference, in memory, paged so that memory follows the mapped part of the
- * volume, not its logical size (thin provisioning): a page of 1024 references (8 KiB) exists only once one of its
- * LBAs was written. The page directory costs 8 bytes per 4 MiB of logical size.
+ * One volume's block map: LBA -> block reference, as a {@link PageTree} of leaves of {@link #LEAF_ENTRIES}
+ * references (u64 each, 4 MiB of the volume per leaf). Thin: a leaf none of whose LBAs was ever mapped is absent
+ * and costs nothing, in memory or on disk; unmapping a whole leaf drops it again.
  *
- * A reference is a long: {@link #UNMAPPED} (0, never written or trimmed), {@link #ZERO} (1, written as zeros),
- * or a chunk id (>= {@link #FIRST_CHUNK_ID}).
+ * A reference is {@link #UNMAPPED} (0, never written or trimmed), {@link #ZERO} (1, written as zeros), or a chunk
+ * id (>= {@link #FIRST_CHUNK_ID}).
  *
- * Threads: guarded by the pool's metadata lock (reads under the read lock, changes under the write lock).
- * Invariants: {@code mapped} and {@code zero} count the entries that are chunk ids and ZERO respectively.
+ * Threads: reads under the pool's metadata read lock, changes under its write lock.
+ * Invariants: {@code mapped} and {@code zero} count the entries that are chunk ids and ZERO; no entry at or
+ * beyond {@code blocks} is anything but UNMAPPED.
  */
 final class BlockMap {
     static final long UNMAPPED = 0;
     static final long ZERO = 1;
     static final long FIRST_CHUNK_ID = 2;
-    static final int PAGE_SHIFT = 10;
-    static final int PAGE_SIZE = 1 << PAGE_SHIFT;
+    static final int LEAF_SHIFT = 10;
+    static final int LEAF_ENTRIES = 1 << LEAF_SHIFT;
 
-    private long[][] pages;
+    private final PageTree tree;
     private long blocks;
     private long mapped;
     private long zero;
 
-    BlockMap(long blocks) {
+    BlockMap(PageTree tree, long blocks, long mapped, long zero) {
+        this.tree = tree;
         this.blocks = blocks;
-        this.pages = new long[pageCount(blocks)][];
+        this.mapped = mapped;
+        this.zero = zero;
+        tree.grow(leaves(blocks));
     }
 
-    private static int pageCount(long blocks) {
-        long n = (blocks + PAGE_SIZE - 1) >>> PAGE_SHIFT;
-        Check.that(n <= Integer.MAX_VALUE, "block map of %d blocks needs too many pages", blocks);
-        return (int) n;
-    }
+    private static long leaves(long blocks) { return (blocks + LEAF_ENTRIES - 1) >>> LEAF_SHIFT; }
 
     static boolean isChunk(long ref) { return ref >= FIRST_CHUNK_ID; }
 
+    PageTree tree() { return tree; }
     long blocks() { return blocks; }
     long mappedBlocks() { return mapped; }
     long zeroBlocks() { return zero; }
 
     long get(long lba) {
         Check.that(lba >= 0 && lba < blocks, "lba %d within [0, %d)", lba, blocks);
-        long[] page = pages[(int) (lba >>> PAGE_SHIFT)];
-        return page == null ? UNMAPPED : page[(int) (lba & (PAGE_SIZE - 1))];
+        MetaPage leaf = tree.leaf(lba >>> LEAF_SHIFT);
+        return leaf == null ? UNMAPPED : leaf.getLong((int) (lba & (LEAF_ENTRIES - 1)) * 8);
     }
 
     /** Sets the reference of lba and returns the previous one. */
     long set(long lba, long ref) {
         Check.that(lba >= 0 && lba < blocks, "lba %d within [0, %d)", lba, blocks);
-        int p = (int) (lba >>> PAGE_SHIFT);
-        long[] page = pages[p];
-        if (page == null) {
-            if (ref == UNMAPPED) return UNMAPPED;
-            page = pages[p] = new long[PAGE_SIZE];
-        }
-        int i = (int) (lba & (PAGE_SIZE - 1));
-        long old = page[i];
-        page[i] = ref;
+        MetaPage leaf = ref == UNMAPPED ? tree.leaf(lba >>> LEAF_SHIFT) : tree.leafForWrite(lba >>> LEAF_SHIFT);
+        if (leaf == null) return UNMAPPED;
+        int at = (int) (lba & (LEAF_ENTRIES - 1)) * 8;
+        long old = leaf.getLong(at);
+        if (old == ref) return old;
+        if (ref == UNMAPPED) leaf = tree.leafForWrite(lba >>> LEAF_SHIFT);
+        leaf.putLong(at, ref);
         count(old, -1);
         count(ref, +1);
         return old;
@@ -72,30 +71,65 @@ final class BlockMap {
     }
 
     /**
-     * Changes the number of blocks. When shrinking, the references beyond the new end are handed to
-     * {@code released} (the caller drops their chunk references) before they are forgotten.
+     * Sets [first, first+count) to ZERO or UNMAPPED; every reference it replaces goes to {@code released}. Cost:
+     * the leaves touched. Whole leaves that are unmapped become absent; absent subtrees are skipped.
      */
-    void resize(long newBlocks, java.util.function.LongConsumer released) {
-        for (long lba = newBlocks; lba < blocks; lba++) {
-            long old = get(lba);
-            if (old != UNMAPPED) {
-                set(lba, UNMAPPED);
-                released.accept(old);
+    void setRange(long first, long count, long ref, LongConsumer released) {
+        Check.that(ref == ZERO || ref == UNMAPPED, "range reference %d", ref);
+        Check.that(first >= 0 && count >= 0 && first + count <= blocks, "range [%d, +%d) within %d blocks", first, count, blocks);
+        long end = first + count;
+        long lba = first;
+        while (lba < end) {
+            long leafNo = lba >>> LEAF_SHIFT;
+            long leafStart = leafNo << LEAF_SHIFT;
+            long leafEnd = Math.min(leafStart + LEAF_ENTRIES, end);
+            if (ref == UNMAPPED && lba == leafStart && leafEnd - leafStart == LEAF_ENTRIES) {
+                // Whole leaves: visit only the present ones, release what they hold, drop them.
+                long lastWhole = end >>> LEAF_SHIFT;
+                tree.visit(leafNo, lastWhole, p -> {
+                    if (p.key.level() != 0) return;
+                    for (int i = 0; i < LEAF_ENTRIES; i++) {
+                        long old = p.getLong(i * 8);
+                        if (old != UNMAPPED) {
+                            count(old, -1);
+                            released.accept(old);
+                        }
+                    }
+                    tree.dropLeaf(p.key.index());
+                });
+                lba = lastWhole << LEAF_SHIFT;
+                continue;
             }
+            for (long b = lba; b < leafEnd; b++) {
+                long old = set(b, ref);
+                if (old != ref && old != UNMAPPED) released.accept(old);
+            }
+            lba = leafEnd;
         }
-        pages = Arrays.copyOf(pages, pageCount(newBlocks));
-        blocks = newBlocks;
     }
 
-    int pageCount() { return pages.length; }
+    /** Changes the number of blocks; when shrinking, the references beyond the new end go to {@code released}. */
+    void resize(long newBlocks, LongConsumer released) {
+        if (newBlocks < blocks) setRange(newBlocks, blocks - newBlocks, UNMAPPED, released);
+        blocks = newBlocks;
+        tree.grow(leaves(newBlocks));
+    }
 
-    /** The page at index p (shared, do not modify), or null when none of its LBAs was ever mapped. */
-    long[] page(int p) { return pages[p]; }
+    /** Visits every present leaf's entries in LBA order: (lba, ref) for each entry that is not UNMAPPED. */
+    void forEachMapped(java.util.function.BiConsumer<Long, Long> visitor) {
+        tree.visit(0, leaves(blocks), p -> {
+            if (p.key.level() != 0) return;
+            long base = p.key.index() << LEAF_SHIFT;
+            for (int i = 0; i < LEAF_ENTRIES; i++) {
+                long ref = p.getLong(i * 8);
+                if (ref != UNMAPPED) visitor.accept(base + i, ref);
+            }
+        });
+    }
 
-    /** Installs a page read from a checkpoint. */
-    void loadPage(int p, long[] entries) {
-        Check.that(pages[p] == null && entries.length == PAGE_SIZE, "checkpoint page %d loaded once, whole", p);
-        pages[p] = entries;
-        for (long ref : entries) count(ref, +1);
+    /** Releases every reference and page (the volume is deleted). */
+    void deleteAll(LongConsumer released) {
+        setRange(0, blocks, UNMAPPED, released);
+        tree.releaseAll();
     }
 }

@@ -5,138 +5,138 @@ import io.dedisk.util.Check;
 /**
  * The chunk table: chunk id -> where the chunk's stored body is (segment, offset, length, codec), the CRC32C of
  * that stored body (the checksum lives in the reference, so a misdirected or stale read is caught) and its
- * reference count. Chunk ids are handed out in increasing order and never reused, so a stale dedup advice
- * pointing at a dead chunk is recognised as stale rather than aliasing another block.
+ * reference count, stored (never re-derived at open). A {@link PageTree} of leaves of {@link #PER_LEAF} entries of
+ * 24 bytes (docs/format.md):
+ * <pre>
+ *   0 u64 location (segment &lt;&lt; 32 | offset of the body)  8 u16 stored length  10 u8 codec  11 u8 flags (bit 0 live)
+ *  12 u32 CRC32C of the stored body  16 u32 reference count  20 u32 reserved (0)
+ * </pre>
+ * Chunk ids are handed out in increasing order and never reused, so a stale dedup advice pointing at a dead chunk
+ * is recognised as stale rather than aliasing another block. A chunk whose count drops to 0 is dead: its bytes are
+ * garbage for the cleaner. The cleaner moves live chunks ({@link #relocate}); ids, and so block maps, stay.
  *
- * Memory: 20 bytes per chunk id (ids of dead chunks keep their slot until garbage collection compacts them),
- * in pages of 64 Ki ids allocated on demand.
- *
- * Threads: guarded by the pool's metadata lock. Invariants: a live chunk has meta != 0; a chunk's refcount equals
- * the number of block-map entries that reference it (re-derived by `dedisk check`); liveBytes/deadBytes sum the
- * stored lengths of live and dead (not yet reclaimed) chunks.
+ * Threads: reads under the pool's metadata read lock, changes under its write lock.
+ * Invariants: a live chunk's count equals the block-map entries that reference it (`dedisk check` recounts);
+ * {@code live} and {@code liveBytes} sum the live entries.
  */
 final class ChunkTable {
-    private static final int PAGE_SHIFT = 16;
-    private static final int PAGE_SIZE = 1 << PAGE_SHIFT;
+    static final int ENTRY = 24;
+    static final int PER_LEAF = MetaPage.BODY / ENTRY;
+    private static final int LIVE = 1;
 
-    private long[][] locations = new long[16][]; // segment << 32 | offset
-    private int[][] metas = new int[16][];       // 1 << 31 | codec << 16 | stored length; 0 = no live chunk
-    private int[][] crcs = new int[16][];
-    private int[][] refs = new int[16][];
-    private long nextId = BlockMap.FIRST_CHUNK_ID;
+    private final PageTree tree;
+    private long nextId;
     private long live;
     private long liveBytes;
-    private long deadBytes;
 
     /** Where a chunk is and how to check and decode it. */
     record Location(long chunkId, long segment, int offset, int length, int codec, int crc) {}
 
+    ChunkTable(PageTree tree, long nextId, long live, long liveBytes) {
+        this.tree = tree;
+        this.nextId = Math.max(nextId, BlockMap.FIRST_CHUNK_ID);
+        this.live = live;
+        this.liveBytes = liveBytes;
+        tree.grow(this.nextId / PER_LEAF + 1);
+    }
+
+    PageTree tree() { return tree; }
     long nextId() { return nextId; }
-
-    long allocateId() { return nextId++; }
-
     long liveChunks() { return live; }
     long liveBytes() { return liveBytes; }
-    long deadBytes() { return deadBytes; }
+
+    long allocateId() { return nextId++; }
 
     /** Ids up to maxId may still be named by dedup advice from before a crash: never hand them out again. */
     void skipIdsThrough(long maxId) {
         if (maxId >= nextId) nextId = maxId + 1;
     }
 
-    void restoreCounters(long nextId, long deadBytes) {
-        Check.that(nextId >= this.nextId, "next chunk id %d not below %d", nextId, this.nextId);
-        this.nextId = nextId;
-        this.deadBytes = deadBytes;
+    private static int at(long id) { return (int) (id % PER_LEAF) * ENTRY; }
+
+    private MetaPage leafOf(long id) {
+        return id < BlockMap.FIRST_CHUNK_ID ? null : tree.leaf(id / PER_LEAF);
     }
 
-    private void ensurePage(int p) {
-        if (p >= metas.length) {
-            int n = Math.max(p + 1, metas.length * 2);
-            locations = java.util.Arrays.copyOf(locations, n);
-            metas = java.util.Arrays.copyOf(metas, n);
-            crcs = java.util.Arrays.copyOf(crcs, n);
-            refs = java.util.Arrays.copyOf(refs, n);
-        }
-        if (metas[p] == null) {
-            locations[p] = new long[PAGE_SIZE];
-            metas[p] = new int[PAGE_SIZE];
-            crcs[p] = new int[PAGE_SIZE];
-            refs[p] = new int[PAGE_SIZE];
-        }
+    private MetaPage leafForWrite(long id) {
+        tree.grow(id / PER_LEAF + 1);
+        return tree.leafForWrite(id / PER_LEAF);
     }
 
     /** Records a new chunk with no references yet (the write that created it adds the first). */
     void create(long id, long segment, int offset, int length, int codec, int crc) {
         Check.that(id >= BlockMap.FIRST_CHUNK_ID && !isLive(id), "chunk %d created once", id);
         Check.that(length > 0 && length <= Pool.BLOCK_SIZE && codec >= 0 && codec < 256, "chunk %d length %d codec %d", id, length, codec);
-        int p = (int) (id >>> PAGE_SHIFT);
-        int i = (int) (id & (PAGE_SIZE - 1));
-        ensurePage(p);
-        locations[p][i] = segment << 32 | (offset & 0xffffffffL);
-        metas[p][i] = 1 << 31 | codec << 16 | length;
-        crcs[p][i] = crc;
-        refs[p][i] = 0;
+        MetaPage p = leafForWrite(id);
+        int a = at(id);
+        p.putLong(a, MetaPage.address(segment, offset));
+        p.putShort(a + 8, length);
+        p.body[a + 10] = (byte) codec;
+        p.body[a + 11] = LIVE;
+        p.putInt(a + 12, crc);
+        p.putInt(a + 16, 0);
+        p.putInt(a + 20, 0);
         if (id >= nextId) nextId = id + 1;
         live++;
         liveBytes += length;
     }
 
     boolean isLive(long id) {
-        int p = (int) (id >>> PAGE_SHIFT);
-        return id >= BlockMap.FIRST_CHUNK_ID && p < metas.length && metas[p] != null && metas[p][(int) (id & (PAGE_SIZE - 1))] != 0;
+        MetaPage p = leafOf(id);
+        return p != null && (p.body[at(id) + 11] & LIVE) != 0;
     }
 
     int refCount(long id) {
         Check.that(isLive(id), "refcount of live chunk %d", id);
-        return refs[(int) (id >>> PAGE_SHIFT)][(int) (id & (PAGE_SIZE - 1))];
+        return leafOf(id).getInt(at(id) + 16);
     }
 
     void increment(long id) {
         Check.that(isLive(id), "reference to live chunk %d", id);
-        int[] page = refs[(int) (id >>> PAGE_SHIFT)];
-        int i = (int) (id & (PAGE_SIZE - 1));
-        Check.that(page[i] < Integer.MAX_VALUE, "refcount of chunk %d overflows", id);
-        page[i]++;
+        MetaPage p = leafForWrite(id);
+        int n = p.getInt(at(id) + 16);
+        Check.that(n < Integer.MAX_VALUE, "refcount of chunk %d overflows", id);
+        p.putInt(at(id) + 16, n + 1);
     }
 
-    /** Drops one reference; a chunk left with none becomes garbage (dead) and its id is never handed out again. */
-    void decrement(long id) {
+    /** Drops one reference; returns the chunk's location when that was its last (it is now dead), else null. */
+    Location decrement(long id) {
         Check.that(isLive(id), "dereference of live chunk %d", id);
-        int p = (int) (id >>> PAGE_SHIFT);
-        int i = (int) (id & (PAGE_SIZE - 1));
-        Check.that(refs[p][i] > 0, "refcount of chunk %d stays >= 0", id);
-        if (--refs[p][i] == 0) {
-            int length = metas[p][i] & 0xffff;
-            metas[p][i] = 0;
-            live--;
-            liveBytes -= length;
-            deadBytes += length;
-        }
+        MetaPage p = leafForWrite(id);
+        int a = at(id);
+        int n = p.getInt(a + 16);
+        Check.that(n > 0, "refcount of chunk %d stays >= 0", id);
+        p.putInt(a + 16, n - 1);
+        if (n > 1) return null;
+        Location loc = location(id);
+        p.body[a + 11] = 0;
+        live--;
+        liveBytes -= loc.length();
+        return loc;
     }
 
     Location location(long id) {
         Check.that(isLive(id), "location of live chunk %d", id);
-        int p = (int) (id >>> PAGE_SHIFT);
-        int i = (int) (id & (PAGE_SIZE - 1));
-        long loc = locations[p][i];
-        int meta = metas[p][i];
-        return new Location(id, loc >>> 32, (int) loc, meta & 0xffff, (meta >>> 16) & 0xff, crcs[p][i]);
+        MetaPage p = leafOf(id);
+        int a = at(id);
+        long loc = p.getLong(a);
+        return new Location(id, MetaPage.segmentOf(loc), (int) MetaPage.offsetOf(loc), p.getShort(a + 8), p.body[a + 10] & 0xff, p.getInt(a + 12));
+    }
+
+    /** The cleaner moved a live chunk's body (same bytes, same CRC) to a new place. */
+    void relocate(long id, long segment, int offset) {
+        Check.that(isLive(id), "relocated chunk %d is live", id);
+        leafForWrite(id).putLong(at(id), MetaPage.address(segment, offset));
     }
 
     /** Visits every live chunk in id order. */
     void forEachLive(java.util.function.Consumer<Location> visitor) {
-        for (int p = 0; p < metas.length; p++) {
-            if (metas[p] == null) continue;
-            for (int i = 0; i < PAGE_SIZE; i++) {
-                if (metas[p][i] != 0) visitor.accept(location((long) p << PAGE_SHIFT | i));
+        tree.visit(0, tree.capacity(), p -> {
+            if (p.key.level() != 0) return;
+            long base = p.key.index() * PER_LEAF;
+            for (int i = 0; i < PER_LEAF; i++) {
+                if ((p.body[i * ENTRY + 11] & LIVE) != 0) visitor.accept(location(base + i));
             }
-        }
-    }
-
-    long memoryBytes() {
-        long pagesAllocated = 0;
-        for (int[] m : metas) if (m != null) pagesAllocated++;
-        return pagesAllocated * PAGE_SIZE * 20L + metas.length * 32L;
+        });
     }
 }

@@ -38,8 +38,39 @@ final class LogReader {
         return new RecordAt(h.type(), h.lsn(), payload, h.covered(), offset + LogRecord.HEADER_SIZE, offset + LogRecord.HEADER_SIZE + h.length());
     }
 
+    /** What a walk of a segment saw at its end. */
+    record WalkEnd(long offset, long nextLsn, boolean sealed) {}
+
+    /** Sees each verified record of a walk; returns false to stop before it (the walk then ends at its offset). */
+    interface RecordVisitor {
+        boolean visit(RecordAt record);
+    }
+
+    /**
+     * The one walker of the log: visits the records of one segment image from {@code offset}, each verified and
+     * carrying the next LSN ({@code firstLsn}, or whatever the first record carries when {@link #ANY_LSN}), until a
+     * record does not verify, the visitor stops, or a SEAL (visited too) ends the segment.
+     */
+    static WalkEnd walk(byte[] segment, long offset, long firstLsn, long seq, UUID poolId, RecordVisitor visitor) {
+        long lsn = firstLsn;
+        while (true) {
+            RecordAt r = readRecord(segment, offset, lsn, seq, poolId);
+            if (r == null || offset == 0 && r.type() != LogRecord.SEGMENT_HEADER || !visitor.visit(r)) return new WalkEnd(offset, lsn, false);
+            lsn = r.lsn() + 1;
+            offset = r.end();
+            if (r.type() == LogRecord.SEAL) return new WalkEnd(offset, lsn, true);
+        }
+    }
+
     /** Whether every NEW chunk body of a WRITE record matches the CRC32C its entry gives. */
     static boolean bodiesIntact(RecordAt r) {
+        if (r.type() == LogRecord.RELOCATE) {
+            for (RelocateRecord.Entry e : RelocateRecord.parse(r.payload(), r.covered()).entries()) {
+                if (Crc.of(r.payload().array(), r.payload().arrayOffset() + e.bodyPosition(), e.length()) != e.crc()) return false;
+            }
+            return true;
+        }
+        if (r.type() != LogRecord.WRITE) return true;
         for (WriteRecord.Entry e : WriteRecord.parse(r.payload(), r.covered()).entries()) {
             if (e.kind() == WriteRecord.KIND_NEW && Crc.of(r.payload().array(), r.payload().arrayOffset() + e.bodyPosition(), e.length()) != e.crc()) {
                 return false;

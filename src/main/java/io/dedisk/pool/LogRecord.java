@@ -11,20 +11,20 @@ import java.nio.ByteOrder;
  *
  * Header (little-endian, 28 bytes), then {@code length} payload bytes:
  * <pre>
- *   0 u32 magic "DREC"   4 u8 type   5 u8 format version (1)   6 u16 reserved (0)
+ *   0 u32 magic "DREC"   4 u8 type   5 u8 format version (2)   6 u16 reserved (0)
  *   8 u32 payload length  12 u32 covered length  16 u64 LSN
  *  24 u32 CRC32C of header bytes [4, 24) and the first {@code covered} payload bytes
  * </pre>
  * The CRC covers the metadata of a record; the chunk bodies that may follow it (WRITE) carry their own CRC32C
  * in their entries. So a flipped bit in a stored body spoils that one chunk (its reads fail), not the record
  * and everything the log holds after it.
- * Payloads by type are documented in docs/format.md and encoded by {@link Pool} / {@link Checkpoint}.
+ * Payloads by type are documented in docs/format.md and encoded by the write pipeline, the checkpointer and the cleaner.
  */
 public final class LogRecord {
     private LogRecord() {}
 
     public static final int MAGIC = 0x43455244; // "DREC"
-    public static final int VERSION = 1;
+    public static final int VERSION = 2;
     public static final int HEADER_SIZE = 28;
     /** Upper bound on one record's payload: a write batch of 256 raw blocks plus entry headers fits easily. */
     public static final int MAX_PAYLOAD = 4 << 20;
@@ -36,6 +36,12 @@ public final class LogRecord {
     public static final int VOLUME_RESIZE = 5;
     public static final int WRITE = 6;
     public static final int MAP_RANGE = 7;
+    /** A metadata page written by a checkpoint ({@link MetaPage}). */
+    public static final int PAGE = 8;
+    /** A checkpoint root ({@link CheckpointRoot}): the last record a checkpoint writes. */
+    public static final int ROOT = 9;
+    /** Chunk bodies the cleaner moved ({@link RelocateRecord}). */
+    public static final int RELOCATE = 10;
 
     /** A buffer for one record: header space reserved, payload written after it by the caller. */
     public static ByteBuffer newBuffer(int payloadCapacity) {

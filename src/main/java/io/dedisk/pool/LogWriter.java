@@ -1,6 +1,6 @@
 package io.dedisk.pool;
 
-import io.dedisk.store.Fs;
+import io.dedisk.store.Backend;
 import io.dedisk.store.Fs.FileHandle;
 import io.dedisk.util.Check;
 import java.io.IOException;
@@ -25,9 +25,7 @@ import java.util.UUID;
  * little left to write. A background fsync that fails is reported like a failed FLUSH.
  */
 final class LogWriter implements AutoCloseable {
-    static final String DIR = "segments";
-
-    private final Fs fs;
+    private final Backend backend;
     private final UUID poolId;
     private final int segmentSize;
     private final Object syncLock = new Object();
@@ -51,9 +49,9 @@ final class LogWriter implements AutoCloseable {
     private long bytesAppended;
 
     /** Continues the log at (segmentSeq, offset), the end of the last valid record found by replay. */
-    LogWriter(Fs fs, UUID poolId, int segmentSize, long segmentSeq, long offset, long nextLsn,
+    LogWriter(Backend backend, UUID poolId, int segmentSize, long segmentSeq, long offset, long nextLsn,
               java.util.concurrent.Executor background, java.util.function.Consumer<IOException> syncFailed) throws IOException {
-        this.fs = fs;
+        this.backend = backend;
         this.background = background;
         this.syncFailed = syncFailed;
         this.poolId = poolId;
@@ -63,7 +61,7 @@ final class LogWriter implements AutoCloseable {
             startSegment(segmentSeq);
         } else {
             this.segmentSeq = segmentSeq;
-            this.tail = fs.open(segmentName(segmentSeq), false);
+            this.tail = backend.openSegment(segmentSeq);
             // Drop whatever torn or unsynced bytes follow the last valid record, so they cannot be mistaken for
             // records once new ones are appended around them.
             tail.truncate(offset);
@@ -72,17 +70,13 @@ final class LogWriter implements AutoCloseable {
         }
     }
 
-    static String segmentName(long seq) { return DIR + "/" + String.format("%016x.seg", seq); }
-
-    static long segmentSeqOf(String fileName) {
-        Check.that(fileName.endsWith(".seg") && fileName.length() == 20, "segment file name %s", fileName);
-        return Long.parseUnsignedLong(fileName.substring(0, 16), 16);
-    }
-
     /** Where the next record goes: after a SEAL whose successor is not started yet, the start of that successor. */
     long segmentSeq() { return sealedAwaitingNext ? segmentSeq + 1 : segmentSeq; }
     long tailOffset() { return sealedAwaitingNext ? 0 : tailOffset; }
     long nextLsn() { return nextLsn; }
+
+    /** Where the next record goes and the LSN it gets. */
+    LogPosition position() { return new LogPosition(segmentSeq(), tailOffset(), nextLsn); }
     long bytesAppended() { return bytesAppended; }
 
     /** A record to append: payload in [HEADER_SIZE, position) of buffer, {@code covered} bytes under the CRC. */
@@ -199,6 +193,7 @@ final class LogWriter implements AutoCloseable {
         tail.write(tailOffset, seal);
         tail.sync();
         sealedThrough = segmentSeq;
+        backend.sealed(segmentSeq);
         tailOffset += seal.limit();
         nextLsn++;
         bytesAppended += seal.limit();
@@ -215,16 +210,14 @@ final class LogWriter implements AutoCloseable {
 
     /** Creates segment seq holding only its header record. A half-made one (failed write) is redone from scratch. */
     private void startSegment(long seq) throws IOException {
-        FileHandle h = fs.open(segmentName(seq), true);
+        FileHandle h = backend.createSegment(seq);
         try {
-            h.truncate(0);
             ByteBuffer header = LogRecord.newBuffer(24).order(ByteOrder.LITTLE_ENDIAN);
             header.putLong(poolId.getMostSignificantBits()).putLong(poolId.getLeastSignificantBits()).putLong(seq);
             Check.that(header.position() == headerRecordSize(), "segment header record size");
             LogRecord.seal(header, LogRecord.SEGMENT_HEADER, nextLsn);
             h.write(0, header);
             h.sync();
-            fs.syncDir(DIR);
         } catch (IOException | RuntimeException e) {
             h.close();
             throw e;

@@ -1,37 +1,41 @@
 package io.dedisk.pool;
 
+import io.dedisk.DediskException;
 import io.dedisk.DediskException.CorruptionException;
-import io.dedisk.store.Fs;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 
 /**
- * `dedisk check` (like vdoaudit / e2fsck -n): an offline audit of an opened pool. It re-derives every reference
- * count from the block maps and compares it with the chunk table, verifies that every map entry names a live
- * chunk, reads and verifies (CRC32C, decode) every live chunk, walks the whole log verifying every record, LSN
- * chain and chunk body, and verifies the checkpoints. It changes nothing.
+ * `dedisk check` (like vdoaudit / e2fsck -n): an audit of a pool opened read-only (nothing is truncated, written,
+ * deleted or saved; a test hashes every file before and after). It loads every page of every tree (each verified
+ * against the CRC its parent holds), recounts every reference from the block maps and compares it with the stored
+ * refcounts, recomputes every segment's live bytes and compares them with the usage table, reads and verifies
+ * (CRC32C, decode) every live chunk, walks every segment verifying records, LSN chains, seals and bodies, and
+ * verifies the manifest and both roots it names.
  *
- * A repair (`--repair`, not built yet) would: drop map entries whose chunk is unreadable (they then read as
- * zeros, reported per LBA), rewrite refcounts from the recount, truncate the log at the first damaged record of
- * a sealed segment and write a fresh checkpoint, as vdoforcerebuild does.
+ * A repair (`--repair`, not built yet) would: drop map entries whose chunk is unreadable (they then read as zeros,
+ * reported per LBA), rewrite refcounts from the recount, truncate the log at the first damaged record of a sealed
+ * segment and write a fresh checkpoint, as vdoforcerebuild does.
  *
- * Threads: runs alone on a pool opened for it (holds the metadata read lock while it walks the maps).
+ * Threads: runs alone on a pool opened for it (holds the metadata read lock while it walks the trees).
  */
 public final class PoolChecker {
     private PoolChecker() {}
 
     /** What the audit found: problems (the pool is not sound) and counts of what was verified. */
     public record Report(List<String> problems, List<String> notes, long volumes, long mappedBlocks, long chunksVerified,
-                         long segments, long records, long checkpoints) {
+                         long pages, long segments, long records, long roots) {
         public boolean ok() { return problems.isEmpty(); }
 
         public String toText() {
             StringBuilder b = new StringBuilder();
-            b.append(String.format("checked %d volumes, %d mapped blocks, %d chunks, %d segments (%d records), %d checkpoints%n",
-                    volumes, mappedBlocks, chunksVerified, segments, records, checkpoints));
+            b.append(String.format("checked %d volumes, %d mapped blocks, %d chunks, %d metadata pages, %d segments (%d records), %d checkpoint roots%n",
+                    volumes, mappedBlocks, chunksVerified, pages, segments, records, roots));
             for (String n : notes) b.append("note: ").append(n).append('\n');
             for (String p : problems) b.append("PROBLEM: ").append(p).append('\n');
             b.append(ok() ? "pool is consistent\n" : problems.size() + " problem(s) found\n");
@@ -45,49 +49,96 @@ public final class PoolChecker {
         List<String> problems = new ArrayList<>();
         List<String> notes = new ArrayList<>();
         if (pool.readOnlyReason() != null) problems.add("pool opened read-only: " + pool.readOnlyReason());
-        long[] counts = pool.withReadLock(() -> auditReferences(pool, problems));
+        long[] counts = pool.withReadLock(() -> auditTrees(pool, problems));
         long chunksVerified = auditChunks(pool, problems);
         long[] log = auditLog(pool, problems, notes);
-        long checkpoints = auditCheckpoints(pool, problems);
+        long roots = auditRoots(pool, problems);
         if (problems.size() > MAX_REPORTED) {
             int more = problems.size() - MAX_REPORTED;
             problems.subList(MAX_REPORTED, problems.size()).clear();
             problems.add("... and " + more + " more");
         }
-        return new Report(problems, notes, counts[0], counts[1], chunksVerified, log[0], log[1], checkpoints);
+        return new Report(problems, notes, counts[0], counts[1], chunksVerified, counts[2], log[0], log[1], roots);
     }
 
-    /** Recounts references from the maps; returns {volumes, mapped blocks}. */
-    private static long[] auditReferences(Pool pool, List<String> problems) {
-        ChunkTable chunks = pool.chunkTable();
+    /**
+     * Loads every page, recounts references and live bytes per segment; returns {volumes, mapped blocks, pages}.
+     */
+    private static long[] auditTrees(Pool pool, List<String> problems) {
+        PoolState state = pool.state;
+        ChunkTable chunks = state.chunks;
         Map<Long, Long> recount = new HashMap<>();
-        long mapped = 0;
+        TreeMap<Long, Long> live = new TreeMap<>();
+        long[] mapped = {0};
+        long[] zero = {0};
+        long pages = 0;
+        for (PageTree tree : state.trees()) {
+            long[] n = {0};
+            try {
+                tree.visit(0, tree.capacity(), p -> {
+                    n[0]++;
+                    if (p.address != 0) live.merge(MetaPage.segmentOf(p.address), (long) MetaPage.RECORD_BYTES, Long::sum);
+                });
+            } catch (DediskException e) {
+                problems.add("tree " + tree.tree + ": " + e.getMessage());
+            }
+            pages += n[0];
+        }
         List<VolumeState> volumes = pool.volumeStates();
         for (VolumeState v : volumes) {
-            for (int p = 0; p < v.map.pageCount(); p++) {
-                long[] page = v.map.page(p);
-                if (page == null) continue;
-                for (int i = 0; i < page.length; i++) {
-                    long ref = page[i];
-                    if (!BlockMap.isChunk(ref)) continue;
-                    mapped++;
-                    long lba = (long) p * BlockMap.PAGE_SIZE + i;
+            long[] vm = {0, 0};
+            try {
+                v.map.forEachMapped((lba, ref) -> {
+                    if (ref == BlockMap.ZERO) { vm[1]++; return; }
+                    if (!BlockMap.isChunk(ref)) { problems.add("volume " + v.name + " LBA " + lba + ": invalid reference " + ref); return; }
+                    vm[0]++;
+                    if (lba >= v.map.blocks()) problems.add("volume " + v.name + " LBA " + lba + " beyond its " + v.map.blocks() + " blocks is mapped");
                     if (!chunks.isLive(ref)) problems.add("volume " + v.name + " LBA " + lba + " references chunk " + ref + ", which does not exist");
                     else recount.merge(ref, 1L, Long::sum);
-                }
+                });
+            } catch (DediskException e) {
+                problems.add("volume " + v.name + ": block map unreadable: " + e.getMessage());
             }
+            if (vm[0] != v.map.mappedBlocks() || vm[1] != v.map.zeroBlocks()) {
+                problems.add("volume " + v.name + ": counts " + v.map.mappedBlocks() + " mapped / " + v.map.zeroBlocks() + " zero, but the map holds "
+                        + vm[0] + " / " + vm[1]);
+            }
+            mapped[0] += vm[0];
+            zero[0] += vm[1];
         }
+        long[] liveChunks = {0, 0};
         chunks.forEachLive(loc -> {
+            liveChunks[0]++;
+            liveChunks[1] += loc.length();
+            live.merge(loc.segment(), (long) loc.length(), Long::sum);
             long expected = recount.getOrDefault(loc.chunkId(), 0L);
             int stored = chunks.refCount(loc.chunkId());
             if (stored != expected) problems.add("chunk " + loc.chunkId() + ": refcount " + stored + ", but " + expected + " map entries reference it");
+            if (loc.chunkId() >= chunks.nextId()) problems.add("chunk " + loc.chunkId() + " is at or above the next id " + chunks.nextId());
         });
-        return new long[] {volumes.size(), mapped};
+        if (liveChunks[0] != chunks.liveChunks() || liveChunks[1] != chunks.liveBytes()) {
+            problems.add("chunk table: counts " + chunks.liveChunks() + " live chunks of " + chunks.liveBytes() + " bytes, but holds "
+                    + liveChunks[0] + " of " + liveChunks[1]);
+        }
+        TreeMap<Long, Long> stored = state.usage.snapshot();
+        if (!stored.equals(live)) {
+            for (long seq : new java.util.TreeSet<>(union(stored, live))) {
+                long s = stored.getOrDefault(seq, 0L), r = live.getOrDefault(seq, 0L);
+                if (s != r) problems.add("usage table: segment " + seq + " has " + s + " live bytes recorded, " + r + " recomputed");
+            }
+        }
+        return new long[] {volumes.size(), mapped[0], pages};
+    }
+
+    private static java.util.Set<Long> union(Map<Long, Long> a, Map<Long, Long> b) {
+        java.util.Set<Long> s = new java.util.HashSet<>(a.keySet());
+        s.addAll(b.keySet());
+        return s;
     }
 
     private static long auditChunks(Pool pool, List<String> problems) {
         List<ChunkTable.Location> live = new ArrayList<>();
-        pool.withReadLock(() -> { pool.chunkTable().forEachLive(live::add); return null; });
+        pool.withReadLock(() -> { pool.state.chunks.forEachLive(live::add); return null; });
         byte[] block = new byte[Pool.BLOCK_SIZE];
         for (ChunkTable.Location loc : live) {
             try {
@@ -102,65 +153,72 @@ public final class PoolChecker {
     private static String referencesOf(Pool pool, long chunkId) {
         List<String> refs = new ArrayList<>();
         for (VolumeState v : pool.volumeStates()) {
-            for (long lba = 0; lba < v.map.blocks() && refs.size() < 10; lba++) {
-                if (v.map.page((int) (lba >>> BlockMap.PAGE_SHIFT)) == null) { lba |= BlockMap.PAGE_SIZE - 1; continue; }
-                if (v.map.get(lba) == chunkId) refs.add(v.name + " LBA " + lba);
-            }
+            v.map.forEachMapped((lba, ref) -> {
+                if (ref == chunkId && refs.size() < 10) refs.add(v.name + " LBA " + lba);
+            });
         }
         return String.join(", ", refs);
     }
 
-    /** Walks every segment from the first; returns {segments, records}. */
+    /** Walks every segment; returns {segments, records}. Segments may be missing below the first (deleted by GC). */
     private static long[] auditLog(Pool pool, List<String> problems, List<String> notes) throws IOException {
-        Fs fs = pool.fs();
-        List<String> files = fs.list(LogWriter.DIR);
-        long lsn = 1;
+        List<Long> seqs = pool.backend.segments();
         long records = 0;
-        long expectedSeq = 1;
-        for (int i = 0; i < files.size(); i++) {
-            long seq = LogWriter.segmentSeqOf(files.get(i));
-            if (seq != expectedSeq) problems.add("log: segment " + expectedSeq + " is missing (next is " + seq + ")");
-            expectedSeq = seq + 1;
-            byte[] data = fs.readAll(LogWriter.segmentName(seq));
-            long offset = 0;
-            boolean sealed = false;
-            while (offset < data.length) {
-                LogReader.RecordAt r;
-                try {
-                    r = LogReader.readRecord(data, offset, lsn, seq, pool.poolId());
-                } catch (CorruptionException e) {
-                    problems.add(e.getMessage());
-                    break;
-                }
-                if (r == null) {
-                    problems.add("log: segment " + seq + " offset " + offset + ": no valid record with LSN " + lsn + " (damaged or misplaced)");
-                    break;
-                }
-                records++;
-                lsn++;
-                offset = r.end();
-                if (r.type() == LogRecord.WRITE && !LogReader.bodiesIntact(r)) {
-                    notes.add("log: segment " + seq + " record LSN " + r.lsn() + " holds a chunk body that fails its CRC (harmless if the chunk is dead)");
-                }
-                if (r.type() == LogRecord.SEAL) { sealed = true; break; }
+        long lsn = LogReader.ANY_LSN;
+        for (int i = 0; i < seqs.size(); i++) {
+            long seq = seqs.get(i);
+            boolean last = i == seqs.size() - 1;
+            if (i > 0 && seq != seqs.get(i - 1) + 1) {
+                if (seq > pool.checkpointDeletionLimit()) problems.add("log: segment " + (seqs.get(i - 1) + 1) + " is missing (next is " + seq + ")");
+                lsn = LogReader.ANY_LSN;
             }
-            boolean last = i == files.size() - 1;
-            if (!last && !sealed) problems.add("log: segment " + seq + " is not the tail but has no SEAL record");
-            if (sealed && offset != data.length) problems.add("log: segment " + seq + " has " + (data.length - offset) + " bytes after its SEAL");
-        }
-        return new long[] {files.size(), records};
-    }
-
-    private static long auditCheckpoints(Pool pool, List<String> problems) throws IOException {
-        Fs fs = pool.fs();
-        long n = 0;
-        for (String f : fs.list(Checkpoint.DIR)) {
-            if (!f.endsWith(".ckpt")) continue;
-            n++;
+            ByteBuffer buf = ByteBuffer.allocate((int) pool.backend.segmentBytes(seq));
+            pool.backend.read(seq, 0, buf);
+            byte[] data = buf.array();
+            long[] n = {0};
+            LogReader.WalkEnd end;
             try {
-                Checkpoint.decode(fs.readAll(Checkpoint.DIR + "/" + f), pool.poolId(), Checkpoint.DIR + "/" + f);
+                end = LogReader.walk(data, 0, lsn, seq, pool.poolId(), r -> {
+                    n[0]++;
+                    if (!LogReader.bodiesIntact(r)) {
+                        notes.add("log: segment " + seq + " record LSN " + r.lsn() + " holds a chunk body that fails its CRC (harmless if the chunk is dead or moved)");
+                    }
+                    return true;
+                });
             } catch (CorruptionException e) {
                 problems.add(e.getMessage());
+                continue;
+            }
+            records += n[0];
+            lsn = end.nextLsn();
+            if (!end.sealed() && end.offset() < data.length) {
+                problems.add("log: segment " + seq + " offset " + end.offset() + ": no valid record" + (lsn == LogReader.ANY_LSN ? "" : " with LSN " + lsn) + " (damaged or misplaced)");
+            }
+            if (!last && !end.sealed()) problems.add("log: segment " + seq + " is not the tail but has no SEAL record");
+            if (end.sealed() && end.offset() != data.length) problems.add("log: segment " + seq + " has " + (data.length - end.offset()) + " bytes after its SEAL");
+        }
+        return new long[] {seqs.size(), records};
+    }
+
+    /** Verifies the manifest and the roots it names; returns how many roots verified. */
+    private static long auditRoots(Pool pool, List<String> problems) throws IOException {
+        byte[] bytes = pool.backend.readManifest();
+        if (bytes == null) return 0;
+        Manifest m;
+        try {
+            m = Manifest.decode(bytes, pool.poolId());
+        } catch (CorruptionException e) {
+            problems.add(e.getMessage());
+            return 0;
+        }
+        long n = 0;
+        for (Manifest.RootRef ref : List.of(m.newest(), m.previous())) {
+            if (!ref.present()) continue;
+            try {
+                Recovery.readRoot(pool.backend, pool.poolId(), ref);
+                n++;
+            } catch (CorruptionException e) {
+                problems.add((ref == m.newest() ? "newest " : "previous ") + e.getMessage());
             }
         }
         return n;

@@ -7,14 +7,16 @@ import java.util.Locale;
 /**
  * A snapshot of a pool's space and activity, in the spirit of vdostats. Definitions (docs/operations.md):
  * logical used = blocks mapped to chunks x 4 KiB (zero blocks and holes use nothing); physical used = every byte
- * the pool has on disk (data = live chunk bodies; garbage = dead chunk bodies awaiting GC; metadata = the rest:
- * record headers, map records, checkpoints, superblock; the dedup index's files are reported apart, as index disk
- * bytes, because their size is fixed by the index configuration, not by the data); dedup ratio = mapped blocks / live chunks; compression
- * ratio = live chunks x 4 KiB / data bytes; saving = 1 - physical used / logical used.
+ * the pool has on disk: the segments of the log, the superblock, the manifest and the dedup index's files. Of the
+ * segments: data = live chunk bodies, pages = metadata pages the checkpoint roots use, garbage = everything else
+ * (dead chunks, superseded pages, records already checkpointed) until the cleaner reclaims it. Dedup ratio =
+ * mapped blocks / live chunks; compression ratio = live chunks x 4 KiB / data bytes; saving = 1 - physical used /
+ * logical used; cleaner write amplification = (bytes the clients' writes appended + bytes the cleaner moved) /
+ * bytes the clients' writes appended.
  */
-public record PoolStats(String poolId, String readOnlyReason, List<VolumeStats> volumes, long liveChunks, long dataBytes,
-                        long garbageBytes, long logBytes, long otherMetadataBytes, IndexStats index,
-                        long blocksWritten, long blocksRead, long flushes, long corruptReads, long chunkTableMemoryBytes) {
+public record PoolStats(String poolId, String readOnlyReason, String noSpaceReason, List<VolumeStats> volumes, long liveChunks, long dataBytes,
+                        long pageBytes, long garbageBytes, long logBytes, long otherBytes, IndexStats index, LogStats log, CacheStats cache,
+                        long blocksWritten, long blocksRead, long flushes, long corruptReads) {
 
     public record VolumeStats(String name, long sizeBytes, long mappedBlocks, long zeroBlocks) {
         public long logicalUsedBytes() { return mappedBlocks * Pool.BLOCK_SIZE; }
@@ -24,11 +26,26 @@ public record PoolStats(String poolId, String readOnlyReason, List<VolumeStats> 
     public record IndexStats(String kind, long entries, long windowEntries, long memoryBytes, long diskBytes, long hits,
                              long misses, long staleAdvice, boolean sparse, double rebuildRemaining) {}
 
+    /** The log and its upkeep: segments, bytes appended for clients, checkpoints, the cleaner. */
+    public record LogStats(long segments, long bytesAppended, long checkpoints, long pagesWritten, long segmentsDeleted,
+                           long segmentsCleaned, long cleanerBytesMoved, long pagesRewritten) {
+        public double writeAmplification() {
+            long user = bytesAppended - cleanerBytesMoved;
+            return user <= 0 ? 1.0 : (double) bytesAppended / user;
+        }
+    }
+
+    /** The metadata page cache. */
+    public record CacheStats(long capacityBytes, long bytes, long dirtyBytes, long hits, long misses, long evictions) {}
+
+    /** normal, no-space (fresh writes refused, all else works) or read-only. */
+    public String mode() { return readOnlyReason != null ? "read-only" : noSpaceReason != null ? "no-space" : "normal"; }
+
     public long mappedBlocks() { return volumes.stream().mapToLong(VolumeStats::mappedBlocks).sum(); }
     public long zeroBlocks() { return volumes.stream().mapToLong(VolumeStats::zeroBlocks).sum(); }
     public long logicalSizeBytes() { return volumes.stream().mapToLong(VolumeStats::sizeBytes).sum(); }
     public long logicalUsedBytes() { return mappedBlocks() * Pool.BLOCK_SIZE; }
-    public long physicalUsedBytes() { return logBytes + otherMetadataBytes; }
+    public long physicalUsedBytes() { return logBytes + otherBytes; }
     public long metadataBytes() { return physicalUsedBytes() - dataBytes - garbageBytes; }
     public double dedupRatio() { return liveChunks == 0 ? 1.0 : (double) mappedBlocks() / liveChunks; }
     public double compressionRatio() { return dataBytes == 0 ? 1.0 : (double) liveChunks * Pool.BLOCK_SIZE / dataBytes; }
@@ -40,8 +57,9 @@ public record PoolStats(String poolId, String readOnlyReason, List<VolumeStats> 
     public String toJson() {
         StringBuilder b = new StringBuilder(512);
         b.append("{\"poolId\":\"").append(poolId).append('"')
-                .append(",\"mode\":\"").append(readOnlyReason == null ? "normal" : "read-only").append('"');
+                .append(",\"mode\":\"").append(mode()).append('"');
         if (readOnlyReason != null) b.append(",\"readOnlyReason\":").append(quote(readOnlyReason));
+        if (noSpaceReason != null) b.append(",\"noSpaceReason\":").append(quote(noSpaceReason));
         b.append(",\"logicalSizeBytes\":").append(logicalSizeBytes())
                 .append(",\"logicalUsedBytes\":").append(logicalUsedBytes())
                 .append(",\"mappedBlocks\":").append(mappedBlocks())
@@ -49,7 +67,9 @@ public record PoolStats(String poolId, String readOnlyReason, List<VolumeStats> 
                 .append(",\"physicalUsedBytes\":").append(physicalUsedBytes())
                 .append(",\"dataBytes\":").append(dataBytes)
                 .append(",\"metadataBytes\":").append(metadataBytes())
+                .append(",\"pageBytes\":").append(pageBytes)
                 .append(",\"garbageBytes\":").append(garbageBytes)
+                .append(",\"segmentBytes\":").append(logBytes)
                 .append(",\"uniqueChunks\":").append(liveChunks)
                 .append(",\"dedupRatio\":").append(num(dedupRatio()))
                 .append(",\"compressionRatio\":").append(num(compressionRatio()))
@@ -58,7 +78,21 @@ public record PoolStats(String poolId, String readOnlyReason, List<VolumeStats> 
                 .append(",\"blocksRead\":").append(blocksRead)
                 .append(",\"flushes\":").append(flushes)
                 .append(",\"corruptReads\":").append(corruptReads)
-                .append(",\"chunkTableMemoryBytes\":").append(chunkTableMemoryBytes)
+                .append(",\"log\":{\"segments\":").append(log.segments())
+                .append(",\"bytesAppended\":").append(log.bytesAppended())
+                .append(",\"checkpoints\":").append(log.checkpoints())
+                .append(",\"pagesWritten\":").append(log.pagesWritten())
+                .append(",\"segmentsDeleted\":").append(log.segmentsDeleted())
+                .append(",\"segmentsCleaned\":").append(log.segmentsCleaned())
+                .append(",\"cleanerBytesMoved\":").append(log.cleanerBytesMoved())
+                .append(",\"pagesRewritten\":").append(log.pagesRewritten())
+                .append(",\"writeAmplification\":").append(num(log.writeAmplification())).append('}')
+                .append(",\"metadataCache\":{\"capacityBytes\":").append(cache.capacityBytes())
+                .append(",\"bytes\":").append(cache.bytes())
+                .append(",\"dirtyBytes\":").append(cache.dirtyBytes())
+                .append(",\"hits\":").append(cache.hits())
+                .append(",\"misses\":").append(cache.misses())
+                .append(",\"evictions\":").append(cache.evictions()).append('}')
                 .append(",\"index\":{\"kind\":\"").append(index.kind()).append('"')
                 .append(",\"sparse\":").append(index.sparse())
                 .append(",\"entries\":").append(index.entries())
@@ -84,7 +118,8 @@ public record PoolStats(String poolId, String readOnlyReason, List<VolumeStats> 
 
     public String toText() {
         StringBuilder b = new StringBuilder();
-        b.append(String.format(Locale.ROOT, "pool %s  mode %s%n", poolId, readOnlyReason == null ? "normal" : "READ-ONLY (" + readOnlyReason + ")"));
+        b.append(String.format(Locale.ROOT, "pool %s  mode %s%n", poolId, readOnlyReason != null ? "READ-ONLY (" + readOnlyReason + ")"
+                : noSpaceReason != null ? "NO-SPACE (" + noSpaceReason + ")" : "normal"));
         b.append(String.format(Locale.ROOT, "%-24s %14s %14s %12s %12s%n", "volume", "size", "logical used", "zero blocks", "mapped"));
         for (VolumeStats v : volumes) {
             b.append(String.format(Locale.ROOT, "%-24s %14s %14s %12d %12d%n", v.name(), Sizes.format(v.sizeBytes()),
@@ -95,7 +130,14 @@ public record PoolStats(String poolId, String readOnlyReason, List<VolumeStats> 
         row(b, "physical used", Sizes.format(physicalUsedBytes()) + " (" + physicalUsedBytes() + " bytes)");
         row(b, "  data", Sizes.format(dataBytes));
         row(b, "  metadata", Sizes.format(metadataBytes()));
+        row(b, "    of which pages", Sizes.format(pageBytes));
         row(b, "  garbage (awaiting GC)", Sizes.format(garbageBytes));
+        row(b, "segments", String.format(Locale.ROOT, "%d (%s), %d cleaned, %d deleted, cleaner moved %s, write amplification %.2f",
+                log.segments(), Sizes.format(logBytes), log.segmentsCleaned(), log.segmentsDeleted(), Sizes.format(log.cleanerBytesMoved()),
+                log.writeAmplification()));
+        row(b, "checkpoints", String.format(Locale.ROOT, "%d, %d pages written", log.checkpoints(), log.pagesWritten()));
+        row(b, "metadata cache", String.format(Locale.ROOT, "%s of %s (%s dirty), %d hits, %d misses", Sizes.format(cache.bytes()),
+                Sizes.format(cache.capacityBytes()), Sizes.format(cache.dirtyBytes()), cache.hits(), cache.misses()));
         row(b, "unique chunks", Long.toString(liveChunks));
         row(b, "dedup ratio", String.format(Locale.ROOT, "%.2f", dedupRatio()));
         row(b, "compression ratio", String.format(Locale.ROOT, "%.2f", compressionRatio()));

@@ -1,6 +1,7 @@
 package io.dedisk.pool;
 
 import io.dedisk.DediskException.CorruptionException;
+import io.dedisk.DediskException.InvalidRequestException;
 import io.dedisk.util.Check;
 import io.dedisk.util.Crc;
 import java.nio.ByteBuffer;
@@ -14,7 +15,7 @@ import java.util.UUID;
  *
  * Layout (little-endian, 64 bytes):
  * <pre>
- *   0  u64 magic "DDSKSUPR"     8  u32 format version (1)   12 u32 block size (4096)
+ *   0  u64 magic "DDSKSUPR"     8  u32 format version (2)   12 u32 block size (4096)
  *  16  u64 pool id (msb)       24  u64 pool id (lsb)        32 u64 created (epoch millis)
  *  40  u32 segment size        44  u32 flags (bit 0: sparse dedup index)
  *  48  u64 checkpoint interval (log bytes)                  56 u32 dedup index memory (MiB; 0 = exact index)
@@ -24,7 +25,7 @@ import java.util.UUID;
 public record Superblock(UUID poolId, long createdMillis, int segmentSize, long checkpointInterval, long indexMemory, boolean sparseIndex) {
     public static final String FILE = "superblock";
     static final long MAGIC = 0x5250555348534444L; // "DDSKSUPR" little-endian
-    static final int VERSION = 1;
+    static final int VERSION = 2;
     static final int SIZE = 64;
 
     public Superblock {
@@ -55,6 +56,11 @@ public record Superblock(UUID poolId, long createdMillis, int segmentSize, long 
         int computed = Crc.of(untrusted, 0, SIZE - 4);
         if (crc != computed) throw new CorruptionException(String.format("superblock: CRC32C expected %08x, found %08x", computed, crc));
         int version = b.getInt();
+        if (version == 1) {
+            throw new InvalidRequestException("this pool has on-disk format version 1 (dedisk before engine v2: block maps and checkpoints"
+                    + " held whole in memory); this dedisk reads version " + VERSION + " only. Copy the volumes out with the old dedisk"
+                    + " (nbdcopy), create a new pool and copy them in.");
+        }
         if (version != VERSION) throw new CorruptionException("superblock: format version " + version + " is not supported (this dedisk reads " + VERSION + ")");
         int blockSize = b.getInt();
         if (blockSize != Pool.BLOCK_SIZE) throw new CorruptionException("superblock: block size " + blockSize + ", expected " + Pool.BLOCK_SIZE);

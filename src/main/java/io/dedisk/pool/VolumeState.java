@@ -20,11 +20,11 @@ final class VolumeState {
     /** Block ranges {first, end} whose content is unknown because the log that changed them is damaged. */
     private final java.util.List<long[]> poisoned = new java.util.concurrent.CopyOnWriteArrayList<>();
 
-    VolumeState(int id, String name, long size) {
+    VolumeState(int id, String name, long size, BlockMap map) {
         this.id = id;
         this.name = name;
         this.size = size;
-        this.map = new BlockMap(size / Pool.BLOCK_SIZE);
+        this.map = map;
         for (int i = 0; i < STRIPES; i++) stripes[i] = new ReentrantLock();
     }
 

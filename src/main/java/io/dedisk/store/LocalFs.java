@@ -34,10 +34,14 @@ public final class LocalFs implements Fs {
     @Override
     public FileHandle open(String name, boolean create) throws IOException {
         Path p = resolve(name);
-        FileChannel ch = create
-                ? FileChannel.open(p, StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.CREATE)
-                : FileChannel.open(p, StandardOpenOption.READ, StandardOpenOption.WRITE);
-        return new LocalHandle(ch);
+        try {
+            FileChannel ch = create
+                    ? FileChannel.open(p, StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.CREATE)
+                    : FileChannel.open(p, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            return new LocalHandle(ch);
+        } catch (IOException e) {
+            throw NoSpaceLeftException.classify(e);
+        }
     }
 
     @Override
@@ -69,7 +73,11 @@ public final class LocalFs implements Fs {
 
     @Override
     public void rename(String from, String to) throws IOException {
-        Files.move(resolve(from), resolve(to), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        try {
+            Files.move(resolve(from), resolve(to), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            throw NoSpaceLeftException.classify(e);
+        }
     }
 
     @Override
@@ -97,11 +105,21 @@ public final class LocalFs implements Fs {
         @Override
         public void write(long pos, ByteBuffer src) throws IOException {
             long p = pos;
-            while (src.hasRemaining()) p += ch.write(src, p);
+            try {
+                while (src.hasRemaining()) p += ch.write(src, p);
+            } catch (IOException e) {
+                throw NoSpaceLeftException.classify(e);
+            }
         }
 
         @Override
-        public void sync() throws IOException { ch.force(false); }
+        public void sync() throws IOException {
+            try {
+                ch.force(false);
+            } catch (IOException e) {
+                throw NoSpaceLeftException.classify(e);
+            }
+        }
 
         @Override
         public long size() throws IOException { return ch.size(); }

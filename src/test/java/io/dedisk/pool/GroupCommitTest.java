@@ -79,7 +79,7 @@ class GroupCommitTest {
             v.write(0, ByteBuffer.wrap(x), false); // chunk X, one reference
             VolumeState state = pool.volumeStates().get(0);
             // One group: the first record releases X's last reference, the second writes X's content elsewhere.
-            pool.commit(List.of(pool.prepare(state, 0, y, 0, 1), pool.prepare(state, 10, x, 0, 1)));
+            pool.writePipeline().commit(List.of(pool.writePipeline().prepare(state, 0, y, 0, 1), pool.writePipeline().prepare(state, 10, x, 0, 1)));
             ByteBuffer got = ByteBuffer.allocate(BS);
             v.read(10L * BS, got);
             assertArrayEquals(x, got.array());

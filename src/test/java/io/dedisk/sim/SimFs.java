@@ -52,6 +52,7 @@ public final class SimFs implements Fs {
     private double ioErrorRate;
     private int failingSyncs;
     private long capacity = Long.MAX_VALUE;
+    private boolean reportsFreeSpace = true;
 
     public SimFs(long seed) {
         this.random = new Random(seed);
@@ -70,6 +71,12 @@ public final class SimFs implements Fs {
     public synchronized SimFs failSyncs(int count) { failingSyncs = count; return this; }
 
     public synchronized SimFs capacity(long bytes) { capacity = bytes; return this; }
+
+    /**
+     * Whether {@link #usableSpace} tells the truth about the capacity; when not, it reports "unknown" while writes
+     * still fail at the capacity (a filesystem that someone else fills, a quota, a thin-provisioned volume).
+     */
+    public synchronized SimFs reportsFreeSpace(boolean reports) { reportsFreeSpace = reports; return this; }
 
     /** Flips one bit of a file's durable and cached content (cold-data corruption). */
     public synchronized void flipBit(String name, long offset, int bit) {
@@ -225,7 +232,7 @@ public final class SimFs implements Fs {
 
     @Override
     public synchronized long usableSpace() {
-        return capacity == Long.MAX_VALUE ? Long.MAX_VALUE : capacity - usedBytes();
+        return capacity == Long.MAX_VALUE || !reportsFreeSpace ? Long.MAX_VALUE : capacity - usedBytes();
     }
 
     /** Bytes held by all files (what the capacity limit counts). */
@@ -263,7 +270,7 @@ public final class SimFs implements Fs {
                 int len = src.remaining();
                 long end = pos + len;
                 if (end > f.current.length && capacity != Long.MAX_VALUE && usedBytes() + end - f.current.length > capacity) {
-                    throw new IOException("No space left on device (simulated, writing " + name + ")");
+                    throw new io.dedisk.store.NoSpaceLeftException("No space left on device (simulated, writing " + name + ")", null);
                 }
                 if (end > f.current.length) f.current = Arrays.copyOf(f.current, (int) end);
                 byte[] data = new byte[len];

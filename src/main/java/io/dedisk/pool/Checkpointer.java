@@ -1,0 +1,163 @@
+package io.dedisk.pool;
+
+import io.dedisk.store.Backend;
+import io.dedisk.util.Check;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * Incremental checkpoints: the dirty metadata pages, written bottom-up into the log (children first, so each parent
+ * records its children's new addresses), then one ROOT record, then — once the log up to it is synced — the
+ * manifest that names it. Nothing else: no full image of the pool exists anywhere. Recovery loads the root and
+ * replays the bounded log suffix after it.
+ *
+ * Segment deletion (the last step of the cleaner's work) happens here, because only a checkpoint knows what the
+ * durable roots still need: a segment is deleted once its usage was 0 in both roots the manifest names and it lies
+ * wholly before the older one (so neither root, nor a replay from either, reads it), and no reader is inside it
+ * (the segment guard).
+ *
+ * Threads: one checkpoint at a time ({@link #lock}). Pages and the root are written under the pool's metadata
+ * write lock (writers wait: the pause is the dirty metadata, bounded by half the metadata cache); the sync, the
+ * manifest and the deletions run after it, with writers going on.
+ */
+final class Checkpointer {
+    private static final System.Logger LOG = System.getLogger("dedisk.checkpoint");
+    /** Pages per append: bounds one write to ~2 MiB. */
+    private static final int PAGES_PER_APPEND = 256;
+
+    private final Backend backend;
+    private final UUID poolId;
+    private final ReentrantReadWriteLock meta;
+    private final ReentrantReadWriteLock segmentGuard;
+    private final java.util.concurrent.locks.ReentrantLock lock = new java.util.concurrent.locks.ReentrantLock();
+    private Manifest manifest;
+    /** Segments whose usage was 0 in the newest durable root (candidates for deletion after the next one). */
+    private Set<Long> zeroInNewest;
+    private long pagesWritten;
+    private long pageBytesWritten;
+    private long checkpoints;
+    private long segmentsDeleted;
+
+    Checkpointer(Backend backend, UUID poolId, ReentrantReadWriteLock meta, ReentrantReadWriteLock segmentGuard,
+                 Manifest manifest, Set<Long> zeroInNewest) {
+        this.backend = backend;
+        this.poolId = poolId;
+        this.meta = meta;
+        this.segmentGuard = segmentGuard;
+        this.manifest = manifest != null ? manifest : new Manifest(poolId, 1, Manifest.RootRef.NONE, Manifest.RootRef.NONE);
+        this.zeroInNewest = zeroInNewest;
+    }
+
+    record Stats(long checkpoints, long pagesWritten, long pageBytesWritten, long segmentsDeleted) {}
+
+    synchronized Stats stats() { return new Stats(checkpoints, pagesWritten, pageBytesWritten, segmentsDeleted); }
+
+    /** The segment below which the durable roots need nothing: the older root's segment (0 when there is none). */
+    synchronized long deletionLimit() {
+        return manifest.previous().present() ? MetaPage.segmentOf(manifest.previous().address()) : 0;
+    }
+
+    /**
+     * Writes a checkpoint of {@code state}. {@code sync} makes the log durable up to a point (the pool's flush).
+     * Returns false when the pool cannot be written (read-only).
+     */
+    boolean checkpoint(PoolState state, LogWriter log, ThrowingRunnable sync, java.util.function.Supplier<String> readOnly) throws IOException {
+        lock.lock();
+        try {
+            Manifest.RootRef ref;
+            Set<Long> zeroNow;
+            meta.writeLock().lock();
+            try {
+                if (readOnly.get() != null || log == null) return false;
+                long number = state.checkpointNumber + 1;
+                writeDirtyPages(state, log, number);
+                ByteBuffer root = state.root(number).encode();
+                LogWriter.Appended a = log.appendAll(List.of(new LogWriter.Pending(root, LogRecord.ROOT, root.position() - LogRecord.HEADER_SIZE)));
+                if (a.error() != null) throw a.error();
+                ref = new Manifest.RootRef(MetaPage.address(a.segments()[0], a.offsets()[0]), root.limit(), root.getInt(24));
+                state.checkpointNumber = number;
+                zeroNow = zeroSegments(state, MetaPage.segmentOf(ref.address()));
+            } finally { meta.writeLock().unlock(); }
+            // The manifest may only name a root that is durable, with everything before it.
+            sync.run();
+            Manifest next = new Manifest(poolId, manifest.epoch(), ref, manifest.newest());
+            backend.writeManifest(next.encode());
+            Set<Long> deletable = new HashSet<>(zeroNow);
+            deletable.retainAll(zeroInNewest);
+            long limit;
+            synchronized (this) {
+                manifest = next;
+                zeroInNewest = zeroNow;
+                checkpoints++;
+                limit = deletionLimit();
+            }
+            deletable.removeIf(seq -> seq >= limit);
+            deleteSegments(deletable);
+            return true;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    interface ThrowingRunnable {
+        void run() throws IOException;
+    }
+
+    private void writeDirtyPages(PoolState state, LogWriter log, long generation) throws IOException {
+        List<MetaPage> dirty = state.cache.dirtyByLevel();
+        int i = 0;
+        while (i < dirty.size()) {
+            // One level at a time: a parent's entries are final only once all its children are written.
+            int level = dirty.get(i).key.level();
+            int j = i;
+            while (j < dirty.size() && dirty.get(j).key.level() == level && j - i < PAGES_PER_APPEND) j++;
+            List<MetaPage> batch = dirty.subList(i, j);
+            List<LogWriter.Pending> records = new ArrayList<>(batch.size());
+            for (MetaPage p : batch) {
+                ByteBuffer b = p.encode(generation);
+                records.add(new LogWriter.Pending(b, LogRecord.PAGE, MetaPage.PAYLOAD));
+            }
+            LogWriter.Appended a = log.appendAll(records);
+            for (int k = 0; k < a.written(); k++) {
+                MetaPage p = batch.get(k);
+                PageTree tree = state.treeOf(p.key.tree());
+                Check.that(tree != null, "dirty page %s belongs to a live tree", p.key);
+                long address = MetaPage.address(a.segments()[k], a.offsets()[k]);
+                state.usage.add(a.segments()[k], MetaPage.RECORD_BYTES);
+                tree.written(p, address, records.get(k).buffer().getInt(24));
+            }
+            if (a.error() != null) throw a.error();
+            synchronized (this) {
+                pagesWritten += batch.size();
+                pageBytesWritten += (long) batch.size() * MetaPage.RECORD_BYTES;
+            }
+            i = j;
+        }
+        state.cache.evictToCapacity();
+    }
+
+    /** Existing segments before {@code below} that hold nothing live. */
+    private Set<Long> zeroSegments(PoolState state, long below) throws IOException {
+        Set<Long> out = new HashSet<>();
+        for (long seq : backend.segments()) if (seq < below && state.usage.live(seq) == 0) out.add(seq);
+        return out;
+    }
+
+    private void deleteSegments(Set<Long> segments) throws IOException {
+        if (segments.isEmpty()) return;
+        segmentGuard.writeLock().lock(); // no reader is inside a segment we delete
+        try {
+            for (long seq : new java.util.TreeSet<>(segments)) {
+                backend.deleteSegment(seq);
+                synchronized (this) { segmentsDeleted++; }
+            }
+        } finally { segmentGuard.writeLock().unlock(); }
+        LOG.log(System.Logger.Level.DEBUG, "deleted {0} cleaned segments", segments.size());
+    }
+}

@@ -1,0 +1,212 @@
+package io.dedisk.pool;
+
+import io.dedisk.DediskException.CorruptionException;
+import io.dedisk.index.BlockName;
+import io.dedisk.index.DedupIndex;
+import io.dedisk.util.ByteSource;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * The pool's metadata as of some point of the log: the volumes and their block maps, the chunk table and the
+ * segment usage table, all paged through one {@link MetadataCache}. It changes only by {@link #apply} of a log
+ * record, in recovery and in live operation alike (live operation appends the record first, then applies exactly
+ * what it wrote), so what recovery rebuilds is what was served, by construction.
+ *
+ * Threads: reads under the pool's metadata read lock, {@link #apply} and every change under its write lock.
+ * Invariants (checked by `dedisk check`): refcounts = block-map references; usage = live chunk bytes + referenced
+ * page bytes per segment.
+ */
+final class PoolState {
+    static final int CHUNK_TREE = 0;
+
+    final MetadataCache cache;
+    final PageTree.PageReader pages;
+    final ChunkTable chunks;
+    final UsageTable usage;
+    final Map<Integer, VolumeState> volumesById = new HashMap<>();
+    final TreeMap<String, VolumeState> volumesByName = new TreeMap<>();
+    private final DedupIndex index;
+    int nextVolumeId;
+    long checkpointNumber;
+    /** Bytes of chunks that died (cumulative, for stats). */
+    long deadChunkBytes;
+
+    PoolState(CheckpointRoot root, MetadataCache cache, PageTree.PageReader pages, DedupIndex index) {
+        this.cache = cache;
+        this.pages = pages;
+        this.index = index;
+        this.usage = new UsageTable(root.usage());
+        this.chunks = new ChunkTable(tree(CHUNK_TREE, MetaPage.KIND_CHUNK_LEAF, root.chunkRoot()), root.nextChunkId(), root.liveChunks(), root.liveBytes());
+        this.nextVolumeId = root.nextVolumeId();
+        this.checkpointNumber = root.number();
+        for (CheckpointRoot.VolumeRoot v : root.volumes()) {
+            addVolume(new VolumeState(v.id(), v.name(), v.size(),
+                    new BlockMap(tree(v.id(), MetaPage.KIND_MAP_LEAF, v.root()), v.size() / Pool.BLOCK_SIZE, v.mapped(), v.zero())));
+        }
+    }
+
+    private PageTree tree(int id, int leafKind, PageTree.Root root) {
+        return new PageTree(id, leafKind, cache, pages, this::pageReleased, root);
+    }
+
+    /** A durable page version is no longer referenced: its bytes are garbage now. */
+    private void pageReleased(long address) { usage.add(MetaPage.segmentOf(address), -MetaPage.RECORD_BYTES); }
+
+    /** The tree a page key belongs to, or null (a deleted volume). */
+    PageTree treeOf(int tree) {
+        if (tree == CHUNK_TREE) return chunks.tree();
+        VolumeState v = volumesById.get(tree);
+        return v == null ? null : v.map.tree();
+    }
+
+    List<PageTree> trees() {
+        List<PageTree> out = new ArrayList<>();
+        out.add(chunks.tree());
+        for (VolumeState v : volumesById.values()) out.add(v.map.tree());
+        return out;
+    }
+
+    private void addVolume(VolumeState v) {
+        volumesById.put(v.id, v);
+        volumesByName.put(v.name, v);
+    }
+
+    /** The root a checkpoint writes after its pages. */
+    CheckpointRoot root(long number) {
+        List<CheckpointRoot.VolumeRoot> vols = new ArrayList<>();
+        for (VolumeState v : volumesById.values()) {
+            vols.add(new CheckpointRoot.VolumeRoot(v.id, v.name, v.size, v.map.mappedBlocks(), v.map.zeroBlocks(), v.map.tree().root()));
+        }
+        vols.sort((a, b) -> Integer.compare(a.id(), b.id()));
+        return new CheckpointRoot(number, chunks.nextId(), nextVolumeId, chunks.tree().root(), chunks.liveChunks(), chunks.liveBytes(), vols, usage.snapshot());
+    }
+
+    /**
+     * Applies one record. {@code names} are the block names of a WRITE's entries when the caller has them (live
+     * path); in replay ({@code names} null) the names of new chunks are recomputed from their bodies, so the dedup
+     * index loses no advice across a crash.
+     */
+    void apply(int type, ByteBuffer payload, int covered, long segmentSeq, long payloadOffset, BlockName[] names) {
+        switch (type) {
+            case LogRecord.WRITE -> { applyWrite(payload, covered, segmentSeq, payloadOffset, names); return; }
+            case LogRecord.RELOCATE -> { applyRelocate(payload, covered, segmentSeq, payloadOffset); return; }
+            case LogRecord.PAGE, LogRecord.ROOT -> { return; } // a checkpoint's own output: no change of state
+            default -> { }
+        }
+        ByteSource in = new ByteSource(payload, "record type " + type);
+        in.expect(covered == payload.remaining(), "covers %d of %d payload bytes", covered, payload.remaining());
+        switch (type) {
+            case LogRecord.SEGMENT_HEADER -> in.skip(24); // verified by LogReader / written by LogWriter
+            case LogRecord.VOLUME_CREATE -> {
+                int id = in.getInt();
+                long size = in.getLong();
+                String name = new String(in.getBytes(in.getShort()), StandardCharsets.UTF_8);
+                in.expect(id > 0 && !volumesById.containsKey(id) && !volumesByName.containsKey(name), "volume %s (id %d) created twice", name, id);
+                in.expect(size > 0 && size % Pool.BLOCK_SIZE == 0, "volume %s size %d", name, size);
+                addVolume(new VolumeState(id, name, size, new BlockMap(tree(id, MetaPage.KIND_MAP_LEAF, new PageTree.Root(0, 0, 0)), size / Pool.BLOCK_SIZE, 0, 0)));
+                nextVolumeId = Math.max(nextVolumeId, id + 1);
+            }
+            case LogRecord.VOLUME_DELETE -> {
+                VolumeState v = volumeForRecord(in);
+                v.map.deleteAll(this::dereference);
+                v.deleted = true;
+                volumesById.remove(v.id);
+                volumesByName.remove(v.name);
+            }
+            case LogRecord.VOLUME_RESIZE -> {
+                VolumeState v = volumeForRecord(in);
+                long size = in.getLong();
+                in.expect(size > 0 && size % Pool.BLOCK_SIZE == 0, "volume %s new size %d", v.name, size);
+                v.map.resize(size / Pool.BLOCK_SIZE, this::dereference);
+                v.size = size;
+            }
+            case LogRecord.MAP_RANGE -> {
+                VolumeState v = volumeForRecord(in);
+                long first = in.getLong();
+                long count = in.getLong();
+                int state = in.getByte();
+                in.expect(first >= 0 && count > 0 && first + count <= v.map.blocks(), "range [%d, +%d) beyond volume %s", first, count, v.name);
+                in.expect(state == WriteRecord.KIND_ZERO || state == WriteRecord.KIND_UNMAPPED, "range state %d", state);
+                v.map.setRange(first, count, state == WriteRecord.KIND_ZERO ? BlockMap.ZERO : BlockMap.UNMAPPED, this::dereference);
+            }
+            default -> in.expect(false, "unknown record type %d", type);
+        }
+        in.expect(in.remaining() == 0, "%d trailing bytes", in.remaining());
+    }
+
+    private VolumeState volumeForRecord(ByteSource in) {
+        int id = in.getInt();
+        VolumeState v = volumesById.get(id);
+        in.expect(v != null, "unknown volume id %d", id);
+        return v;
+    }
+
+    void dereference(long ref) {
+        if (!BlockMap.isChunk(ref)) return;
+        ChunkTable.Location dead = chunks.decrement(ref);
+        if (dead != null) {
+            usage.add(dead.segment(), -dead.length());
+            deadChunkBytes += dead.length();
+        }
+    }
+
+    /** All increments of a record come before its decrements, so a chunk shared within one batch never dies. */
+    private void applyWrite(ByteBuffer payload, int covered, long segmentSeq, long payloadOffset, BlockName[] names) {
+        WriteRecord w = WriteRecord.parse(payload, covered);
+        VolumeState v = volumesById.get(w.volumeId());
+        if (v == null) throw new CorruptionException("write record: unknown volume id " + w.volumeId());
+        int count = w.entries().length;
+        if (w.firstLba() < 0 || w.firstLba() + count > v.map.blocks()) {
+            throw new CorruptionException("write record: [" + w.firstLba() + ", +" + count + ") beyond volume " + v.name);
+        }
+        long[] olds = new long[count];
+        byte[] block = names == null ? new byte[Pool.BLOCK_SIZE] : null;
+        for (int i = 0; i < count; i++) {
+            WriteRecord.Entry e = w.entries()[i];
+            long ref = switch (e.kind()) {
+                case WriteRecord.KIND_ZERO -> BlockMap.ZERO;
+                case WriteRecord.KIND_UNMAPPED -> BlockMap.UNMAPPED;
+                default -> e.chunkId();
+            };
+            if (e.kind() == WriteRecord.KIND_NEW) {
+                if (ref < BlockMap.FIRST_CHUNK_ID || ref < chunks.nextId() && chunks.isLive(ref)) {
+                    throw new CorruptionException("write record: new chunk " + ref + " already exists");
+                }
+                chunks.create(ref, segmentSeq, (int) (payloadOffset + e.bodyPosition()), e.length(), e.codec(), e.crc());
+                usage.add(segmentSeq, e.length());
+                if (names != null) {
+                    index.insert(names[i], ref);
+                } else {
+                    ChunkCodec.decode(e.codec(), payload.array(), payload.arrayOffset() + e.bodyPosition(), e.length(), block, 0, "chunk " + ref);
+                    index.insert(BlockName.of(block, 0, Pool.BLOCK_SIZE), ref);
+                }
+            } else if (e.kind() == WriteRecord.KIND_EXISTING) {
+                if (!chunks.isLive(ref)) throw new CorruptionException("write record: reference to chunk " + ref + " which is not live");
+                if (names != null) index.insert(names[i], ref); // a confirmed hit refreshes the name in the window
+            }
+            if (BlockMap.isChunk(ref)) chunks.increment(ref);
+            olds[i] = v.map.set(w.firstLba() + i, ref);
+        }
+        for (long old : olds) dereference(old);
+    }
+
+    private void applyRelocate(ByteBuffer payload, int covered, long segmentSeq, long payloadOffset) {
+        for (RelocateRecord.Entry e : RelocateRecord.parse(payload, covered).entries()) {
+            if (!chunks.isLive(e.chunkId())) throw new CorruptionException("relocate record: chunk " + e.chunkId() + " is not live");
+            ChunkTable.Location old = chunks.location(e.chunkId());
+            if (old.length() != e.length() || old.crc() != e.crc()) {
+                throw new CorruptionException(String.format("relocate record: chunk %d moved as %d bytes CRC %08x, the table holds %d bytes CRC %08x",
+                        e.chunkId(), e.length(), e.crc(), old.length(), old.crc()));
+            }
+            usage.add(old.segment(), -old.length());
+            chunks.relocate(e.chunkId(), segmentSeq, (int) (payloadOffset + e.bodyPosition()));
+            usage.add(segmentSeq, e.length());
+        }
+    }
+}
