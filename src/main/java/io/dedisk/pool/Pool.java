@@ -349,22 +349,35 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     // ---------------------------------------------------------------- garbage collection
 
     /**
-     * Cleans up to {@code maxSegments} segments whose live fraction is below {@code maxUtilisation}, best
-     * cost-benefit first; returns how many. The checkpoints that follow make them deletable.
+     * Cleans up to {@code maxSegments} segments below the tail as it is now whose live fraction is below {@code
+     * maxUtilisation}, best cost-benefit first; returns how many. Only segments that existed when it started are
+     * candidates, so the copies it makes are never cleaned again in the same call. The checkpoints that follow
+     * make the cleaned segments deletable.
      */
     public int clean(int maxSegments, double maxUtilisation) throws IOException {
+        long tail;
+        meta.readLock().lock();
+        try {
+            if (log == null || readOnlyReason != null) return 0;
+            tail = log.segmentSeq();
+        } finally { meta.readLock().unlock(); }
         int cleaned = 0;
+        java.util.Set<Long> done = new HashSet<>();
         while (cleaned < maxSegments) {
             List<Cleaner.Candidate> candidates;
             meta.readLock().lock();
             try {
-                if (log == null || readOnlyReason != null) return cleaned;
-                candidates = Cleaner.candidates(segmentBytes, state.usage, log.segmentSeq(), maxUtilisation);
+                if (readOnlyReason != null) break;
+                candidates = Cleaner.candidates(segmentBytes.headMap(tail), state.usage, tail, maxUtilisation);
             } finally { meta.readLock().unlock(); }
+            candidates.removeIf(c -> done.contains(c.segment()));
             if (candidates.isEmpty()) break;
-            cleaner.clean(candidates.get(0).segment(), state, (rec, type, covered) -> appendAndApply(rec, type, covered));
+            long victim = candidates.get(0).segment();
+            cleaner.clean(victim, state, (rec, type, covered) -> appendAndApply(rec, type, covered));
+            done.add(victim);
             cleaned++;
         }
+        afterMutation();
         return cleaned;
     }
 
