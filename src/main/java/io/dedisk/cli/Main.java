@@ -33,7 +33,7 @@ import picocli.CommandLine.Parameters;
 /** The dedisk command line. Pool operations run in the serving process when the pool is served. */
 @Command(name = "dedisk", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT, version = "dedisk 0.1.0",
         description = "Deduplicating, compressing, thin-provisioned virtual disks served over NBD.",
-        subcommands = {Main.Create.class, Main.VolumeCmd.class, Main.Serve.class, Main.Run.class, Main.Stats.class, Main.Check.class, Main.Ideal.class})
+        subcommands = {Main.Create.class, Main.VolumeCmd.class, Main.Serve.class, Main.Run.class, Main.Stats.class, Main.Check.class, Main.Gc.class, Main.Ideal.class})
 public final class Main {
     static final String DEFAULT_LISTEN = "127.0.0.1:10809";
 
@@ -70,7 +70,8 @@ public final class Main {
             if (r.statusCode() != 200) throw new DediskException("server at " + control.get() + ": " + r.body().trim());
             return r.body();
         }
-        try (PoolDirectory p = PoolDirectory.open(dir)) {
+        Pool.OpenOptions options = PoolCommands.readsOnly(op) ? Pool.OpenOptions.defaults().withReadOnly() : Pool.OpenOptions.defaults();
+        try (PoolDirectory p = PoolDirectory.open(dir, options)) {
             return PoolCommands.run(p.pool, op, args);
         }
     }
@@ -86,17 +87,20 @@ public final class Main {
     }
 
     /** Serves the pool until the process is stopped (SIGINT/SIGTERM close it cleanly; kill -9 is survived). */
-    static void serve(Path dir, String listen) throws IOException, InterruptedException {
+    static void serve(Path dir, String listen, String metadataCache) throws IOException, InterruptedException {
         InetSocketAddress address = parseListen(listen);
+        long cache = Sizes.parse(metadataCache);
+        if (cache < (4 << 20)) throw new DediskException.InvalidRequestException("--metadata-cache must be at least 4M, got " + metadataCache);
         java.util.logging.Logger.getLogger("").setLevel(java.util.logging.Level.INFO);
-        PoolDirectory p = PoolDirectory.open(dir);
+        PoolDirectory p = PoolDirectory.open(dir, Pool.OpenOptions.defaults().withMetadataCache(cache));
         NbdServer nbd = new NbdServer(p.pool, address);
         ControlServer control = new ControlServer(p.pool);
         CountDownLatch stopped = new CountDownLatch(1);
         try {
             nbd.start();
             control.start();
-            p.advertiseControl(control.address());
+            p.advertiseControl(control.address()).ifPresent(w -> System.err.println("dedisk: warning: " + w));
+            p.pool.startBackgroundWork();
         } catch (IOException | RuntimeException e) {
             nbd.close();
             control.close();
@@ -109,7 +113,10 @@ public final class Main {
             try {
                 p.close();
             } catch (IOException | RuntimeException e) {
-                System.err.println("dedisk: error while closing the pool: " + e);
+                // The stop did not finish its checkpoint: say so in the exit status (the log still holds everything).
+                System.err.println("dedisk: error while closing the pool (the next start replays the log): " + e);
+                System.err.flush();
+                Runtime.getRuntime().halt(1);
             }
             stopped.countDown();
         }));
@@ -120,7 +127,8 @@ public final class Main {
         }
         InetSocketAddress bound = nbd.localAddress();
         System.out.println("dedisk: serving pool " + dir + " on nbd://" + bound.getHostString() + ":" + bound.getPort()
-                + "/ (volumes: " + String.join(", ", p.pool.volumeNames()) + "; control " + control.address() + ")");
+                + "/ (volumes: " + String.join(", ", p.pool.volumeNames()) + "; control " + control.address() + "; metadata cache "
+                + Sizes.format(cache) + ")");
         System.out.flush();
         stopped.await();
     }
@@ -129,7 +137,7 @@ public final class Main {
     static final class Create implements Callable<Integer> {
         @Option(names = "--pool", required = true, description = "Pool directory.") Path pool;
         @Option(names = "--segment-size", defaultValue = "16M", description = "Log segment size (1M..1G, default ${DEFAULT-VALUE}).") String segmentSize;
-        @Option(names = "--checkpoint-interval", defaultValue = "1G", description = "Log bytes between checkpoints (default ${DEFAULT-VALUE}).") String checkpointInterval;
+        @Option(names = "--checkpoint-interval", defaultValue = "256M", description = "Log bytes between checkpoints (default ${DEFAULT-VALUE}).") String checkpointInterval;
         @Option(names = "--index-memory", defaultValue = "128M",
                 description = "Memory of the dedup index, which sets its window (16M..1T, default ${DEFAULT-VALUE}; about 4 bytes per 4 KiB block remembered). 'exact' keeps every block, unbounded.") String indexMemory;
         @Option(names = "--sparse-index", description = "Sparse index: about 10x the window in the same memory, finding most duplicates.") boolean sparseIndex;
@@ -205,10 +213,12 @@ public final class Main {
     static final class Serve implements Callable<Integer> {
         @Option(names = "--pool", required = true) Path pool;
         @Option(names = "--listen", defaultValue = DEFAULT_LISTEN, description = "HOST:PORT (default ${DEFAULT-VALUE}).") String listen;
+        @Option(names = "--metadata-cache", defaultValue = "64M",
+                description = "Memory for block-map and chunk-table pages (default ${DEFAULT-VALUE}); the rest lives in the log.") String metadataCache;
 
         @Override
         public Integer call() throws Exception {
-            serve(pool, listen);
+            serve(pool, listen, metadataCache);
             return 0;
         }
     }
@@ -218,6 +228,7 @@ public final class Main {
         @Option(names = "--pool", defaultValue = "pool", description = "Pool directory (default ${DEFAULT-VALUE}).") Path pool;
         @Option(names = "--size", defaultValue = "10G", description = "Size of the default volume if created (default ${DEFAULT-VALUE}).") String size;
         @Option(names = "--listen", defaultValue = DEFAULT_LISTEN) String listen;
+        @Option(names = "--metadata-cache", defaultValue = "64M", description = "Memory for metadata pages (default ${DEFAULT-VALUE}).") String metadataCache;
 
         @Override
         public Integer call() throws Exception {
@@ -228,7 +239,7 @@ public final class Main {
                 }
                 System.out.println("created pool " + pool + " with volume 'default' (" + size + ")");
             }
-            serve(pool, listen);
+            serve(pool, listen, metadataCache);
             return 0;
         }
     }
@@ -247,7 +258,7 @@ public final class Main {
 
         @Override
         public Integer call() throws IOException {
-            try (PoolDirectory p = PoolDirectory.open(pool)) {
+            try (PoolDirectory p = PoolDirectory.open(pool, Pool.OpenOptions.defaults().withReadOnly())) {
                 io.dedisk.pool.PoolChecker.Report report = io.dedisk.pool.PoolChecker.check(p.pool);
                 System.out.print(report.toText());
                 return report.ok() ? 0 : 1;
@@ -256,6 +267,12 @@ public final class Main {
                 return 1;
             }
         }
+    }
+
+    @Command(name = "gc", description = "Clean every segment that holds garbage and delete the cleaned ones now (works while the pool is served).")
+    static final class Gc extends PoolOperation {
+        @Override String operation() { return "gc"; }
+        @Override Map<String, String> arguments() { return Map.of(); }
     }
 
     @Command(name = "ideal", description = "The ideal stored size of raw images: exact 4 KiB dedup across all of them + per-block LZ4.")

@@ -14,6 +14,9 @@ import java.util.Map;
 final class PoolCommands {
     private PoolCommands() {}
 
+    /** Operations that only read: run offline, they open the pool read-only (nothing on disk changes). */
+    static boolean readsOnly(String op) { return op.equals("stats") || op.equals("volume/list"); }
+
     static String run(Pool pool, String op, Map<String, String> args) {
         boolean json = "true".equals(args.get("json"));
         return switch (op) {
@@ -30,6 +33,16 @@ final class PoolCommands {
             case "volume/resize" -> {
                 pool.resizeVolume(required(args, "name"), Sizes.parse(required(args, "size")));
                 yield "resized volume " + args.get("name") + " to " + Sizes.format(Sizes.parse(args.get("size"))) + "\n";
+            }
+            case "gc" -> {
+                Pool.GcResult r;
+                try {
+                    r = pool.gc();
+                } catch (java.io.IOException e) {
+                    throw new io.dedisk.DediskException.StorageException("gc failed: " + e, e);
+                }
+                yield String.format(Locale.ROOT, "cleaned %d segments; segments hold %s, %s before%n", r.segmentsCleaned(),
+                        Sizes.format(r.bytesAfter()), Sizes.format(r.bytesBefore()));
             }
             default -> throw new InvalidRequestException("unknown pool operation '" + op + "'");
         };

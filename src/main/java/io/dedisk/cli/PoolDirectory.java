@@ -47,25 +47,37 @@ final class PoolDirectory implements AutoCloseable {
     static boolean exists(Path dir) { return Files.exists(dir.resolve("superblock")); }
 
     /** Opens the pool for exclusive use; fails clearly when another process holds it. */
-    static PoolDirectory open(Path dir) throws IOException {
+    static PoolDirectory open(Path dir) throws IOException { return open(dir, Pool.OpenOptions.defaults()); }
+
+    /**
+     * Opens the pool. Writable: takes the ownership lock exclusively. Read-only (`check`, offline `stats`): opens
+     * nothing for writing — a shared lock on the existing lock file keeps a server from starting meanwhile, and a
+     * pool that was never served (no lock file) has no server to fear.
+     */
+    static PoolDirectory open(Path dir, Pool.OpenOptions options) throws IOException {
         if (!exists(dir)) throw new InvalidRequestException("no dedisk pool in " + dir + " (create one with: dedisk create --pool " + dir + ")");
-        FileChannel ch = FileChannel.open(dir.resolve(LOCK_FILE), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-        FileLock lock;
-        try {
-            lock = ch.tryLock();
-        } catch (java.nio.channels.OverlappingFileLockException heldByThisProcess) {
-            lock = null;
+        Path lockFile = dir.resolve(LOCK_FILE);
+        FileChannel ch = null;
+        FileLock lock = null;
+        if (!options.readOnly() || Files.exists(lockFile)) {
+            ch = options.readOnly() ? FileChannel.open(lockFile, StandardOpenOption.READ)
+                    : FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+            try {
+                lock = ch.tryLock(0, Long.MAX_VALUE, options.readOnly());
+            } catch (java.nio.channels.OverlappingFileLockException heldByThisProcess) {
+                lock = null;
+            }
+            if (lock == null) {
+                ch.close();
+                throw new InvalidRequestException("pool " + dir + " is in use by another dedisk process or pool handle"
+                        + runningControl(dir).map(a -> " (serving, control at " + a + ")").orElse(""));
+            }
         }
-        if (lock == null) {
-            ch.close();
-            throw new InvalidRequestException("pool " + dir + " is in use by another dedisk process or pool handle"
-                    + runningControl(dir).map(a -> " (serving, control at " + a + ")").orElse(""));
-        }
         try {
-            return new PoolDirectory(dir, Pool.open(new LocalFs(dir)), ch, lock);
+            return new PoolDirectory(dir, Pool.open(new LocalFs(dir), options), ch, lock);
         } catch (IOException | RuntimeException e) {
-            lock.release();
-            ch.close();
+            if (lock != null) lock.release();
+            if (ch != null) ch.close();
             throw e;
         }
     }
@@ -86,20 +98,34 @@ final class PoolDirectory implements AutoCloseable {
         }
     }
 
-    void advertiseControl(String address) throws IOException {
+    /**
+     * Writes the control address for other CLI invocations. On a full disk this fails: the server still serves
+     * (reads need no space), only the CLI cannot reach it, which the returned message says.
+     */
+    Optional<String> advertiseControl(String address) {
         Path tmp = dir.resolve(CONTROL_FILE + ".tmp");
-        Files.writeString(tmp, address + "\n");
-        Files.move(tmp, dir.resolve(CONTROL_FILE), java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        try {
+            Files.writeString(tmp, address + "\n");
+            Files.move(tmp, dir.resolve(CONTROL_FILE), java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            return Optional.empty();
+        } catch (IOException e) {
+            try {
+                Files.deleteIfExists(tmp);
+            } catch (IOException ignored) {
+                // nothing more to do: the temporary name is harmless and replaced next time
+            }
+            return Optional.of("the control address could not be written (" + e.getMessage() + "): 'dedisk stats' and 'volume' commands cannot reach this server");
+        }
     }
 
     @Override
     public void close() throws IOException {
         try {
-            Files.deleteIfExists(dir.resolve(CONTROL_FILE));
+            if (lock != null && !lock.isShared()) Files.deleteIfExists(dir.resolve(CONTROL_FILE));
             pool.close();
         } finally {
-            lock.release();
-            lockChannel.close();
+            if (lock != null) lock.release();
+            if (lockChannel != null) lockChannel.close();
         }
     }
 }

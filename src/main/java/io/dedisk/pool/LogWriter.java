@@ -20,7 +20,7 @@ import java.util.UUID;
  * Invariants: {@code nextLsn} is one more than the LSN of the last record written; {@code tailOffset} is where
  * the next record goes and never exceeds the segment size except for a single oversized record.
  *
- * Sync-ahead: every {@link #SYNC_AHEAD} bytes the tail is fsynced in the background, so the data reaches the disk
+ * Sync-ahead: every quarter segment (at most 4 MiB) the tail is fsynced in the background, so the data reaches the disk
  * while writes go on and the fsync that seals a segment (under the pool's write lock) or serves a FLUSH finds
  * little left to write. A background fsync that fails is reported like a failed FLUSH.
  */
@@ -29,7 +29,8 @@ final class LogWriter implements AutoCloseable {
     private final UUID poolId;
     private final int segmentSize;
     private final Object syncLock = new Object();
-    static final long SYNC_AHEAD = 4 << 20;
+    /** Sync-ahead distance: a quarter segment, at most 4 MiB. */
+    private final long syncAhead;
     private final java.util.concurrent.Executor background;
     private final java.util.function.Consumer<IOException> syncFailed;
     private final java.util.concurrent.atomic.AtomicBoolean syncAheadRunning = new java.util.concurrent.atomic.AtomicBoolean();
@@ -56,9 +57,13 @@ final class LogWriter implements AutoCloseable {
         this.syncFailed = syncFailed;
         this.poolId = poolId;
         this.segmentSize = segmentSize;
+        this.syncAhead = Math.min(4 << 20, segmentSize / 4);
         this.nextLsn = nextLsn;
         if (offset == 0) {
-            startSegment(segmentSeq);
+            // Started by the first append, so a pool on a full disk still opens (and serves reads).
+            this.segmentSeq = segmentSeq - 1;
+            this.sealedThrough = segmentSeq - 1;
+            this.sealedAwaitingNext = true;
         } else {
             this.segmentSeq = segmentSeq;
             this.tail = backend.openSegment(segmentSeq);
@@ -145,7 +150,7 @@ final class LogWriter implements AutoCloseable {
     }
 
     private void syncAheadIfDue() {
-        if (unsyncedBytes >= SYNC_AHEAD && syncAheadRunning.compareAndSet(false, true)) {
+        if (unsyncedBytes >= syncAhead && syncAheadRunning.compareAndSet(false, true)) {
             unsyncedBytes = 0;
             FileHandle h = tail;
             long seq = segmentSeq;
@@ -172,6 +177,7 @@ final class LogWriter implements AutoCloseable {
         FileHandle h;
         long seq;
         synchronized (syncLock) { h = tail; seq = segmentSeq; }
+        if (h == null) return; // nothing appended since open: everything before is sealed and synced
         try {
             h.sync();
         } catch (java.nio.channels.ClosedChannelException e) {
@@ -205,7 +211,7 @@ final class LogWriter implements AutoCloseable {
         FileHandle old = tail;
         startSegment(segmentSeq + 1);
         sealedAwaitingNext = false;
-        old.close();
+        if (old != null) old.close();
     }
 
     /** Creates segment seq holding only its header record. A half-made one (failed write) is redone from scratch. */
@@ -234,6 +240,7 @@ final class LogWriter implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
+        if (tail == null) return;
         tail.sync();
         tail.close();
     }

@@ -77,7 +77,9 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     private long userBytesAppended;
     private volatile String readOnlyReason;
     private volatile String noSpaceReason;
-    private long freeSpaceCheckedAt = Long.MIN_VALUE;
+    /** Log position of the last free-space lookup; far in the past forces the next one. */
+    private long freeSpaceCheckedAt = -FREE_SPACE_CHECK_EVERY;
+    private static final long FREE_SPACE_CHECK_EVERY = 1 << 20;
     private volatile boolean closed;
 
     /** Operation counters for stats; LongAdders because readers update them without the lock. */
@@ -256,6 +258,9 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         return 2L * superblock.segmentSize() + options.metadataCacheBytes() / 2 + (4 << 20);
     }
 
+    /** The reserve, for tests that fill a simulated disk to it. */
+    public long reserveBytesForTests() { return reserveBytes(); }
+
     /**
      * Fresh data may only use the space above the reserve. The free space is looked up at most once per MiB of log
      * while there is room, and on every fresh write while there is not, so the pool returns to normal by itself as
@@ -263,7 +268,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
      */
     void checkFreshSpace() {
         long appended = log.bytesAppended();
-        if (noSpaceReason == null && appended - freeSpaceCheckedAt < (1 << 20)) return;
+        if (noSpaceReason == null && appended - freeSpaceCheckedAt < FREE_SPACE_CHECK_EVERY) return;
         freeSpaceCheckedAt = appended;
         long free;
         try {
@@ -285,7 +290,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     DediskException storageFailure(String what, IOException e) {
         if (e instanceof NoSpaceLeftException) {
             noSpaceReason = what + ": the disk is full (" + e.getMessage() + ")";
-            freeSpaceCheckedAt = Long.MIN_VALUE;
+            freeSpaceCheckedAt = -FREE_SPACE_CHECK_EVERY;
             return new NoSpaceException(what + ": the pool's disk is full (" + e.getMessage() + ")", e);
         }
         return new StorageException(what + " failed: " + e, e);
@@ -331,7 +336,10 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     public void checkpoint() throws IOException {
         long at = log == null ? 0 : log.bytesAppended();
         try {
-            if (checkpointer.checkpoint(state, log, this::syncLog, () -> readOnlyReason)) logBytesAtCheckpoint = at;
+            if (checkpointer.checkpoint(state, log, this::syncLog, () -> readOnlyReason)) {
+                logBytesAtCheckpoint = at;
+                lastCheckpointNanos = System.nanoTime();
+            }
         } catch (IOException e) {
             throw storageFailure("checkpoint", e);
         }
@@ -379,6 +387,62 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         }
         afterMutation();
         return cleaned;
+    }
+
+    /** Garbage fraction of the segments above which the background cleaner works. */
+    static final double CLEAN_ABOVE_GARBAGE = 0.20;
+    /** Segments the background cleaner cleans per round before it lets a checkpoint free them. */
+    static final int CLEAN_PER_ROUND = 8;
+    /** A checkpoint at least this often while anything changed (the server's background work). */
+    static final long CHECKPOINT_EVERY_NANOS = 30_000_000_000L;
+    private long lastCheckpointNanos = System.nanoTime();
+
+    /**
+     * One round of background upkeep (the server runs it every second; the simulation calls {@link #clean} and
+     * {@link #checkpoint} itself): clean while garbage is above {@link #CLEAN_ABOVE_GARBAGE} of the log, or
+     * whatever holds garbage when fresh writes are refused for space, then checkpoint so cleaned segments are
+     * deleted; and checkpoint at least every 30 s while the log grows.
+     */
+    public void maintenance() throws IOException {
+        if (closed || log == null || readOnlyReason != null) return;
+        long total, live;
+        meta.readLock().lock();
+        try {
+            total = 0;
+            for (long b : segmentBytes.values()) total += b;
+            live = state.usage.totalLive();
+        } finally { meta.readLock().unlock(); }
+        boolean pressed = noSpaceReason != null;
+        boolean cleaned = false;
+        if (pressed || total > 4L * superblock.segmentSize() && total - live > CLEAN_ABOVE_GARBAGE * total) {
+            cleaned = clean(CLEAN_PER_ROUND, pressed ? 1.0 : 0.9) > 0;
+        }
+        boolean stale = log.bytesAppended() != logBytesAtCheckpoint && System.nanoTime() - lastCheckpointNanos > CHECKPOINT_EVERY_NANOS;
+        if (cleaned || stale || pressed && log.bytesAppended() != logBytesAtCheckpoint) checkpoint();
+        if (pressed) {
+            try {
+                meta.writeLock().lock();
+                try { checkFreshSpace(); } finally { meta.writeLock().unlock(); }
+            } catch (NoSpaceException stillFull) {
+                // stays in no-space mode until the cleaner or the operator frees space
+            }
+        }
+    }
+
+    /** Runs {@link #maintenance} every second on a background thread until the pool closes (the server). */
+    public void startBackgroundWork() {
+        Thread.ofVirtual().name("dedisk-maintenance").start(() -> {
+            while (!closed) {
+                try {
+                    Thread.sleep(1000);
+                    maintenance();
+                } catch (InterruptedException e) {
+                    return;
+                } catch (RuntimeException | IOException e) {
+                    if (!closed) LOG.log(System.Logger.Level.WARNING, "background cleaning or checkpoint failed (it will be retried): " + e, e);
+                }
+            }
+        });
     }
 
     /** `dedisk gc`: cleans every segment holding garbage, then checkpoints twice so the cleaned ones are deleted. */
@@ -504,6 +568,33 @@ public final class Pool implements VolumeProvider, AutoCloseable {
 
     /** The write pipeline's two steps, for the simulation's scheduler. */
     WritePipeline writePipeline() { return writes; }
+
+    /** A write named and compressed but not yet committed (see {@link #prepareWrite}). */
+    public static final class PreparedWrite {
+        private final WritePipeline.PendingWrite pending;
+
+        private PreparedWrite(WritePipeline.PendingWrite pending) { this.pending = pending; }
+    }
+
+    /**
+     * The first half of a write of whole blocks (at most 256): names and compresses {@code blocks} for
+     * {@code volume} at {@code lba}, without taking the write lock. {@link #commitWrites} finishes it. The two
+     * halves are what concurrent writers interleave; the simulation schedules them by its seed.
+     */
+    public PreparedWrite prepareWrite(String volume, long lba, byte[] blocks) {
+        Check.that(blocks.length % BLOCK_SIZE == 0 && blocks.length / BLOCK_SIZE <= WritePipeline.BATCH_BLOCKS, "whole blocks, at most a batch");
+        VolumeState v;
+        meta.readLock().lock();
+        try { v = existing(volume); } finally { meta.readLock().unlock(); }
+        return new PreparedWrite(writes.prepare(v, lba, blocks, 0, blocks.length / BLOCK_SIZE));
+    }
+
+    /** Commits prepared writes as one group, in list order; throws the first one's failure. */
+    public void commitWrites(List<PreparedWrite> prepared) {
+        List<WritePipeline.PendingWrite> batches = new java.util.ArrayList<>();
+        for (PreparedWrite p : prepared) batches.add(p.pending);
+        writes.commit(batches);
+    }
 
     /** Maps whole blocks [lba, lba+count) to ZERO or UNMAPPED: no data is stored, no I/O but the record. */
     void mapRange(VolumeState v, long lba, long count, boolean unmap, boolean fua) {

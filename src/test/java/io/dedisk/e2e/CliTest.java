@@ -62,4 +62,45 @@ class CliTest {
         assertEquals(1, damaged.exit(), damaged.stdout());
         assertTrue(damaged.stdout().contains("PROBLEM"), damaged.stdout());
     }
+
+    /** SHA-256 of every file of the pool, by name: what "changes no byte" is checked against. */
+    static java.util.Map<String, String> hashes(Path pool) throws Exception {
+        java.util.Map<String, String> out = new java.util.TreeMap<>();
+        try (var files = Files.walk(pool)) {
+            for (Path f : (Iterable<Path>) files.filter(Files::isRegularFile)::iterator) {
+                byte[] d = java.security.MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(f));
+                out.put(pool.relativize(f).toString(), java.util.HexFormat.of().formatHex(d));
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void gcThroughTheServerReclaimsAndCheckAndStatsChangeNoByte() throws Exception {
+        Path pool = tmp.resolve("pool");
+        assertEquals(0, dedisk("create", "--pool", pool.toString(), "--segment-size", "1M", "--index-memory", "exact").exit());
+        assertEquals(0, dedisk("volume", "create", "--pool", pool.toString(), "v", "--size", "8M").exit());
+        try (ServerProcess server = new ServerProcess(pool).start()) {
+            for (int pass = 0; pass < 3; pass++) {
+                Path data = tmp.resolve("data" + pass);
+                byte[] random = new byte[8 << 20];
+                new java.util.Random(pass).nextBytes(random);
+                Files.write(data, random);
+                Tools.run(120, "nbdcopy", "--flush", data.toString(), server.uri("v"));
+            }
+            Tools.Result gc = dedisk("gc", "--pool", pool.toString());
+            assertEquals(0, gc.exit(), gc.stderr());
+            assertTrue(gc.stdout().matches("(?s)cleaned [1-9][0-9]* segments.*"), gc.stdout());
+            String json = dedisk("stats", "--pool", pool.toString(), "--json").stdout();
+            assertFalse(json.contains("\"segmentsDeleted\":0,"), "gc deleted segments: " + json);
+            Tools.run(120, "nbdcopy", server.uri("v"), tmp.resolve("back").toString());
+        }
+        assertArrayEquals(Files.readAllBytes(tmp.resolve("data2")), Files.readAllBytes(tmp.resolve("back")), "gc kept the data");
+        var before = hashes(pool);
+        Tools.Result check = dedisk("check", "--pool", pool.toString());
+        assertEquals(0, check.exit(), check.stdout() + check.stderr());
+        assertEquals(0, dedisk("stats", "--pool", pool.toString()).exit());
+        assertEquals(0, dedisk("volume", "list", "--pool", pool.toString()).exit());
+        assertEquals(before, hashes(pool), "check, stats and volume list change no byte of the pool");
+    }
 }

@@ -209,4 +209,58 @@ class FaultTest {
             assertTrue(PoolChecker.check(q).ok());
         }
     }
+
+    @Test
+    void aFullDiskIsAStateThePoolLivesThrough() throws Exception {
+        SimFs fs = new SimFs(14);
+        Pool.create(fs, new Pool.Options(1 << 20, 8 << 20, 0, false));
+        Pool p = SimulationTest.open(fs);
+        p.createVolume("v", 2048L * BS);
+        VolumeDevice v = p.volume("v").orElseThrow();
+        fs.capacity(fs.usedBytes() + p.reserveBytesForTests() + (3 << 20));
+        byte[] model = new byte[2048 * BS];
+        int lba = 0;
+        DediskException.NoSpaceException full = null;
+        while (full == null && lba < 2048) {
+            byte[] d = random(new Random(100 + lba), 16 * BS);
+            try {
+                v.write((long) lba * BS, ByteBuffer.wrap(d), false);
+                System.arraycopy(d, 0, model, lba * BS, d.length);
+                lba += 16;
+            } catch (DediskException.NoSpaceException e) {
+                full = e;
+            }
+        }
+        assertNotNull(full, "fresh writes stop before the disk is full");
+        assertEquals("no-space", p.stats().mode(), "stats says why");
+        assertNotNull(p.stats().noSpaceReason());
+        assertTrue(p.stats().toJson().contains("\"noSpaceReason\""));
+        // Duplicates, zeros, TRIM, flush and reads go on.
+        v.write(1900L * BS, ByteBuffer.wrap(model, 0, 16 * BS), false);
+        System.arraycopy(model, 0, model, 1900 * BS, 16 * BS);
+        v.writeZeroes(16L * BS, 16L * BS, false, false);
+        java.util.Arrays.fill(model, 16 * BS, 32 * BS, (byte) 0);
+        v.trim(32L * BS, 16L * BS, false);
+        java.util.Arrays.fill(model, 32 * BS, 48 * BS, (byte) 0);
+        v.flush();
+        assertArrayEquals(model, read(p, 0, model.length));
+        // kill -9 with the disk completely full: the pool opens and serves reads.
+        fs.capacity(fs.usedBytes());
+        Pool q = SimulationTest.open(fs);
+        assertArrayEquals(model, read(q, 0, model.length), "a pool on a full disk opens and serves reads");
+        VolumeDevice w = q.volume("v").orElseThrow();
+        assertThrows(DediskException.NoSpaceException.class, () -> w.write(1000L * BS, ByteBuffer.wrap(random(new Random(7), BS)), false));
+        assertEquals("no-space", q.stats().mode());
+        // Space comes back: fresh writes resume by themselves.
+        fs.capacity(Long.MAX_VALUE);
+        byte[] fresh = random(new Random(8), BS);
+        w.write(1000L * BS, ByteBuffer.wrap(fresh), true);
+        System.arraycopy(fresh, 0, model, 1000 * BS, BS);
+        assertEquals("normal", q.stats().mode());
+        q.close();
+        try (Pool r = SimulationTest.open(fs)) {
+            assertArrayEquals(model, read(r, 0, model.length));
+            assertTrue(PoolChecker.check(r).ok(), PoolChecker.check(r).toText());
+        }
+    }
 }

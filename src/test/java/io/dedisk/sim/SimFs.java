@@ -66,6 +66,16 @@ public final class SimFs implements Fs {
 
     public synchronized long mutatingOps() { return ops; }
 
+    /**
+     * A new process after a process crash: the page cache (everything written, synced or not) is still there, so
+     * the same instance serves on. The crashed process's pool is never used again.
+     */
+    public synchronized SimFs restartProcess() {
+        crashed = false;
+        crashAt = Long.MAX_VALUE;
+        return this;
+    }
+
     public synchronized SimFs ioErrorRate(double rate) { ioErrorRate = rate; return this; }
 
     public synchronized SimFs failSyncs(int count) { failingSyncs = count; return this; }

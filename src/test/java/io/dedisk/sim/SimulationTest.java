@@ -5,21 +5,25 @@ import static org.junit.jupiter.api.Assertions.*;
 import io.dedisk.pool.Pool;
 import io.dedisk.pool.PoolChecker;
 import java.io.IOException;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Deque;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
- * Deterministic simulation of the durability contract (DESIGN.md §3), VOPR-style: the pool runs on {@link SimFs}
- * with background work inline, driven by a seeded random workload and checked against {@link DiskModel}. Every
- * run replays exactly from its seed; a seed that ever fails is added to {@link #REGRESSION_SEEDS}.
+ * Deterministic simulation of the durability contract (DESIGN.md §3), VOPR-style: the pool runs on {@link SimFs},
+ * driven by a seeded random workload with concurrent writers and background work scheduled by the seed ({@link
+ * Life}), and checked against {@link DiskModel}. Every run replays exactly from its seed; a seed that ever fails is
+ * added to {@link #REGRESSION_SEEDS}.
  *
  * Default run: {@value #DEFAULT_SEEDS} random seeds x {@value #DEFAULT_STEPS} steps, plus the regression seeds.
  * Long run: -Ddedisk.sim.seeds=N -Ddedisk.sim.steps=M (scripts/long-test.sh).
  */
 class SimulationTest {
-    static final int DEFAULT_SEEDS = 12;
+    static final int DEFAULT_SEEDS = 24;
     static final int DEFAULT_STEPS = 400;
     /** Seeds that once found a bug; they run forever. */
     static final long[] REGRESSION_SEEDS = {};
@@ -29,8 +33,8 @@ class SimulationTest {
 
     /** Odd seeds run the exact index, even seeds the UDS index (dense, or sparse every fourth seed). */
     static Pool.Options forSeed(long seed) {
-        if ((seed & 1) == 1) return new Pool.Options(1 << 20, 2 << 20, 0, false);
-        return new Pool.Options(1 << 20, 2 << 20, 16 << 20, (seed & 3) == 2);
+        if ((seed & 1) == 1) return new Pool.Options(1 << 20, 1 << 20, 0, false);
+        return new Pool.Options(1 << 20, 1 << 20, 16 << 20, (seed & 3) == 2);
     }
 
     static Pool open(SimFs fs) throws IOException { return Pool.open(fs, Runnable::run); }
@@ -43,72 +47,205 @@ class SimulationTest {
         List<Long> all = new ArrayList<>();
         for (long s : REGRESSION_SEEDS) all.add(s);
         for (int i = 0; i < seeds; i++) all.add(base + i);
-        long crashes = 0;
-        for (long seed : all) crashes += run(seed, steps);
-        System.out.printf("simulation: %d seeds x %d steps, %d crashes recovered, 0 violations (first random seed %d)%n",
-                all.size(), steps, crashes, base);
+        long[] totals = new long[Life.COUNTERS];
+        for (long seed : all) {
+            long[] c = new Life(seed).run(steps);
+            for (int i = 0; i < totals.length; i++) totals[i] += c[i];
+        }
+        System.out.printf("simulation: %d seeds x %d steps, %d crashes recovered (%d inside background work or a group commit), "
+                        + "%d concurrent group commits, %d background tasks, %d checkpoints, %d cleanings, 0 violations (first random seed %d)%n",
+                all.size(), steps, totals[0], totals[1], totals[2], totals[3], totals[4], totals[5], base);
     }
 
-    /** One simulated life of a pool; returns the number of crashes it went through. */
-    static long run(long seed, int steps) throws Exception {
-        Random r = new Random(seed);
-        SimFs fs = new SimFs(seed);
-        Pool.create(fs, forSeed(seed));
-        Pool pool = open(fs);
-        DiskModel model = new DiskModel();
-        long crashes = 0;
+    /**
+     * One simulated life of a pool, VOPR-style. Concurrency is scheduled by the seed: up to four writers each
+     * prepare a batch (named, compressed, no lock) and later commit it, alone or in a group with others, in any
+     * order; background tasks (sync-ahead, periodic checkpoints) queue up and run at seeded moments; checkpoints,
+     * cleaning and gc run as steps; and a crash can be armed to land a few I/O operations into any of them.
+     */
+    static final class Life {
+        static final int COUNTERS = 6;
+        final long seed;
+        final Random r;
+        SimFs fs;
+        Pool pool;
+        final DiskModel model = new DiskModel();
+        final Deque<Runnable> background = new ArrayDeque<>();
+        final List<Writer> pending = new ArrayList<>();
+        final long[] counters = new long[COUNTERS]; // crashes, crashes inside, groups, tasks, checkpoints, cleanings
         String last = "start";
-        try {
-            for (int step = 0; step < steps; step++) {
-                int event = r.nextInt(100);
-                if (model.volumes.isEmpty() || event < 2) {
-                    String name = "v" + r.nextInt(4);
-                    if (model.volumes.containsKey(name)) {
-                        pool.deleteVolume(name);
-                        model.volumes.remove(name);
-                        last = "delete " + name;
-                    } else {
-                        int blocks = 16 + r.nextInt(200);
-                        pool.createVolume(name, (long) blocks * DiskModel.BS);
-                        model.addVolume(name, blocks);
-                        last = "create " + name;
+
+        /** A writer's prepared batch: whole blocks of {@code volume} at {@code lba}. */
+        record Writer(String volume, int lba, byte[] data, Pool.PreparedWrite prepared) {}
+
+        Life(long seed) {
+            this.seed = seed;
+            this.r = new Random(seed);
+            this.fs = new SimFs(seed);
+        }
+
+        Pool openPool() throws IOException {
+            background.clear();
+            pending.clear();
+            // The smallest metadata cache: pages are evicted and reloaded, and dirty pages queue checkpoints often.
+            return Pool.open(fs, Pool.OpenOptions.defaults().withBackground(background::add).withMetadataCache(0));
+        }
+
+        long[] run(int steps) throws Exception {
+            Pool.create(fs, forSeed(seed));
+            pool = openPool();
+            try {
+                for (int step = 0; step < steps; step++) {
+                    boolean armed = r.nextInt(100) < 4;
+                    if (armed) fs.crashAfter(1 + r.nextInt(40));
+                    try {
+                        step(step);
+                    } catch (SimFs.SimulatedCrash crash) {
+                        counters[1]++;
+                        recover(step, "a crash inside " + last);
                     }
-                    continue;
+                    if (armed) fs.crashAfter(Long.MAX_VALUE / 2);
                 }
-                if (event < 5) { // machine crash: unsynced writes dropped, torn, reordered
-                    fs = fs.machineCrash(r.nextLong());
-                    pool = open(fs);
-                    model.verifyAfterCrash(pool, "seed " + seed + " step " + step + " after machine crash (last op " + last + ")");
-                    check(pool, seed, step);
-                    crashes++;
-                    continue;
+                commitAll();
+                pool.close();
+                pool = openPool();
+                model.verifyExact(pool, "seed " + seed + " at the end");
+                check(pool, seed, steps);
+                pool.close();
+            } catch (AssertionError | RuntimeException e) {
+                throw new AssertionError("simulation seed " + seed + " failed (rerun with -Ddedisk.sim.base=" + seed + " -Ddedisk.sim.seeds=1), last step "
+                        + last + ": " + e.getMessage(), e);
+            }
+            return counters;
+        }
+
+        /** After a crash (armed or chosen): a machine crash or a process restart, then the model and `dedisk check`. */
+        void recover(int step, String what) throws IOException {
+            counters[0]++;
+            if (r.nextBoolean()) fs = fs.machineCrash(r.nextLong()); else fs.restartProcess();
+            pool = openPool();
+            model.verifyAfterCrash(pool, "seed " + seed + " step " + step + " after " + what);
+            check(pool, seed, step);
+        }
+
+        void step(int step) throws Exception {
+            int event = r.nextInt(100);
+            if (model.volumes.isEmpty() || event < 2) {
+                String name = "v" + r.nextInt(4);
+                commitAll(); // a volume change waits for the writers in flight
+                if (model.volumes.containsKey(name)) {
+                    last = "delete " + name;
+                    pool.deleteVolume(name);
+                    model.volumes.remove(name);
+                } else {
+                    int blocks = 16 + r.nextInt(200);
+                    last = "create " + name;
+                    pool.createVolume(name, (long) blocks * DiskModel.BS);
+                    model.addVolume(name, blocks);
                 }
-                if (event < 7) { // process crash: the page cache survives, so everything written must
-                    pool = open(fs);
-                    model.verifyExact(pool, "seed " + seed + " step " + step + " after process crash");
-                    check(pool, seed, step);
-                    crashes++;
-                    continue;
-                }
-                if (event < 8) { // clean restart
-                    pool.close();
-                    pool = open(fs);
-                    model.verifyExact(pool, "seed " + seed + " step " + step + " after clean restart");
-                    continue;
-                }
+                return;
+            }
+            if (event < 4) { // machine crash between operations
+                last = "machine crash";
+                fs = fs.machineCrash(r.nextLong());
+                pool = openPool();
+                model.verifyAfterCrash(pool, "seed " + seed + " step " + step + " after machine crash");
+                check(pool, seed, step);
+                counters[0]++;
+                return;
+            }
+            if (event < 5) { // process crash: the page cache survives, so everything written must
+                last = "process crash";
+                pool = openPool();
+                model.verifyExact(pool, "seed " + seed + " step " + step + " after process crash");
+                check(pool, seed, step);
+                counters[0]++;
+                return;
+            }
+            if (event < 6) { // clean restart
+                last = "clean restart";
+                commitAll();
+                pool.close();
+                pool = openPool();
+                model.verifyExact(pool, "seed " + seed + " step " + step + " after clean restart");
+                return;
+            }
+            if (event < 14) { // a background task that was queued (sync-ahead, periodic checkpoint) runs now
+                if (background.isEmpty()) return;
+                last = "background task";
+                counters[3]++;
+                background.poll().run();
+                return;
+            }
+            if (event < 16) {
+                last = "checkpoint";
+                counters[4]++;
+                pool.checkpoint();
+                return;
+            }
+            if (event < 18) {
+                last = "clean";
+                counters[5]++;
+                pool.clean(1 + r.nextInt(3), 0.95);
+                return;
+            }
+            if (event < 19) {
+                last = "gc";
+                counters[5]++;
+                pool.gc();
+                return;
+            }
+            if (event < 32) { // a writer prepares a batch; it lands later
+                if (pending.size() >= 4) { commitSome(); return; }
                 List<String> names = new ArrayList<>(model.volumes.keySet());
                 String name = names.get(r.nextInt(names.size()));
-                last = Workload.step(r, pool, model, name);
+                DiskModel.Vol v = model.volumes.get(name);
+                int lba = r.nextInt(v.blocks());
+                int count = 1 + r.nextInt(Math.min(32, v.blocks() - lba));
+                byte[] data = DiskModel.content(r, count * DiskModel.BS);
+                last = "prepare " + name + " " + lba + "+" + count;
+                pending.add(new Writer(name, lba, data, pool.prepareWrite(name, lba, data)));
+                return;
             }
-            pool.close();
-            pool = open(fs);
-            model.verifyExact(pool, "seed " + seed + " at the end");
-            check(pool, seed, steps);
-            pool.close();
-        } catch (AssertionError | RuntimeException e) {
-            throw new AssertionError("simulation seed " + seed + " failed (rerun with -Ddedisk.sim.base=" + seed + " -Ddedisk.sim.seeds=1): " + e.getMessage(), e);
+            if (event < 40) { commitSome(); return; }
+            List<String> names = new ArrayList<>(model.volumes.keySet());
+            last = Workload.step(r, pool, model, names.get(r.nextInt(names.size())));
         }
-        return crashes;
+
+        /** Commits a random subset of the prepared writers as one group, in a random order. */
+        void commitSome() {
+            if (pending.isEmpty()) return;
+            List<Writer> group = new ArrayList<>();
+            Collections.shuffle(pending, r);
+            int n = 1 + r.nextInt(pending.size());
+            for (int i = 0; i < n; i++) group.add(pending.remove(pending.size() - 1));
+            commit(group);
+        }
+
+        void commitAll() {
+            List<Writer> group = new ArrayList<>(pending);
+            pending.clear();
+            if (!group.isEmpty()) commit(group);
+        }
+
+        private void commit(List<Writer> group) {
+            last = "group commit of " + group.size();
+            counters[2]++;
+            List<Pool.PreparedWrite> prepared = new ArrayList<>();
+            for (Writer w : group) {
+                prepared.add(w.prepared());
+                // In flight from here: a crash during the commit may or may not keep it (whole blocks).
+                DiskModel.Vol v = model.volumes.get(w.volume());
+                byte[] after = v.current.clone();
+                System.arraycopy(w.data(), 0, after, w.lba() * DiskModel.BS, w.data().length);
+                v.mayWrite((long) w.lba() * DiskModel.BS, w.data().length, after);
+            }
+            pool.commitWrites(prepared);
+            for (Writer w : group) { // applied in group order: a later writer of the same block wins
+                DiskModel.Vol v = model.volumes.get(w.volume());
+                System.arraycopy(w.data(), 0, v.current, w.lba() * DiskModel.BS, w.data().length);
+            }
+        }
     }
 
     static void check(Pool pool, long seed, int step) throws IOException {
