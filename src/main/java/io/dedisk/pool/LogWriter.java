@@ -60,6 +60,12 @@ final class LogWriter implements AutoCloseable {
         this.syncAhead = Math.min(4 << 20, segmentSize / 4);
         this.nextLsn = nextLsn;
         if (offset == 0) {
+            // Replay ended at a SEAL (or before a half-made next segment). After a process crash that SEAL may still
+            // be only in the page cache: make it durable before any later segment can be, or a machine crash could
+            // leave an unsealed segment followed by another (damage).
+            if (segmentSeq > 1 && backend.segments().contains(segmentSeq - 1)) {
+                try (FileHandle sealed = backend.openSegment(segmentSeq - 1)) { sealed.sync(); }
+            }
             // Started by the first append, so a pool on a full disk still opens (and serves reads).
             this.segmentSeq = segmentSeq - 1;
             this.sealedThrough = segmentSeq - 1;

@@ -398,13 +398,14 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     private long lastCheckpointNanos = System.nanoTime();
 
     /**
-     * One round of background upkeep (the server runs it every second; the simulation calls {@link #clean} and
+     * One round of background upkeep (the server's maintenance thread; the simulation calls {@link #clean} and
      * {@link #checkpoint} itself): clean while garbage is above {@link #CLEAN_ABOVE_GARBAGE} of the log, or
      * whatever holds garbage when fresh writes are refused for space, then checkpoint so cleaned segments are
-     * deleted; and checkpoint at least every 30 s while the log grows.
+     * deleted; and checkpoint at least every 30 s while the log grows. Returns whether it cleaned (the thread then
+     * goes on at once: the cleaner keeps up with the writers, which share the metadata lock with it).
      */
-    public void maintenance() throws IOException {
-        if (closed || log == null || readOnlyReason != null) return;
+    public boolean maintenance() throws IOException {
+        if (closed || log == null || readOnlyReason != null) return false;
         long total, live;
         meta.readLock().lock();
         try {
@@ -415,7 +416,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         boolean pressed = noSpaceReason != null;
         boolean cleaned = false;
         if (pressed || total > 4L * superblock.segmentSize() && total - live > CLEAN_ABOVE_GARBAGE * total) {
-            cleaned = clean(CLEAN_PER_ROUND, pressed ? 1.0 : 0.9) > 0;
+            cleaned = clean(CLEAN_PER_ROUND, pressed ? 1.0 : 0.95) > 0;
         }
         boolean stale = log.bytesAppended() != logBytesAtCheckpoint && System.nanoTime() - lastCheckpointNanos > CHECKPOINT_EVERY_NANOS;
         if (cleaned || stale || pressed && log.bytesAppended() != logBytesAtCheckpoint) checkpoint();
@@ -427,18 +428,21 @@ public final class Pool implements VolumeProvider, AutoCloseable {
                 // stays in no-space mode until the cleaner or the operator frees space
             }
         }
+        return cleaned;
     }
 
-    /** Runs {@link #maintenance} every second on a background thread until the pool closes (the server). */
+    /** Runs {@link #maintenance} on a background thread until the pool closes (the server): at once while it cleans, else every second. */
     public void startBackgroundWork() {
         Thread.ofVirtual().name("dedisk-maintenance").start(() -> {
+            boolean busy = false;
             while (!closed) {
                 try {
-                    Thread.sleep(1000);
-                    maintenance();
+                    if (!busy) Thread.sleep(1000);
+                    busy = maintenance();
                 } catch (InterruptedException e) {
                     return;
                 } catch (RuntimeException | IOException e) {
+                    busy = false;
                     if (!closed) LOG.log(System.Logger.Level.WARNING, "background cleaning or checkpoint failed (it will be retried): " + e, e);
                 }
             }

@@ -24,7 +24,7 @@ import java.util.UUID;
  */
 public record Superblock(UUID poolId, long createdMillis, int segmentSize, long checkpointInterval, long indexMemory, boolean sparseIndex) {
     public static final String FILE = "superblock";
-    static final long MAGIC = 0x5250555348534444L; // "DDSKSUPR" little-endian
+    static final long MAGIC = 0x525055534B534444L; // "DDSKSUPR" little-endian
     static final int VERSION = 2;
     static final int SIZE = 64;
 

@@ -1,0 +1,178 @@
+package io.dedisk.pool;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.dedisk.store.LocalFs;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.UUID;
+import java.util.zip.CRC32C;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * docs/format.md describes the bytes the code writes: this test parses real pool files with the offsets the doc
+ * gives, using nothing of the pool's own decoders, and checks what it finds against what was written.
+ */
+class FormatTest {
+    @TempDir Path dir;
+
+    static int crc(byte[] b, int off, int len) {
+        CRC32C c = new CRC32C();
+        c.update(b, off, len);
+        return (int) c.getValue();
+    }
+
+    record Rec(long seq, int offset, int type, int length, int covered, long lsn, ByteBuffer payload) {}
+
+    @Test
+    void theDocumentedLayoutIsWhatThePoolWrites() throws Exception {
+        Pool.create(new LocalFs(dir), new Pool.Options(1 << 20, 1 << 20, 0, false));
+        byte[] random = new byte[300 * 4096];
+        new Random(1).nextBytes(random);
+        try (Pool p = Pool.open(new LocalFs(dir))) {
+            p.createVolume("vol-a", 1024L * 4096);
+            VolumeDevice v = p.volume("vol-a").orElseThrow();
+            v.write(0, ByteBuffer.wrap(random), false);               // 300 new chunks, several segments
+            v.write(400L * 4096, ByteBuffer.wrap(random, 0, 4096), false); // a duplicate
+            v.writeZeroes(500L * 4096, 8 * 4096, false, false);        // 8 ZERO blocks
+            p.checkpoint();
+            v.write(600L * 4096, ByteBuffer.wrap(random, 4096, 4096), true);
+        } // clean close: a second checkpoint
+
+        // Superblock.
+        ByteBuffer sb = ByteBuffer.wrap(Files.readAllBytes(dir.resolve("superblock"))).order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(64, sb.capacity());
+        assertEquals("DDSKSUPR", new String(sb.array(), 0, 8, StandardCharsets.US_ASCII));
+        assertEquals(2, sb.getInt(8));
+        assertEquals(4096, sb.getInt(12));
+        UUID pool = new UUID(sb.getLong(16), sb.getLong(24));
+        assertEquals(1 << 20, sb.getInt(40));
+        assertEquals(crc(sb.array(), 0, 60), sb.getInt(60));
+
+        // Manifest.
+        ByteBuffer m = ByteBuffer.wrap(Files.readAllBytes(dir.resolve("manifest"))).order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(80, m.capacity());
+        assertEquals("DDSKMANI", new String(m.array(), 0, 8, StandardCharsets.US_ASCII));
+        assertEquals(2, m.getInt(8));
+        assertEquals(pool, new UUID(m.getLong(16), m.getLong(24)));
+        assertEquals(crc(m.array(), 0, 76), m.getInt(76));
+        long newest = m.getLong(40), previous = m.getLong(56);
+        assertTrue(newest != 0 && previous != 0 && newest > previous, "two roots, the newest later in the log");
+
+        // Every segment: records, LSN chain, seals.
+        List<Rec> records = new ArrayList<>();
+        List<Path> segs;
+        try (var s = Files.list(dir.resolve("segments"))) { segs = s.sorted().toList(); }
+        assertTrue(segs.size() >= 2, "several segments");
+        long lsn = -1;
+        for (int i = 0; i < segs.size(); i++) {
+            String name = segs.get(i).getFileName().toString();
+            assertTrue(name.matches("[0-9a-f]{16}\\.seg"), name);
+            long seq = Long.parseLong(name.substring(0, 16), 16);
+            byte[] data = Files.readAllBytes(segs.get(i));
+            ByteBuffer b = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN);
+            int off = 0;
+            boolean sealed = false;
+            while (off + 28 <= data.length) {
+                assertEquals(0x43455244, b.getInt(off), "record magic at " + name + ":" + off);
+                int type = b.get(off + 4) & 0xff;
+                assertEquals(2, b.get(off + 5), "record version");
+                assertEquals(0, b.getShort(off + 6));
+                int length = b.getInt(off + 8);
+                int covered = b.getInt(off + 12);
+                long recLsn = b.getLong(off + 16);
+                CRC32C c = new CRC32C();
+                c.update(data, off + 4, 20);
+                c.update(data, off + 28, covered);
+                assertEquals((int) c.getValue(), b.getInt(off + 24), "record CRC at " + name + ":" + off);
+                if (lsn >= 0) assertEquals(lsn, recLsn, "LSN chain");
+                lsn = recLsn + 1;
+                ByteBuffer payload = ByteBuffer.wrap(data, off + 28, length).slice().order(ByteOrder.LITTLE_ENDIAN);
+                if (off == 0) {
+                    assertEquals(1, type, "first record is SEGMENT_HEADER");
+                    assertEquals(pool, new UUID(payload.getLong(0), payload.getLong(8)));
+                    assertEquals(seq, payload.getLong(16));
+                }
+                records.add(new Rec(seq, off, type, length, covered, recLsn, payload));
+                off += 28 + length;
+                if (type == 2) {
+                    assertEquals(seq + 1, payload.getLong(0), "SEAL names the next segment");
+                    sealed = true;
+                    break;
+                }
+            }
+            if (i < segs.size() - 1) assertTrue(sealed && off == data.length, name + " ends with its SEAL");
+        }
+
+        // WRITE entries: 300 NEW, then one EXISTING pointing at the first chunk; bodies CRC'd by their entries.
+        Map<Integer, Integer> kinds = new HashMap<>();
+        for (Rec r : records) {
+            if (r.type() != 6) continue;
+            ByteBuffer p = r.payload();
+            int count = p.getInt(12);
+            int at = 16;
+            int body = r.covered();
+            for (int e = 0; e < count; e++) {
+                int kind = p.get(at) & 0xff;
+                kinds.merge(kind, 1, Integer::sum);
+                at += 1;
+                if (kind == 2) at += 8;
+                if (kind == 3) {
+                    int len = p.getShort(at + 9) & 0xffff;
+                    int bodyCrc = p.getInt(at + 11);
+                    assertEquals(bodyCrc, crc(p.array(), p.arrayOffset() + body, len), "NEW body CRC32C");
+                    body += len;
+                    at += 15;
+                }
+            }
+            assertEquals(r.covered(), at, "entries end where the CRC's cover ends");
+            assertEquals(r.length(), body, "bodies fill the payload");
+        }
+        assertEquals(300, kinds.get(3), "300 random blocks are 300 new chunks");
+        assertEquals(2, kinds.get(2), "two dedup hits: LBA 400 and the FUA write at LBA 600");
+        assertTrue(records.stream().anyMatch(r -> r.type() == 7 && r.payload().getLong(12) == 8 && r.payload().get(20) == 1), "MAP_RANGE of 8 ZERO blocks");
+
+        // The newest ROOT: where the manifest says, with its length and CRC; the volume as written.
+        Rec root = records.stream().filter(r -> ((r.seq() << 32) | r.offset()) == newest).findFirst().orElseThrow();
+        assertEquals(9, root.type());
+        assertEquals(m.getInt(48), 28 + root.length());
+        ByteBuffer rp = root.payload();
+        int at = 8 + 8 + 4;                 // number, next chunk id, next volume id
+        at += 8 + 4 + 1 + 8 + 8;            // chunk tree root, height, live chunks, live bytes
+        assertEquals(300, rp.getLong(at - 16), "live chunks (duplicates are not new ones)");
+        assertEquals(1, rp.getInt(at));
+        at += 4;
+        assertEquals(1024L * 4096, rp.getLong(at + 4));
+        assertEquals(302, rp.getLong(at + 12), "mapped blocks");
+        assertEquals(8, rp.getLong(at + 20), "zero blocks");
+        long volRoot = rp.getLong(at + 28);
+        int nameLen = rp.getShort(at + 41) & 0xffff;
+        assertEquals("vol-a", new String(rp.array(), rp.arrayOffset() + at + 43, nameLen, StandardCharsets.UTF_8));
+        at += 43 + nameLen;
+        int usage = rp.getInt(at);
+        at += 4 + usage * 16;
+        assertEquals(root.length(), at, "the root ends after its usage table");
+
+        // The volume's root page: a block-map leaf (1024 LBAs need one leaf: height 0) naming chunk ids.
+        Rec leaf = records.stream().filter(r -> ((r.seq() << 32) | r.offset()) == volRoot).findFirst().orElseThrow();
+        assertEquals(8, leaf.type());
+        assertEquals(24 + 8192, leaf.length());
+        ByteBuffer lp = leaf.payload();
+        assertEquals(1, lp.get(0), "block-map leaf");
+        assertEquals(0, lp.get(1), "level 0");
+        assertEquals(0, lp.getLong(8), "index 0");
+        assertEquals(lp.getLong(24), lp.getLong(24 + 400 * 8), "LBA 400 shares LBA 0's chunk");
+        assertTrue(lp.getLong(24) >= 2);
+        assertEquals(1, lp.getLong(24 + 500 * 8), "ZERO");
+        assertEquals(0, lp.getLong(24 + 700 * 8), "UNMAPPED");
+    }
+}
