@@ -27,6 +27,8 @@ DEDISK_TOOL_PACKAGES=(
     "nbdkit:nbdkit"
     "fio:fio"
     "fusermount3:fuse3"
+    "promtool:prometheus"
+    "chromium:chromium"
 )
 
 die() {
@@ -116,7 +118,8 @@ _apt_install() {
 }
 
 # ensure_packages: makes sure qemu-io qemu-img nbdinfo nbdcopy nbdsh nbdkit fio
-# nbdfuse (and fusermount3) exist; installs the missing Debian packages with
+# nbdfuse (and fusermount3), promtool (metrics check) and chromium (report
+# rendering check) exist; installs the missing Debian packages with
 # apt-get (as root, or through sudo), running apt-get update when a plain
 # install fails, then checks again.
 ensure_packages() {

@@ -86,25 +86,30 @@ public final class Main {
     }
 
     /** Serves the pool until the process is stopped (SIGINT/SIGTERM close it cleanly; kill -9 is survived). */
-    static void serve(Path dir, String listen) throws IOException, InterruptedException {
+    static void serve(Path dir, String listen, Observability.Options watch) throws IOException, InterruptedException {
         InetSocketAddress address = parseListen(listen);
         java.util.logging.Logger.getLogger("").setLevel(java.util.logging.Level.INFO);
         PoolDirectory p = PoolDirectory.open(dir);
         NbdServer nbd = new NbdServer(p.pool, address);
         ControlServer control = new ControlServer(p.pool);
         CountDownLatch stopped = new CountDownLatch(1);
+        Observability observability = null;
         try {
+            observability = Observability.start(p.pool, nbd, watch);
             nbd.start();
             control.start();
             p.advertiseControl(control.address());
         } catch (IOException | RuntimeException e) {
             nbd.close();
+            if (observability != null) observability.close();
             control.close();
             p.close();
             throw e;
         }
+        Observability watching = observability;
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             nbd.close();
+            watching.close();
             control.close();
             try {
                 p.close();
@@ -120,7 +125,7 @@ public final class Main {
         }
         InetSocketAddress bound = nbd.localAddress();
         System.out.println("dedisk: serving pool " + dir + " on nbd://" + bound.getHostString() + ":" + bound.getPort()
-                + "/ (volumes: " + String.join(", ", p.pool.volumeNames()) + "; control " + control.address() + ")");
+                + "/ (volumes: " + String.join(", ", p.pool.volumeNames()) + "; control " + control.address() + watching.describe() + ")");
         System.out.flush();
         stopped.await();
     }
@@ -205,10 +210,11 @@ public final class Main {
     static final class Serve implements Callable<Integer> {
         @Option(names = "--pool", required = true) Path pool;
         @Option(names = "--listen", defaultValue = DEFAULT_LISTEN, description = "HOST:PORT (default ${DEFAULT-VALUE}).") String listen;
+        @Option(names = "--metrics", paramLabel = "HOST:PORT", description = "Serve Prometheus metrics on http://HOST:PORT/metrics (default: off).") String metrics;
 
         @Override
         public Integer call() throws Exception {
-            serve(pool, listen);
+            serve(pool, listen, new Observability.Options(metrics));
             return 0;
         }
     }
@@ -228,7 +234,7 @@ public final class Main {
                 }
                 System.out.println("created pool " + pool + " with volume 'default' (" + size + ")");
             }
-            serve(pool, listen);
+            serve(pool, listen, Observability.Options.none());
             return 0;
         }
     }
