@@ -33,7 +33,8 @@ import picocli.CommandLine.Parameters;
 /** The dedisk command line. Pool operations run in the serving process when the pool is served. */
 @Command(name = "dedisk", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT, version = "dedisk 0.1.0",
         description = "Deduplicating, compressing, thin-provisioned virtual disks served over NBD.",
-        subcommands = {Main.Create.class, Main.VolumeCmd.class, Main.Serve.class, Main.Run.class, Main.Stats.class, Main.Check.class, Main.Ideal.class})
+        subcommands = {Main.Create.class, Main.VolumeCmd.class, Main.Serve.class, Main.Run.class, Main.Stats.class, Main.Check.class, Main.Ideal.class,
+                Main.ReportCmd.class})
 public final class Main {
     static final String DEFAULT_LISTEN = "127.0.0.1:10809";
 
@@ -95,7 +96,7 @@ public final class Main {
         CountDownLatch stopped = new CountDownLatch(1);
         Observability observability = null;
         try {
-            observability = Observability.start(p.pool, nbd, watch);
+            observability = Observability.start(p, nbd, control, watch);
             nbd.start();
             control.start();
             p.advertiseControl(control.address());
@@ -211,10 +212,11 @@ public final class Main {
         @Option(names = "--pool", required = true) Path pool;
         @Option(names = "--listen", defaultValue = DEFAULT_LISTEN, description = "HOST:PORT (default ${DEFAULT-VALUE}).") String listen;
         @Option(names = "--metrics", paramLabel = "HOST:PORT", description = "Serve Prometheus metrics on http://HOST:PORT/metrics (default: off).") String metrics;
+        @Option(names = "--stats-interval", defaultValue = "60s", description = "Record a stats sample in POOL/stats-history this often (ms, s, m, h; 0 = off; default ${DEFAULT-VALUE}).") String statsInterval;
 
         @Override
         public Integer call() throws Exception {
-            serve(pool, listen, new Observability.Options(metrics));
+            serve(pool, listen, new Observability.Options(metrics, Observability.parseInterval(statsInterval)));
             return 0;
         }
     }
@@ -261,6 +263,20 @@ public final class Main {
                 System.out.println("PROBLEM: the pool cannot be opened: " + e.getMessage());
                 return 1;
             }
+        }
+    }
+
+    @Command(name = "report", description = "Write the savings report, one self-contained HTML page with SVG plots (works offline, read-only, or through the server).")
+    static final class ReportCmd implements Callable<Integer> {
+        @Option(names = "--pool", required = true) Path pool;
+        @Option(names = "--out", required = true, description = "HTML file to write (outside the pool directory).") Path out;
+        @Option(names = "--scan", description = "Also read every stored block once: per-volume ratios and the reference-count distribution.") boolean scan;
+
+        @Override
+        public Integer call() throws Exception {
+            String source = SavingsReport.write(pool, out, scan);
+            System.out.println("wrote " + out + " (" + source + ")");
+            return 0;
         }
     }
 
