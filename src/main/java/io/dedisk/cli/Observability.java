@@ -1,5 +1,6 @@
 package io.dedisk.cli;
 
+import io.dedisk.DediskException;
 import io.dedisk.DediskException.InvalidRequestException;
 import io.dedisk.metrics.MetricsServer;
 import io.dedisk.nbd.NbdServer;
@@ -65,11 +66,7 @@ final class Observability implements AutoCloseable {
                 nbd.setMetrics(metrics.nbd());
                 metrics.start();
             }
-            if (!options.statsInterval().isZero()) {
-                StatsHistory history = StatsHistory.openForAppend(new LocalFs(p.dir), StatsHistory.DEFAULT_MAX_BYTES);
-                // TODO(engine): pass the pool's refcount histogram once Pool.refcountHistogram() exists.
-                sampler = new StatsSampler(history, p.pool::stats, () -> new long[0], System::currentTimeMillis, options.statsInterval());
-            }
+            if (!options.statsInterval().isZero()) sampler = startSampler(p, options.statsInterval());
         } catch (IOException | RuntimeException e) {
             if (metrics != null) metrics.close();
             throw e;
@@ -79,6 +76,23 @@ final class Observability implements AutoCloseable {
                 recording != null ? recording.history().read() : StatsHistory.read(new LocalFs(p.dir)),
                 "true".equals(args.get("scan")), "from the running server"));
         return new Observability(metrics, sampler);
+    }
+
+    /**
+     * The history sampler, or null when its file cannot be opened (unwritable, or written by a newer dedisk):
+     * the history is an observer and never keeps the pool from being served.
+     */
+    private static StatsSampler startSampler(PoolDirectory p, Duration interval) {
+        StatsHistory history;
+        try {
+            history = StatsHistory.openForAppend(new LocalFs(p.dir), StatsHistory.DEFAULT_MAX_BYTES);
+        } catch (IOException | DediskException e) {
+            LOG.log(Level.WARNING, "no stats history this time: cannot open " + p.dir.resolve(StatsHistory.FILE) + ": " + e.getMessage());
+            System.err.println("dedisk: warning: no stats history: " + e.getMessage());
+            return null;
+        }
+        // TODO(engine): pass the pool's refcount histogram once Pool.refcountHistogram() exists.
+        return new StatsSampler(history, p.pool::stats, () -> new long[0], System::currentTimeMillis, interval);
     }
 
     /** For the start-up line: where the metrics are, or empty. */
