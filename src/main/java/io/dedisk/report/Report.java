@@ -132,8 +132,18 @@ public final class Report {
         row(b, "compression ratio", RATIO.apply(s.compressionRatio()));
         row(b, "unique chunks", COUNT.apply(s.liveChunks()));
         row(b, "zero blocks (stored as nothing)", COUNT.apply(s.zeroBlocks()));
-        long lookups = s.index().hits() + s.index().misses();
-        row(b, "dedup index hits since open", lookups == 0 ? "no lookups" : s.index().hits() + " of " + lookups + " (" + PERCENT.apply((double) s.index().hits() / lookups) + ")");
+        // Index counters restart when the pool is opened (an offline report opens it anew): show the newest
+        // sample that saw lookups.
+        String advice = "no lookups recorded";
+        for (int i = tl.size() - 1; i >= 0; i--) {
+            double hits = tl.get(i).get(PoolMetrics.INDEX_HITS), lookups = hits + tl.get(i).get(PoolMetrics.INDEX_MISSES);
+            if (lookups > 0) {
+                advice = COUNT.apply(hits) + " of " + COUNT.apply(lookups) + " lookups (" + PERCENT.apply(hits / lookups) + "), since the pool was opened, as of "
+                        + time(tl.get(i).timeMillis());
+                break;
+            }
+        }
+        row(b, "dedup index hits", advice);
         StatsHistory.Contents h = d.history();
         String span = h.samples().isEmpty() ? "none" : h.samples().size() + " samples, " + time(h.samples().getFirst().timeMillis()) + " to " + time(h.samples().getLast().timeMillis());
         row(b, "stats history", span);

@@ -10,10 +10,8 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.BasicFileAttributes;
-import java.security.MessageDigest;
-import java.util.HexFormat;
 import java.util.TreeMap;
+import io.dedisk.store.DirFingerprint;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -24,18 +22,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class OfflineReportTest {
     @TempDir Path tmp;
-
-    static TreeMap<String, String> fingerprint(Path dir) throws Exception {
-        TreeMap<String, String> out = new TreeMap<>();
-        try (var s = Files.walk(dir)) {
-            for (Path p : s.toList()) {
-                BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class);
-                out.put(dir.relativize(p).toString(), a.isDirectory() ? "dir" : a.size() + " " + a.lastModifiedTime().toMillis() + " "
-                        + HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(p))));
-            }
-        }
-        return out;
-    }
 
     /** count blocks, each its own compressible content (a line naming seed and block, repeated). */
     static ByteBuffer blocks(int count, int seed) {
@@ -69,7 +55,7 @@ class OfflineReportTest {
         Path tail;
         try (var s = Files.list(dir.resolve("segments"))) { tail = s.sorted().toList().getLast(); }
         Files.write(tail, new byte[] {0x44, 0x52, 0x45, 0x43, 1, 1, 0}, StandardOpenOption.APPEND);
-        TreeMap<String, String> before = fingerprint(dir);
+        TreeMap<String, String> before = DirFingerprint.of(dir);
 
         ContentScan.Result scan;
         String html;
@@ -79,7 +65,7 @@ class OfflineReportTest {
             html = SavingsReport.render(p.pool, io.dedisk.report.StatsHistory.read(p.fs), true, "test");
             assertTrue(p.fs.overlayBytes() >= 0);
         }
-        assertEquals(before, fingerprint(dir), "an offline report changes nothing on disk, even after a crash");
+        assertEquals(before, DirFingerprint.of(dir), "an offline report changes nothing on disk, even after a crash");
         assertTrue(html.contains("id=\"plot-refcounts\""), "the report is rendered");
 
         assertEquals(expectedMapped, scan.mappedBlocks());

@@ -8,17 +8,15 @@ import io.dedisk.store.OverlayFs;
 import java.awt.image.BufferedImage;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.BasicFileAttributes;
-import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.HashSet;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import javax.imageio.ImageIO;
+import io.dedisk.store.DirFingerprint;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -30,20 +28,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class ReportE2ETest {
     @TempDir Path tmp;
-
-    /** Every file under dir: path → size, modification time and SHA-256. */
-    static TreeMap<String, String> fingerprint(Path dir) throws Exception {
-        TreeMap<String, String> out = new TreeMap<>();
-        try (var s = Files.walk(dir)) {
-            for (Path p : s.toList()) {
-                BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class);
-                String what = a.isDirectory() ? "dir" : a.size() + " " + a.lastModifiedTime().toMillis() + " "
-                        + HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(p)));
-                out.put(dir.relativize(p).toString(), what);
-            }
-        }
-        return out;
-    }
 
     static String svg(String html, String id) {
         int start = html.indexOf("<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"" + id + "\"");
@@ -88,11 +72,11 @@ class ReportE2ETest {
         int recorded = samples(pool);
         assertTrue(recorded >= 4, "a last sample at shutdown: " + recorded);
 
-        TreeMap<String, String> before = fingerprint(pool);
+        TreeMap<String, String> before = DirFingerprint.of(pool);
         Path offline = tmp.resolve("offline.html");
         String out = ServerProcess.cli("report", "--pool", pool.toString(), "--out", offline.toString(), "--scan");
         assertTrue(out.contains("offline"), out);
-        assertEquals(before, fingerprint(pool), "an offline report changes nothing in the pool directory");
+        assertEquals(before, DirFingerprint.of(pool), "an offline report changes nothing in the pool directory");
 
         for (Path page : List.of(served, offline)) {
             String html = Files.readString(page);

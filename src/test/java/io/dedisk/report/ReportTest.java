@@ -49,6 +49,7 @@ class ReportTest {
         assertEquals(List.of(5.0), values(html, "plot-ratios", "dedup ratio"), "pool group only, without a scan: 400 / 80");
         assertTrue(html.contains("vm&lt;1&gt;") && !html.contains("vm<1>"), "volume names are escaped");
         assertEquals(6, html.split("<svg ", -1).length - 1, "six plots");
+        assertTrue(html.contains("110 of 210 lookups (52%)"), "summary: the newest counters");
     }
 
     @Test
@@ -57,6 +58,7 @@ class ReportTest {
         String html = Report.render(new Report.Data(t0, "test", stats(0, 0, 0, 0, 0), history(), null));
         assertTrue(html.contains("<div class=\"empty\" id=\"plot-gc\">no GC activity recorded</div>"), html);
         assertTrue(html.contains("no index lookups recorded"), html);
+        assertTrue(html.contains("<td>no lookups recorded</td>"), html);
         assertTrue(html.contains("Mean references per chunk"), "no histogram anywhere: the mean from the history");
         assertTrue(html.contains("No stats history yet"), html);
         assertTrue(html.contains("no data"), "a plot without a finite point says so");
