@@ -27,6 +27,8 @@ DEDISK_TOOL_PACKAGES=(
     "nbdkit:nbdkit"
     "fio:fio"
     "fusermount3:fuse3"
+    "promtool:prometheus"
+    "chromium:chromium"
 )
 
 die() {
@@ -115,8 +117,19 @@ _apt_install() {
         apt-get install -y -q --no-install-recommends "$@"
 }
 
+# The Debian package "prometheus" is the only one with promtool, and its
+# postinst starts a Prometheus server where systemd runs; the tests need only
+# promtool, so that server is stopped and disabled again.
+_quiet_prometheus() {
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+        log "stopping the Prometheus server that the prometheus package started (only promtool is needed)"
+        as_root systemctl disable --now prometheus >&2 || log "warning: could not stop prometheus.service"
+    fi
+}
+
 # ensure_packages: makes sure qemu-io qemu-img nbdinfo nbdcopy nbdsh nbdkit fio
-# nbdfuse (and fusermount3) exist; installs the missing Debian packages with
+# nbdfuse (and fusermount3), promtool (metrics check) and chromium (report
+# rendering check) exist; installs the missing Debian packages with
 # apt-get (as root, or through sudo), running apt-get update when a plain
 # install fails, then checks again.
 ensure_packages() {
@@ -140,6 +153,9 @@ ensure_packages() {
             die "could not install packages: ${missing[*]} (as root: apt-get update && apt-get install -y ${missing[*]})"
     fi
     hash -r
+    if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+        _quiet_prometheus
+    fi
     mapfile -t missing < <(_missing_packages)
     if ((${#missing[@]} > 0)); then
         die "tools still missing after install; packages: ${missing[*]}"

@@ -15,6 +15,8 @@ echo "qemu-img: $(qemu-img --version | head -n 1)"
 echo "nbdinfo:  $(nbdinfo --version 2>&1 | head -n 1)"
 echo "nbdkit:   $(nbdkit --version 2>&1 | head -n 1)"
 echo "fio:      $(fio --version)"
+echo "promtool: $(promtool --version 2>&1 | head -n 1)"
+echo "chromium: $(chromium --version 2>/dev/null | head -n 1)"
 echo "kernel:   $(uname -r), $(nproc) CPUs"
 echo
 

@@ -19,7 +19,13 @@ import java.util.concurrent.Executors;
  * misuse answers 400 with the error message, other failures 500.
  */
 final class ControlServer implements AutoCloseable {
+    /** An operation the serving process adds beside {@link PoolCommands} (e.g. the savings report). */
+    interface Operation {
+        String run(Map<String, String> args) throws IOException;
+    }
+
     private final HttpServer http;
+    private final Map<String, Operation> extra = new java.util.concurrent.ConcurrentHashMap<>();
 
     ControlServer(Pool pool) throws IOException {
         http = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 16);
@@ -27,21 +33,26 @@ final class ControlServer implements AutoCloseable {
         http.createContext("/", exchange -> handle(pool, exchange));
     }
 
+    /** Adds operation {@code op} (the request path without its slash); call before {@link #start}. */
+    void register(String op, Operation operation) { extra.put(op, operation); }
+
     void start() { http.start(); }
 
     String address() { return "127.0.0.1:" + http.getAddress().getPort(); }
 
-    private static void handle(Pool pool, HttpExchange ex) throws IOException {
+    private void handle(Pool pool, HttpExchange ex) throws IOException {
         int status;
         String body;
         try {
             Map<String, String> q = query(ex.getRequestURI().getRawQuery());
-            body = PoolCommands.run(pool, ex.getRequestURI().getPath().substring(1), q);
+            String op = ex.getRequestURI().getPath().substring(1);
+            Operation added = extra.get(op);
+            body = added != null ? added.run(q) : PoolCommands.run(pool, op, q);
             status = 200;
         } catch (DediskException.InvalidRequestException | DediskException.ReadOnlyException e) {
             status = 400;
             body = e.getMessage() + "\n";
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | IOException e) {
             status = 500;
             body = e + "\n";
         }

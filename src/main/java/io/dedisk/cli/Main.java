@@ -33,7 +33,8 @@ import picocli.CommandLine.Parameters;
 /** The dedisk command line. Pool operations run in the serving process when the pool is served. */
 @Command(name = "dedisk", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT, version = "dedisk 0.1.0",
         description = "Deduplicating, compressing, thin-provisioned virtual disks served over NBD.",
-        subcommands = {Main.Create.class, Main.VolumeCmd.class, Main.Serve.class, Main.Run.class, Main.Stats.class, Main.Check.class, Main.Gc.class, Main.Ideal.class})
+        subcommands = {Main.Create.class, Main.VolumeCmd.class, Main.Serve.class, Main.Run.class, Main.Stats.class, Main.Check.class, Main.Gc.class,
+                Main.Ideal.class, Main.ReportCmd.class})
 public final class Main {
     static final String DEFAULT_LISTEN = "127.0.0.1:10809";
 
@@ -87,7 +88,7 @@ public final class Main {
     }
 
     /** Serves the pool until the process is stopped (SIGINT/SIGTERM close it cleanly; kill -9 is survived). */
-    static void serve(Path dir, String listen, String metadataCache) throws IOException, InterruptedException {
+    static void serve(Path dir, String listen, String metadataCache, Observability.Options watch) throws IOException, InterruptedException {
         InetSocketAddress address = parseListen(listen);
         long cache = Sizes.parse(metadataCache);
         if (cache < (4 << 20)) throw new DediskException.InvalidRequestException("--metadata-cache must be at least 4M, got " + metadataCache);
@@ -96,19 +97,24 @@ public final class Main {
         NbdServer nbd = new NbdServer(p.pool, address);
         ControlServer control = new ControlServer(p.pool);
         CountDownLatch stopped = new CountDownLatch(1);
+        Observability observability = null;
         try {
+            observability = Observability.start(p, nbd, control, watch);
             nbd.start();
             control.start();
             p.advertiseControl(control.address()).ifPresent(w -> System.err.println("dedisk: warning: " + w));
             p.pool.startBackgroundWork();
         } catch (IOException | RuntimeException e) {
             nbd.close();
+            if (observability != null) observability.close();
             control.close();
             p.close();
             throw e;
         }
+        Observability watching = observability;
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             nbd.close();
+            watching.close();
             control.close();
             try {
                 p.close();
@@ -128,7 +134,7 @@ public final class Main {
         InetSocketAddress bound = nbd.localAddress();
         System.out.println("dedisk: serving pool " + dir + " on nbd://" + bound.getHostString() + ":" + bound.getPort()
                 + "/ (volumes: " + String.join(", ", p.pool.volumeNames()) + "; control " + control.address() + "; metadata cache "
-                + Sizes.format(cache) + ")");
+                + Sizes.format(cache) + watching.describe() + ")");
         System.out.flush();
         stopped.await();
     }
@@ -215,10 +221,12 @@ public final class Main {
         @Option(names = "--listen", defaultValue = DEFAULT_LISTEN, description = "HOST:PORT (default ${DEFAULT-VALUE}).") String listen;
         @Option(names = "--metadata-cache", defaultValue = "64M",
                 description = "Memory for block-map and chunk-table pages (default ${DEFAULT-VALUE}); the rest lives in the log.") String metadataCache;
+        @Option(names = "--metrics", paramLabel = "HOST:PORT", description = "Serve Prometheus metrics on http://HOST:PORT/metrics (default: off).") String metrics;
+        @Option(names = "--stats-interval", defaultValue = "60s", description = "Record a stats sample in POOL/stats-history this often (ms, s, m, h; 0 = off; default ${DEFAULT-VALUE}).") String statsInterval;
 
         @Override
         public Integer call() throws Exception {
-            serve(pool, listen, metadataCache);
+            serve(pool, listen, metadataCache, new Observability.Options(metrics, Observability.parseInterval(statsInterval)));
             return 0;
         }
     }
@@ -239,7 +247,7 @@ public final class Main {
                 }
                 System.out.println("created pool " + pool + " with volume 'default' (" + size + ")");
             }
-            serve(pool, listen, metadataCache);
+            serve(pool, listen, metadataCache, Observability.Options.none());
             return 0;
         }
     }
@@ -273,6 +281,20 @@ public final class Main {
     static final class Gc extends PoolOperation {
         @Override String operation() { return "gc"; }
         @Override Map<String, String> arguments() { return Map.of(); }
+    }
+
+    @Command(name = "report", description = "Write the savings report, one self-contained HTML page with SVG plots (works offline, read-only, or through the server).")
+    static final class ReportCmd implements Callable<Integer> {
+        @Option(names = "--pool", required = true) Path pool;
+        @Option(names = "--out", required = true, description = "HTML file to write (outside the pool directory).") Path out;
+        @Option(names = "--scan", description = "Also read every stored block once: per-volume ratios and the reference-count distribution.") boolean scan;
+
+        @Override
+        public Integer call() throws Exception {
+            String source = SavingsReport.write(pool, out, scan);
+            System.out.println("wrote " + out + " (" + source + ")");
+            return 0;
+        }
     }
 
     @Command(name = "ideal", description = "The ideal stored size of raw images: exact 4 KiB dedup across all of them + per-block LZ4.")

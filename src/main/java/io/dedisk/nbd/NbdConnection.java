@@ -39,6 +39,8 @@ final class NbdConnection implements Runnable {
     private final BufferPool pool;
     private final String peer;
     private final Wire wire;
+    /** Set by the server before {@link #run} starts; handed to this connection's request handler. */
+    io.dedisk.metrics.NbdMetrics metrics = io.dedisk.metrics.NbdMetrics.NOOP;
 
     NbdConnection(SocketChannel channel, VolumeProvider volumes, BufferPool pool, String peer) {
         this.channel = channel;
@@ -95,6 +97,7 @@ final class NbdConnection implements Runnable {
         Semaphore inflight = new Semaphore(INFLIGHT_UNITS);
         ReplyWriter writer = new ReplyWriter(wire, pool, inflight, session.structuredReplies(), peer);
         RequestHandler handler = new RequestHandler(session, writer, pool, peer);
+        handler.metrics = metrics;
         try {
             return readRequests(inflight, handler);
         } catch (IOException | RuntimeException | Error e) {

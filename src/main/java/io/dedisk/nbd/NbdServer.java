@@ -42,12 +42,17 @@ public final class NbdServer implements AutoCloseable {
     private InetSocketAddress bound;
     private Thread acceptor;
     private boolean closed;
+    /** Where traffic is reported (`serve --metrics`); set before {@link #start}. */
+    private volatile io.dedisk.metrics.NbdMetrics metrics = io.dedisk.metrics.NbdMetrics.NOOP;
 
     /** Does not bind yet; see {@link #start}. */
     public NbdServer(VolumeProvider volumes, InetSocketAddress listen) {
         this.volumes = volumes;
         this.listen = listen;
     }
+
+    /** Reports connections and requests to {@code metrics} (default: nowhere). Call before {@link #start}. */
+    public void setMetrics(io.dedisk.metrics.NbdMetrics metrics) { this.metrics = metrics; }
 
     /** Binds the listening socket and starts accepting connections. May be called once. */
     public void start() throws IOException {
@@ -146,11 +151,14 @@ public final class NbdServer implements AutoCloseable {
                 continue;
             }
             NbdConnection connection = new NbdConnection(client, volumes, pool, peer);
+            connection.metrics = metrics;
             Thread thread = Thread.ofPlatform().daemon().name("nbd-conn " + peer).unstarted(() -> {
                 try {
+                    connection.metrics.connectionOpened();
                     connection.run();
                 } finally {
                     connections.remove(connection);
+                    connection.metrics.connectionClosed();
                 }
             });
             connections.put(connection, thread);

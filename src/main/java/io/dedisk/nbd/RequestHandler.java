@@ -33,6 +33,8 @@ final class RequestHandler {
     private final ReplyWriter writer;
     private final BufferPool pool;
     private final String peer;
+    /** Set by the connection before the first request starts (thread start publishes it); never changed after. */
+    io.dedisk.metrics.NbdMetrics metrics = io.dedisk.metrics.NbdMetrics.NOOP;
 
     RequestHandler(Session session, ReplyWriter writer, BufferPool pool, String peer) {
         this.session = session;
@@ -47,24 +49,29 @@ final class RequestHandler {
      * (a pool buffer, data in [position, limit)) for NBD_CMD_WRITE, else null; this method releases it.
      */
     void handle(Request request, ByteBuffer payload) {
+        long started = System.nanoTime();
+        int result = 0;
         try {
             Request.Rejection rejection = request.check(session);
             if (rejection == null) {
                 execute(request, payload);
             } else {
+                result = rejection.error();
                 LOG.log(Level.WARNING, "{0}: refused {1}: {2}", peer, Request.commandName(request.type()),
                         rejection.message());
                 writer.error(request, rejection.error(), rejection.message());
             }
         } catch (Throwable failure) {
             try {
-                fail(request, failure);
+                result = NBD_EIO;
+                result = fail(request, failure);
             } catch (Throwable replyFailure) { // e.g. out of memory while building the error reply
                 failure.addSuppressed(replyFailure);
                 writer.abandon(request, failure);
             }
         } finally {
             if (payload != null) pool.release(payload);
+            metrics.requestDone(request.type(), result, System.nanoTime() - started, request.length());
         }
     }
 
@@ -154,7 +161,7 @@ final class RequestHandler {
         writer.blockStatus(request, out);
     }
 
-    private void fail(Request request, Throwable failure) {
+    private int fail(Request request, Throwable failure) {
         int error = switch (failure) {
             case DediskException.InvalidRequestException e -> NBD_EINVAL;
             case DediskException.ReadOnlyException e -> NBD_EPERM;
@@ -174,5 +181,6 @@ final class RequestHandler {
             message = failure.getMessage();
         }
         writer.error(request, error, message == null ? failure.getClass().getSimpleName() : message);
+        return error;
     }
 }

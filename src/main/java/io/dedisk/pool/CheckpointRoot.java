@@ -14,6 +14,7 @@ import java.util.TreeMap;
  * <pre>
  *   u64 checkpoint number | u64 next chunk id | u32 next volume id
  *   chunk tree: u64 root address | u32 root CRC | u8 height | u64 live chunks | u64 live bytes
+ *   32 x u64 reference-count histogram (bucket i: live chunks with 2^i <= references < 2^(i+1))
  *   u32 volume count; each: u32 id | u64 size | u64 mapped blocks | u64 zero blocks
  *                           | u64 root address | u32 root CRC | u8 height | u16 name length | name (UTF-8)
  *   u32 usage entries; each: u64 segment | u64 live bytes
@@ -21,13 +22,13 @@ import java.util.TreeMap;
  * The record CRC covers it all; the manifest names the record's address, length and CRC.
  */
 record CheckpointRoot(long number, long nextChunkId, int nextVolumeId, PageTree.Root chunkRoot, long liveChunks, long liveBytes,
-                      List<VolumeRoot> volumes, TreeMap<Long, Long> usage) {
+                      long[] refHistogram, List<VolumeRoot> volumes, TreeMap<Long, Long> usage) {
 
     record VolumeRoot(int id, String name, long size, long mapped, long zero, PageTree.Root root) {}
 
     /** The state of an empty pool: before the first checkpoint, recovery replays the whole log from this. */
     static CheckpointRoot empty() {
-        return new CheckpointRoot(0, BlockMap.FIRST_CHUNK_ID, 1, new PageTree.Root(0, 0, 0), 0, 0, List.of(), new TreeMap<>());
+        return new CheckpointRoot(0, BlockMap.FIRST_CHUNK_ID, 1, new PageTree.Root(0, 0, 0), 0, 0, new long[ChunkTable.HISTOGRAM_BUCKETS], List.of(), new TreeMap<>());
     }
 
     ByteBuffer encode() {
@@ -35,6 +36,7 @@ record CheckpointRoot(long number, long nextChunkId, int nextVolumeId, PageTree.
         s.putLong(number).putLong(nextChunkId).putInt(nextVolumeId);
         putRoot(s, chunkRoot);
         s.putLong(liveChunks).putLong(liveBytes);
+        for (long h : refHistogram) s.putLong(h);
         s.putInt(volumes.size());
         for (VolumeRoot v : volumes) {
             byte[] name = v.name().getBytes(StandardCharsets.UTF_8);
@@ -69,6 +71,11 @@ record CheckpointRoot(long number, long nextChunkId, int nextVolumeId, PageTree.
         PageTree.Root chunkRoot = getRoot(in);
         long liveChunks = in.getLong();
         long liveBytes = in.getLong();
+        long[] histogram = new long[ChunkTable.HISTOGRAM_BUCKETS];
+        for (int i = 0; i < histogram.length; i++) {
+            histogram[i] = in.getLong();
+            in.expect(histogram[i] >= 0 && histogram[i] <= liveChunks, "histogram bucket %d holds %d of %d chunks", i, histogram[i], liveChunks);
+        }
         int nv = in.getInt();
         in.expect(nv >= 0 && nv <= 1 << 20, "volume count %d", nv);
         List<VolumeRoot> vols = new ArrayList<>();
@@ -92,6 +99,6 @@ record CheckpointRoot(long number, long nextChunkId, int nextVolumeId, PageTree.
             usage.put(seq, bytes);
         }
         in.expect(in.remaining() == 0, "%d trailing bytes", in.remaining());
-        return new CheckpointRoot(number, nextChunk, nextVolume, chunkRoot, liveChunks, liveBytes, vols, usage);
+        return new CheckpointRoot(number, nextChunk, nextVolume, chunkRoot, liveChunks, liveBytes, histogram, vols, usage);
     }
 }

@@ -24,7 +24,11 @@ final class ChunkTable {
     static final int PER_LEAF = MetaPage.BODY / ENTRY;
     private static final int LIVE = 1;
 
+    /** Buckets of the reference-count histogram: bucket i counts live chunks with 2^i <= refs < 2^(i+1). */
+    static final int HISTOGRAM_BUCKETS = 32;
+
     private final PageTree tree;
+    private final long[] histogram;
     private long nextId;
     private long live;
     private long liveBytes;
@@ -32,8 +36,10 @@ final class ChunkTable {
     /** Where a chunk is and how to check and decode it. */
     record Location(long chunkId, long segment, int offset, int length, int codec, int crc) {}
 
-    ChunkTable(PageTree tree, long nextId, long live, long liveBytes) {
+    ChunkTable(PageTree tree, long nextId, long live, long liveBytes, long[] histogram) {
+        Check.that(histogram.length == HISTOGRAM_BUCKETS, "histogram of %d buckets", histogram.length);
         this.tree = tree;
+        this.histogram = histogram.clone();
         this.nextId = Math.max(nextId, BlockMap.FIRST_CHUNK_ID);
         this.live = live;
         this.liveBytes = liveBytes;
@@ -46,6 +52,16 @@ final class ChunkTable {
     long liveBytes() { return liveBytes; }
 
     long allocateId() { return nextId++; }
+
+    /** The reference-count histogram, kept as counts change (stored in each checkpoint root). */
+    long[] histogram() { return histogram.clone(); }
+
+    static int bucket(long refs) { return 63 - Long.numberOfLeadingZeros(refs); }
+
+    private void recount(int from, int to) {
+        if (from > 0) histogram[bucket(from)]--;
+        if (to > 0) histogram[bucket(to)]++;
+    }
 
     /** Ids up to maxId may still be named by dedup advice from before a crash: never hand them out again. */
     void skipIdsThrough(long maxId) {
@@ -97,6 +113,7 @@ final class ChunkTable {
         int n = p.getInt(at(id) + 16);
         Check.that(n < Integer.MAX_VALUE, "refcount of chunk %d overflows", id);
         p.putInt(at(id) + 16, n + 1);
+        recount(n, n + 1);
     }
 
     /** Drops one reference; returns the chunk's location when that was its last (it is now dead), else null. */
@@ -107,6 +124,7 @@ final class ChunkTable {
         int n = p.getInt(a + 16);
         Check.that(n > 0, "refcount of chunk %d stays >= 0", id);
         p.putInt(a + 16, n - 1);
+        recount(n, n - 1);
         if (n > 1) return null;
         Location loc = location(id);
         p.body[a + 11] = 0;

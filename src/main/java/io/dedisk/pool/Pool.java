@@ -657,6 +657,12 @@ public final class Pool implements VolumeProvider, AutoCloseable {
 
     // ---------------------------------------------------------------- stats
 
+    /** Live chunks by reference count: bucket i counts chunks with 2^i <= references < 2^(i+1). O(1): kept as counts change. */
+    public long[] refcountHistogram() {
+        meta.readLock().lock();
+        try { return state.chunks.histogram(); } finally { meta.readLock().unlock(); }
+    }
+
     public PoolStats stats() {
         long indexDiskBytes;
         try {

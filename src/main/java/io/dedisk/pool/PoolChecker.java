@@ -107,8 +107,11 @@ public final class PoolChecker {
             zero[0] += vm[1];
         }
         long[] liveChunks = {0, 0};
+        long[] histogram = new long[ChunkTable.HISTOGRAM_BUCKETS];
         chunks.forEachLive(loc -> {
             liveChunks[0]++;
+            int refs = chunks.refCount(loc.chunkId());
+            if (refs > 0) histogram[ChunkTable.bucket(refs)]++;
             liveChunks[1] += loc.length();
             live.merge(loc.segment(), (long) loc.length(), Long::sum);
             long expected = recount.getOrDefault(loc.chunkId(), 0L);
@@ -119,6 +122,10 @@ public final class PoolChecker {
         if (liveChunks[0] != chunks.liveChunks() || liveChunks[1] != chunks.liveBytes()) {
             problems.add("chunk table: counts " + chunks.liveChunks() + " live chunks of " + chunks.liveBytes() + " bytes, but holds "
                     + liveChunks[0] + " of " + liveChunks[1]);
+        }
+        if (!java.util.Arrays.equals(histogram, chunks.histogram())) {
+            problems.add("chunk table: reference-count histogram " + java.util.Arrays.toString(chunks.histogram()) + ", recounted "
+                    + java.util.Arrays.toString(histogram));
         }
         TreeMap<Long, Long> stored = state.usage.snapshot();
         if (!stored.equals(live)) {

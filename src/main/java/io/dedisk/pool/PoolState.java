@@ -42,7 +42,7 @@ final class PoolState {
         this.pages = pages;
         this.index = index;
         this.usage = new UsageTable(root.usage());
-        this.chunks = new ChunkTable(tree(CHUNK_TREE, MetaPage.KIND_CHUNK_LEAF, root.chunkRoot()), root.nextChunkId(), root.liveChunks(), root.liveBytes());
+        this.chunks = new ChunkTable(tree(CHUNK_TREE, MetaPage.KIND_CHUNK_LEAF, root.chunkRoot()), root.nextChunkId(), root.liveChunks(), root.liveBytes(), root.refHistogram());
         this.nextVolumeId = root.nextVolumeId();
         this.checkpointNumber = root.number();
         for (CheckpointRoot.VolumeRoot v : root.volumes()) {
@@ -84,7 +84,8 @@ final class PoolState {
             vols.add(new CheckpointRoot.VolumeRoot(v.id, v.name, v.size, v.map.mappedBlocks(), v.map.zeroBlocks(), v.map.tree().root()));
         }
         vols.sort((a, b) -> Integer.compare(a.id(), b.id()));
-        return new CheckpointRoot(number, chunks.nextId(), nextVolumeId, chunks.tree().root(), chunks.liveChunks(), chunks.liveBytes(), vols, usage.snapshot());
+        return new CheckpointRoot(number, chunks.nextId(), nextVolumeId, chunks.tree().root(), chunks.liveChunks(), chunks.liveBytes(),
+                chunks.histogram(), vols, usage.snapshot());
     }
 
     /**

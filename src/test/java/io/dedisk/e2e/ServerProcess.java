@@ -48,9 +48,14 @@ final class ServerProcess implements AutoCloseable {
         return Tools.run(dediskCommand(args), 120).stdout();
     }
 
-    ServerProcess start() throws IOException, InterruptedException {
+    ServerProcess start() throws IOException, InterruptedException { return start(new String[0]); }
+
+    /** Starts `dedisk serve` with more options, e.g. "--metrics", "127.0.0.1:PORT". */
+    ServerProcess start(String... extraArgs) throws IOException, InterruptedException {
         log = pool.resolveSibling(pool.getFileName() + "-server-" + (++starts) + ".log");
-        ProcessBuilder pb = new ProcessBuilder(dediskCommand("serve", "--pool", pool.toString(), "--listen", "127.0.0.1:" + port));
+        List<String> args = new ArrayList<>(List.of("serve", "--pool", pool.toString(), "--listen", "127.0.0.1:" + port));
+        args.addAll(List.of(extraArgs));
+        ProcessBuilder pb = new ProcessBuilder(dediskCommand(args.toArray(String[]::new)));
         pb.redirectErrorStream(true);
         pb.redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
         process = pb.start();
@@ -139,6 +144,8 @@ final class ServerProcess implements AutoCloseable {
                 case "nbdkit" -> "nbdkit";
                 case "fio" -> "fio";
                 case "fusermount3" -> "fuse3";
+                case "promtool" -> "prometheus";
+                case "chromium" -> "chromium";
                 default -> "the package providing " + tool;
             };
             fail(tool + " is not installed: install the Debian package " + pkg + " (scripts/test.sh does this)");

@@ -149,6 +149,9 @@ class FormatTest {
         int at = 8 + 8 + 4;                 // number, next chunk id, next volume id
         at += 8 + 4 + 1 + 8 + 8;            // chunk tree root, height, live chunks, live bytes
         assertEquals(300, rp.getLong(at - 16), "live chunks (duplicates are not new ones)");
+        assertEquals(298, rp.getLong(at), "histogram bucket 0: chunks with one reference");
+        assertEquals(2, rp.getLong(at + 8), "bucket 1: the two chunks with two references");
+        at += 32 * 8;
         assertEquals(1, rp.getInt(at));
         at += 4;
         assertEquals(1024L * 4096, rp.getLong(at + 4));
