@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# The long run of the durability tests (not part of scripts/test.sh, which stays fast):
-# many more simulation seeds and steps, more crash states per crash point over several scripts, and many real
-# kill -9 cycles. Figures are printed by the tests; docs/fault-model.md records them.
+# The long run of the durability tests (not part of scripts/test.sh, which stays fast): many more simulation
+# seeds and steps (concurrent writers, background tasks, checkpoints, the cleaner, crashes inside them), crash
+# at every write point for many scripts and crash states (>= 10^5 recoveries), and many real kill -9 cycles with
+# the cleaner running. Figures are printed by the tests; docs/fault-model.md records them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 find_java25
 ensure_packages
-SEEDS=${SIM_SEEDS:-60} STEPS=${SIM_STEPS:-1000} SAMPLES=${CRASH_SAMPLES:-20} KILLS=${KILL_CYCLES:-25}
+SEEDS=${SIM_SEEDS:-200} STEPS=${SIM_STEPS:-1000} SAMPLES=${CRASH_SAMPLES:-100} CRASH_SEEDS=${CRASH_SEEDS:-15} KILLS=${KILL_CYCLES:-200}
 ./mvnw -B -q test -Dtest=SimulationTest -Ddedisk.sim.seeds="$SEEDS" -Ddedisk.sim.steps="$STEPS"
-for seed in 1 2 3; do
+for seed in $(seq 1 "$CRASH_SEEDS"); do
   ./mvnw -B -q test -Dtest=CrashPointTest -Ddedisk.crash.seed="$seed" -Ddedisk.crash.samples="$SAMPLES"
 done
 ./mvnw -B -q test -Dtest=KillNineTest -Ddedisk.killCycles="$KILLS"

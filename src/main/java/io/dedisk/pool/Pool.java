@@ -305,7 +305,20 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         if (a.error() != null) throw storageFailure("appending to the log", a.error());
         appended(record.limit());
         ByteBuffer payload = record.duplicate().position(LogRecord.HEADER_SIZE).slice().order(ByteOrder.LITTLE_ENDIAN);
-        state.apply(type, payload, covered, a.segments()[0], a.offsets()[0] + LogRecord.HEADER_SIZE, null);
+        applyAppended(type, payload, covered, a.segments()[0], a.offsets()[0] + LogRecord.HEADER_SIZE, null);
+    }
+
+    /**
+     * Applies a record that is already in the log. If that fails half way (a metadata page that cannot be read or
+     * fails verification), memory no longer matches the log: the pool goes read-only, and a restart replays the log.
+     */
+    void applyAppended(int type, ByteBuffer payload, int covered, long segment, long payloadOffset, BlockName[] names) {
+        try {
+            state.apply(type, payload, covered, segment, payloadOffset, names);
+        } catch (RuntimeException e) {
+            enterReadOnly("applying log record type " + type + " failed (" + e.getMessage() + "); the log holds it, a restart replays it");
+            throw e;
+        }
     }
 
     /** Accounts appended bytes (write lock held). */

@@ -155,7 +155,16 @@ final class WritePipeline {
             ByteBuffer rec = records.get(i).buffer();
             pool.appended(rec.limit());
             ByteBuffer payload = rec.duplicate().position(LogRecord.HEADER_SIZE).slice().order(ByteOrder.LITTLE_ENDIAN);
-            pool.state.apply(LogRecord.WRITE, payload, records.get(i).covered(), appended.segments()[i], appended.offsets()[i] + LogRecord.HEADER_SIZE, g.names);
+            try {
+                pool.applyAppended(LogRecord.WRITE, payload, records.get(i).covered(), appended.segments()[i], appended.offsets()[i] + LogRecord.HEADER_SIZE, g.names);
+            } catch (RuntimeException e) {
+                g.failure = e; // the pool is read-only now; the rest of the group fails with it
+                for (int k = i + 1; k < group.size(); k++) {
+                    group.get(k).done = true;
+                    group.get(k).failure = e;
+                }
+                return;
+            }
             pool.counters.blocksWritten.add(g.count);
         }
     }

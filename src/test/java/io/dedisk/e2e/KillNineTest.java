@@ -15,7 +15,9 @@ import org.junit.jupiter.api.io.TempDir;
  * The durability contract against the real server: data written and flushed survives `kill -9`; a write in
  * flight at the kill leaves each 4 KiB block either old or new, never torn or foreign. Each cycle writes a
  * flushed region, starts an unflushed writer, kills the server at a random moment, restarts and verifies
- * everything written so far. The cycle count is -Ddedisk.killCycles (default 3; the long run uses more).
+ * everything written so far. Each cycle also overwrites a region with fresh random data, so the background cleaner
+ * and checkpoints are at work when the kill lands. The cycle count is -Ddedisk.killCycles (default 3; the long run
+ * uses more). At the end, `dedisk gc` and `dedisk check` must leave a sound pool whose first segments are gone.
  */
 class KillNineTest {
     @TempDir Path tmp;
@@ -40,6 +42,10 @@ class KillNineTest {
                 long off = (long) cycle << 20;
                 run(120, "qemu-io", "-f", "raw", "-c", "write -P " + pattern + " " + off + " 1M", "-c", "flush", u);
                 flushedPatterns.add(pattern);
+                // Fresh random overwrites of [96M, 128M), flushed: garbage for the cleaner, which then runs while we kill.
+                run(120, "fio", "--name=churn", "--ioengine=nbd", "--uri=" + u, "--rw=randwrite", "--bs=64k", "--size=32M",
+                        "--offset=96M", "--io_size=8M", "--refill_buffers", "--randrepeat=0", "--iodepth=8", "--end_fsync=1",
+                        "--output=/dev/null");
                 // An unflushed writer on [64M, 96M): every block is either its old content or 0xee afterwards.
                 Process inflight = new ProcessBuilder("qemu-io", "-f", "raw", "-c", "write -P 0xee 64M 32M", u)
                         .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
@@ -57,12 +63,19 @@ class KillNineTest {
                 assertTrue(first == 0 || first == (byte) 0xee, "block " + b + " is old or new, found " + first);
                 for (int i = 1; i < 4096; i++) assertEquals(first, all[b * 4096 + i], "block " + b + " is not torn (seed " + seed + ")");
             }
+            ServerProcess.cli("gc", "--pool", pool.toString());
+            verifyFlushed(server.uri("vm"), flushedPatterns, "seed " + seed + " after gc");
         } finally {
             server.close();
         }
-        // A clean shutdown after all those crashes leaves a pool that opens and adds up.
+        // A clean shutdown after all those crashes leaves a pool that opens and adds up, and GC deleted segments.
         String stats = ServerProcess.cli("stats", "--pool", pool.toString(), "--json");
         assertTrue(stats.contains("\"mode\":\"normal\""), stats);
+        try (var segs = Files.list(pool.resolve("segments"))) {
+            assertFalse(segs.anyMatch(p -> p.getFileName().toString().equals("0000000000000001.seg")), "cleaned segments were deleted");
+        }
+        ServerProcess.Tools.Result check = ServerProcess.Tools.runAllowingFailure(ServerProcess.dediskCommand("check", "--pool", pool.toString()), 120);
+        assertEquals(0, check.exit(), check.stdout() + check.stderr());
     }
 
     private static void verifyFlushed(String uri, List<Integer> patterns, String what) throws Exception {

@@ -7,7 +7,8 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
- * Crash at every write point (SQLite TH3 / CrashMonkey style): run a scripted workload once to count its
+ * Crash at every write point (SQLite TH3 / CrashMonkey style), with checkpoints, cleaning and gc (segment
+ * deletion) in the script: run a scripted workload once to count its
  * mutating I/O operations N, then for every k in 1..N run it again with a process crash at operation k, take
  * several machine-crash states of what was unsynced at that moment, recover each, and check the model and
  * `dedisk check`. Default: {@value #DEFAULT_SAMPLES} crash states per point; -Ddedisk.crash.samples for more.
@@ -24,7 +25,12 @@ class CrashPointTest {
         pool.createVolume("v", 96L * DiskModel.BS);
         model.addVolume("v", 96);
         if (crashAfter > 0) fs.crashAfter(crashAfter);
-        for (int i = 0; i < SCRIPT_STEPS; i++) Workload.step(r, pool, model, "v");
+        for (int i = 0; i < SCRIPT_STEPS; i++) {
+            Workload.step(r, pool, model, "v");
+            if (i == SCRIPT_STEPS / 2) pool.checkpoint();
+            if (i == SCRIPT_STEPS * 3 / 4) pool.clean(2, 1.0);
+        }
+        pool.gc(); // cleaning, two checkpoints, segment deletion: crash points inside all of them
         pool.close();
     }
 
