@@ -68,6 +68,68 @@ class GroupCommitTest {
         }
     }
 
+    /**
+     * Real threads: writers and readers race the cleaner, checkpoints and flushes on one pool with a minimal
+     * metadata cache (pages evicted and reloaded under load) and small segments (rotations, cleaning, deletion).
+     */
+    @Test
+    void writersAndReadersRaceTheCleanerAndCheckpoints() throws Exception {
+        Pool.create(new LocalFs(dir), new Pool.Options(1 << 20, 1 << 20, 0, false));
+        int writers = 6;
+        int regionBlocks = 256;
+        byte[][] expected = new byte[writers][regionBlocks * BS];
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        try (Pool pool = Pool.open(new LocalFs(dir), Pool.OpenOptions.defaults().withMetadataCache(0));
+             ExecutorService ex = Executors.newVirtualThreadPerTaskExecutor()) {
+            pool.createVolume("v", (long) writers * regionBlocks * BS);
+            VolumeDevice v = pool.volume("v").orElseThrow();
+            Future<Integer> background = ex.submit(() -> {
+                int rounds = 0;
+                while (!stop.get()) {
+                    pool.clean(2, 0.99);
+                    pool.checkpoint();
+                    rounds++;
+                }
+                return rounds;
+            });
+            List<Future<?>> fs = new ArrayList<>();
+            for (int t = 0; t < writers; t++) {
+                int writer = t;
+                fs.add(ex.submit(() -> {
+                    Random r = new Random(100 + writer);
+                    for (int i = 0; i < 400; i++) {
+                        int first = r.nextInt(regionBlocks);
+                        int n = 1 + r.nextInt(Math.min(16, regionBlocks - first));
+                        long off = ((long) writer * regionBlocks + first) * BS;
+                        if (r.nextInt(4) == 0) { // a read of our own region must see our last writes
+                            ByteBuffer got = ByteBuffer.allocate(n * BS);
+                            v.read(off, got);
+                            assertArrayEquals(Arrays.copyOfRange(expected[writer], first * BS, (first + n) * BS), got.array(), "writer " + writer + " read");
+                            continue;
+                        }
+                        byte[] data = new byte[n * BS];
+                        for (int b = 0; b < n; b++) System.arraycopy(randomBlock(r), 0, data, b * BS, BS);
+                        v.write(off, ByteBuffer.wrap(data), r.nextInt(20) == 0);
+                        System.arraycopy(data, 0, expected[writer], first * BS, data.length);
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : fs) f.get();
+            stop.set(true);
+            assertTrue(background.get() > 0, "the cleaner and checkpoints ran while the writers wrote");
+            verify(pool, expected, regionBlocks);
+            PoolChecker.Report report = PoolChecker.check(pool);
+            assertTrue(report.ok(), report.toText());
+            assertTrue(pool.stats().log().segmentsDeleted() > 0, "cleaned segments were deleted under load");
+            assertNull(pool.readOnlyReason());
+        }
+        try (Pool pool = Pool.open(new LocalFs(dir))) {
+            verify(pool, expected, regionBlocks);
+            assertTrue(PoolChecker.check(pool).ok());
+        }
+    }
+
     @Test
     void aChunkReleasedEarlierInTheGroupIsNotSharedByALaterRecord() throws Exception {
         Pool.create(new LocalFs(dir), new Pool.Options(1 << 20, 4 << 20, 16 << 20, false));
