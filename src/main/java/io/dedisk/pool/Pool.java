@@ -3,7 +3,6 @@ package io.dedisk.pool;
 import io.dedisk.DediskException;
 import io.dedisk.DediskException.CorruptionException;
 import io.dedisk.DediskException.InvalidRequestException;
-import io.dedisk.DediskException.NoSpaceException;
 import io.dedisk.DediskException.ReadOnlyException;
 import io.dedisk.DediskException.StorageException;
 import io.dedisk.index.BlockName;
@@ -14,7 +13,6 @@ import io.dedisk.index.UdsIndex;
 import io.dedisk.store.Backend;
 import io.dedisk.store.DirectoryBackend;
 import io.dedisk.store.Fs;
-import io.dedisk.store.NoSpaceLeftException;
 import io.dedisk.util.Check;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -27,7 +25,6 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.UUID;
 import java.util.concurrent.Executor;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
@@ -70,16 +67,12 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     private final Checkpointer checkpointer;
     private final Cleaner cleaner;
     private final OpenOptions options;
-    private final AtomicBoolean checkpointScheduled = new AtomicBoolean();
     /** Bytes of each segment, for the cleaner's utilisation and the stats; guarded by {@link #meta}. */
     private final TreeMap<Long, Long> segmentBytes = new TreeMap<>();
-    private long logBytesAtCheckpoint;
+    private final SpaceReserve space;
+    private final Maintenance maintenance;
     private long userBytesAppended;
     private volatile String readOnlyReason;
-    private volatile String noSpaceReason;
-    /** Log position of the last free-space lookup; far in the past forces the next one. */
-    private long freeSpaceCheckedAt = -FREE_SPACE_CHECK_EVERY;
-    private static final long FREE_SPACE_CHECK_EVERY = 1 << 20;
     private volatile boolean closed;
 
     /** Operation counters for stats; LongAdders because readers update them without the lock. */
@@ -179,6 +172,8 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         this.cleaner = new Cleaner(backend, sb.poolId(), meta);
         this.writes = new WritePipeline(this);
         this.reads = new ReadPath(this);
+        this.space = new SpaceReserve(backend, sb.poolId(), 2L * sb.segmentSize() + options.metadataCacheBytes() / 2 + (4 << 20));
+        this.maintenance = new Maintenance(this, background);
         if (index instanceof ExactIndex) rebuildExactIndex();
         // Advice that survived a crash may name chunk ids whose creation did not: never reuse them.
         state.chunks.skipIdsThrough(index.maxChunkId());
@@ -243,60 +238,22 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     public String readOnlyReason() { return readOnlyReason; }
 
     /** Why fresh writes are refused now (the disk is full), or null. Duplicates, zeros, TRIM and reads go on. */
-    public String noSpaceReason() { return noSpaceReason; }
+    public String noSpaceReason() { return space.reason(); }
+
+    /** The reserve, for tests that fill a simulated disk to it. */
+    public long reserveBytesForTests() { return space.reserveBytes(); }
+
+    /** Fresh data may only use the space above the reserve (see {@link SpaceReserve}). Write lock held. */
+    void checkFreshSpace() { space.checkFresh(log.bytesAppended()); }
+
+    DediskException storageFailure(String what, IOException e) { return space.failure(what, e); }
 
     /** The kernel may have dropped the dirty pages of a failed fsync (fsyncgate): what is durable is unknown. */
     private void fsyncFailed(IOException e) {
         enterReadOnly("fsync of the log failed (" + e + "); what reached the disk is unknown");
     }
 
-    /**
-     * Space the pool keeps for what must always finish: the cleaner (one segment of moved chunks and the next
-     * segment), a checkpoint (the dirty half of the metadata cache) and a clean stop.
-     */
-    long reserveBytes() {
-        return 2L * superblock.segmentSize() + options.metadataCacheBytes() / 2 + (4 << 20);
-    }
-
-    /** The reserve, for tests that fill a simulated disk to it. */
-    public long reserveBytesForTests() { return reserveBytes(); }
-
-    /**
-     * Fresh data may only use the space above the reserve. The free space is looked up at most once per MiB of log
-     * while there is room, and on every fresh write while there is not, so the pool returns to normal by itself as
-     * soon as space comes back (the cleaner or the operator).
-     */
-    void checkFreshSpace() {
-        long appended = log.bytesAppended();
-        if (noSpaceReason == null && appended - freeSpaceCheckedAt < FREE_SPACE_CHECK_EVERY) return;
-        freeSpaceCheckedAt = appended;
-        long free;
-        try {
-            free = backend.usableSpace();
-        } catch (IOException e) {
-            return; // unknown: let the write try, ENOSPC still ends in NoSpaceException
-        }
-        if (free >= reserveBytes()) {
-            if (noSpaceReason != null) LOG.log(System.Logger.Level.INFO, "pool {0}: space is back ({1} bytes free), fresh writes resume", superblock.poolId(), free);
-            noSpaceReason = null;
-            return;
-        }
-        String reason = "the pool's disk has " + free + " bytes free, below the " + reserveBytes() + " bytes kept for cleaning, checkpoints and a clean stop";
-        if (noSpaceReason == null) LOG.log(System.Logger.Level.WARNING, "pool {0}: fresh writes refused: {1}", superblock.poolId(), reason);
-        noSpaceReason = reason;
-        throw new NoSpaceException("no space for new data: " + reason, null);
-    }
-
-    DediskException storageFailure(String what, IOException e) {
-        if (e instanceof NoSpaceLeftException) {
-            noSpaceReason = what + ": the disk is full (" + e.getMessage() + ")";
-            freeSpaceCheckedAt = -FREE_SPACE_CHECK_EVERY;
-            return new NoSpaceException(what + ": the pool's disk is full (" + e.getMessage() + ")", e);
-        }
-        return new StorageException(what + " failed: " + e, e);
-    }
-
-    // ---------------------------------------------------------------- apply and background triggers
+    // ---------------------------------------------------------------- apply, checkpoints, cleaning (see Maintenance)
 
     /** Called with the write lock held: appends one record and applies what was written. */
     void appendAndApply(ByteBuffer record, int type, int covered) {
@@ -328,160 +285,40 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         userBytesAppended += bytes;
     }
 
-    /** After a change: checkpoint when the log since the last one or the dirty metadata has grown too large. */
-    void afterMutation() {
-        if (log == null) return;
-        boolean due = log.bytesAppended() - logBytesAtCheckpoint > superblock.checkpointInterval() || state.cache.overDirtyLimit();
-        if (due && checkpointScheduled.compareAndSet(false, true)) {
-            background.execute(() -> {
-                try {
-                    checkpoint();
-                } catch (RuntimeException | IOException e) {
-                    LOG.log(System.Logger.Level.WARNING, "periodic checkpoint failed (the log still holds everything): " + e, e);
-                } finally {
-                    checkpointScheduled.set(false);
-                }
-            });
-        }
-    }
+    /** After a change: a checkpoint when one is due (see {@link Maintenance#afterMutation}). */
+    void afterMutation() { maintenance.afterMutation(); }
 
     /** Writes an incremental checkpoint (dirty pages, root, manifest) and deletes the segments it frees. */
-    public void checkpoint() throws IOException {
-        long at = log == null ? 0 : log.bytesAppended();
-        try {
-            if (checkpointer.checkpoint(state, log, this::syncLog, () -> readOnlyReason)) {
-                logBytesAtCheckpoint = at;
-                lastCheckpointNanos = System.nanoTime();
-            }
-        } catch (IOException e) {
-            throw storageFailure("checkpoint", e);
-        }
-        refreshSegmentBytes();
-    }
+    public void checkpoint() throws IOException { maintenance.checkpoint(); }
 
-    private void refreshSegmentBytes() throws IOException {
-        List<Long> existing = backend.segments();
-        meta.writeLock().lock();
-        try {
-            segmentBytes.keySet().retainAll(new HashSet<>(existing));
-        } finally { meta.writeLock().unlock(); }
-    }
-
-    // ---------------------------------------------------------------- garbage collection
-
-    /**
-     * Cleans up to {@code maxSegments} segments below the tail as it is now whose live fraction is below {@code
-     * maxUtilisation}, best cost-benefit first; returns how many. Only segments that existed when it started are
-     * candidates, so the copies it makes are never cleaned again in the same call. The checkpoints that follow
-     * make the cleaned segments deletable.
-     */
-    public int clean(int maxSegments, double maxUtilisation) throws IOException {
-        long tail;
-        meta.readLock().lock();
-        try {
-            if (log == null || readOnlyReason != null) return 0;
-            tail = log.segmentSeq();
-        } finally { meta.readLock().unlock(); }
-        int cleaned = 0;
-        java.util.Set<Long> done = new HashSet<>();
-        while (cleaned < maxSegments) {
-            List<Cleaner.Candidate> candidates;
-            meta.readLock().lock();
-            try {
-                if (readOnlyReason != null) break;
-                candidates = Cleaner.candidates(segmentBytes.headMap(tail), state.usage, tail, maxUtilisation);
-            } finally { meta.readLock().unlock(); }
-            candidates.removeIf(c -> done.contains(c.segment()));
-            if (candidates.isEmpty()) break;
-            long victim = candidates.get(0).segment();
-            cleaner.clean(victim, state, (rec, type, covered) -> appendAndApply(rec, type, covered));
-            done.add(victim);
-            cleaned++;
-        }
-        afterMutation();
-        return cleaned;
-    }
-
-    /** Garbage fraction of the segments above which the background cleaner works. */
-    static final double CLEAN_ABOVE_GARBAGE = 0.20;
-    /** Segments the background cleaner cleans per round before it lets a checkpoint free them. */
-    static final int CLEAN_PER_ROUND = 8;
-    /** A checkpoint at least this often while anything changed (the server's background work). */
-    static final long CHECKPOINT_EVERY_NANOS = 30_000_000_000L;
-    private long lastCheckpointNanos = System.nanoTime();
-
-    /**
-     * One round of background upkeep (the server's maintenance thread; the simulation calls {@link #clean} and
-     * {@link #checkpoint} itself): clean while garbage is above {@link #CLEAN_ABOVE_GARBAGE} of the log, or
-     * whatever holds garbage when fresh writes are refused for space, then checkpoint so cleaned segments are
-     * deleted; and checkpoint at least every 30 s while the log grows. Returns whether it cleaned (the thread then
-     * goes on at once: the cleaner keeps up with the writers, which share the metadata lock with it).
-     */
-    public boolean maintenance() throws IOException {
-        if (closed || log == null || readOnlyReason != null) return false;
-        long total, live;
-        meta.readLock().lock();
-        try {
-            total = 0;
-            for (long b : segmentBytes.values()) total += b;
-            live = state.usage.totalLive();
-        } finally { meta.readLock().unlock(); }
-        boolean pressed = noSpaceReason != null;
-        boolean cleaned = false;
-        if (pressed || total > 4L * superblock.segmentSize() && total - live > CLEAN_ABOVE_GARBAGE * total) {
-            cleaned = clean(CLEAN_PER_ROUND, pressed ? 1.0 : 0.95) > 0;
-        }
-        boolean stale = log.bytesAppended() != logBytesAtCheckpoint && System.nanoTime() - lastCheckpointNanos > CHECKPOINT_EVERY_NANOS;
-        if (cleaned || stale || pressed && log.bytesAppended() != logBytesAtCheckpoint) checkpoint();
-        if (pressed) {
-            try {
-                meta.writeLock().lock();
-                try { checkFreshSpace(); } finally { meta.writeLock().unlock(); }
-            } catch (NoSpaceException stillFull) {
-                // stays in no-space mode until the cleaner or the operator frees space
-            }
-        }
-        return cleaned;
-    }
-
-    /** Runs {@link #maintenance} on a background thread until the pool closes (the server): at once while it cleans, else every second. */
-    public void startBackgroundWork() {
-        Thread.ofVirtual().name("dedisk-maintenance").start(() -> {
-            boolean busy = false;
-            while (!closed) {
-                try {
-                    if (!busy) Thread.sleep(1000);
-                    busy = maintenance();
-                } catch (InterruptedException e) {
-                    return;
-                } catch (RuntimeException | IOException e) {
-                    busy = false;
-                    if (!closed) LOG.log(System.Logger.Level.WARNING, "background cleaning or checkpoint failed (it will be retried): " + e, e);
-                }
-            }
-        });
-    }
+    /** Cleans up to {@code maxSegments} segments below {@code maxUtilisation} live (see {@link Maintenance#clean}). */
+    public int clean(int maxSegments, double maxUtilisation) throws IOException { return maintenance.clean(maxSegments, maxUtilisation); }
 
     /** `dedisk gc`: cleans every segment holding garbage, then checkpoints twice so the cleaned ones are deleted. */
     public GcResult gc() throws IOException {
         checkWritable();
-        long before = physicalBytes();
-        int cleaned = clean(Integer.MAX_VALUE, 1.0);
-        checkpoint();
-        checkpoint();
-        return new GcResult(cleaned, before, physicalBytes());
+        return maintenance.gc();
     }
 
     public record GcResult(int segmentsCleaned, long bytesBefore, long bytesAfter) {}
 
-    private long physicalBytes() {
-        meta.readLock().lock();
-        try {
-            long t = 0;
-            for (long b : segmentBytes.values()) t += b;
-            return t;
-        } finally { meta.readLock().unlock(); }
-    }
+    /** One round of background upkeep (see {@link Maintenance#round}); returns whether it cleaned. */
+    public boolean maintenance() throws IOException { return maintenance.round(); }
+
+    /** Runs the upkeep on a background thread until the pool closes (the server). */
+    public void startBackgroundWork() { maintenance.start(); }
+
+    boolean closed() { return closed; }
+
+    /** Bytes of each segment; guarded by {@link #meta}. */
+    TreeMap<Long, Long> segmentBytes() { return segmentBytes; }
+
+    Cleaner cleaner() { return cleaner; }
+
+    Checkpointer checkpointer() { return checkpointer; }
+
+    /** Flush the log (checkpoints sync it before naming a root in the manifest). */
+    void sync() { syncLog(); }
 
     // ---------------------------------------------------------------- volumes
 
@@ -699,7 +536,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
             for (long b : segmentBytes.values()) logBytes += b;
             long live = state.usage.totalLive();
             long pageBytes = live - state.chunks.liveBytes();
-            return new PoolStats(superblock.poolId().toString(), readOnlyReason, noSpaceReason, vols, state.chunks.liveChunks(), state.chunks.liveBytes(),
+            return new PoolStats(superblock.poolId().toString(), readOnlyReason, space.reason(), vols, state.chunks.liveChunks(), state.chunks.liveBytes(),
                     pageBytes, logBytes - live, logBytes, Superblock.SIZE + Manifest.SIZE + Math.max(0, indexDiskBytes),
                     new PoolStats.IndexStats(index instanceof UdsIndex ? "uds" : "exact", index.entries(), index.windowEntries(),
                             index.memoryBytes(), indexDiskBytes, counters.dedupHits.sum(), counters.dedupMisses.sum(),

@@ -1,0 +1,178 @@
+package io.dedisk.pool;
+
+import io.dedisk.DediskException.NoSpaceException;
+import java.io.IOException;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * When the pool's upkeep runs: checkpoints (due every checkpoint interval of log bytes or when dirty pages pass
+ * half the metadata cache, queued on the background executor; every 30 s while the log grows, in the server),
+ * cleaning (the {@link Cleaner}, while garbage is above {@link #CLEAN_ABOVE_GARBAGE} of the segments, and on
+ * everything with garbage when the disk is within the reserve) and `dedisk gc`. The server runs {@link #round} on
+ * its maintenance thread, at once again while there is cleaning to do, else every second; the simulation calls
+ * {@link #clean} and {@link #checkpoint} as steps and runs the queued tasks itself.
+ *
+ * Threads: any; the state it reads is the pool's (under its locks); one checkpoint at a time (the Checkpointer).
+ */
+final class Maintenance {
+    private static final System.Logger LOG = System.getLogger("dedisk.maintenance");
+    /** Garbage fraction of the segments above which the background cleaner works. */
+    static final double CLEAN_ABOVE_GARBAGE = 0.20;
+    /** Segments the background cleaner cleans per round before it lets a checkpoint free them. */
+    static final int CLEAN_PER_ROUND = 8;
+    /** A checkpoint at least this often while anything changed (the server's background work). */
+    static final long CHECKPOINT_EVERY_NANOS = 30_000_000_000L;
+
+    private final Pool pool;
+    private final Executor background;
+    private final AtomicBoolean checkpointScheduled = new AtomicBoolean();
+    private volatile long logBytesAtCheckpoint;
+    private volatile long lastCheckpointNanos = System.nanoTime();
+
+    Maintenance(Pool pool, Executor background) {
+        this.pool = pool;
+        this.background = background;
+    }
+
+    /** After a change: queue a checkpoint when the log since the last one or the dirty metadata has grown too large. */
+    void afterMutation() {
+        LogWriter log = pool.log;
+        if (log == null) return;
+        boolean due = log.bytesAppended() - logBytesAtCheckpoint > pool.superblock().checkpointInterval() || pool.state.cache.overDirtyLimit();
+        if (due && checkpointScheduled.compareAndSet(false, true)) {
+            background.execute(() -> {
+                try {
+                    checkpoint();
+                } catch (RuntimeException | IOException e) {
+                    LOG.log(System.Logger.Level.WARNING, "periodic checkpoint failed (the log still holds everything): " + e, e);
+                } finally {
+                    checkpointScheduled.set(false);
+                }
+            });
+        }
+    }
+
+    void checkpoint() throws IOException {
+        LogWriter log = pool.log;
+        long at = log == null ? 0 : log.bytesAppended();
+        try {
+            if (pool.checkpointer().checkpoint(pool.state, log, pool::sync, pool::readOnlyReason)) {
+                logBytesAtCheckpoint = at;
+                lastCheckpointNanos = System.nanoTime();
+            }
+        } catch (IOException e) {
+            throw pool.storageFailure("checkpoint", e);
+        }
+        List<Long> existing = pool.backend.segments();
+        pool.meta.writeLock().lock();
+        try {
+            pool.segmentBytes().keySet().retainAll(new HashSet<>(existing));
+        } finally { pool.meta.writeLock().unlock(); }
+    }
+
+    /**
+     * Cleans up to {@code maxSegments} segments below the tail as it is now whose live fraction is below {@code
+     * maxUtilisation}, best cost-benefit first; returns how many. Only segments that existed when it started are
+     * candidates, so the copies it makes are never cleaned again in the same call. The checkpoints that follow
+     * make the cleaned segments deletable.
+     */
+    int clean(int maxSegments, double maxUtilisation) throws IOException {
+        long tail;
+        pool.meta.readLock().lock();
+        try {
+            if (pool.log == null || pool.readOnlyReason() != null) return 0;
+            tail = pool.log.segmentSeq();
+        } finally { pool.meta.readLock().unlock(); }
+        int cleaned = 0;
+        Set<Long> done = new HashSet<>();
+        while (cleaned < maxSegments) {
+            List<Cleaner.Candidate> candidates;
+            pool.meta.readLock().lock();
+            try {
+                if (pool.readOnlyReason() != null) break;
+                candidates = Cleaner.candidates(pool.segmentBytes().headMap(tail), pool.state.usage, tail, maxUtilisation);
+            } finally { pool.meta.readLock().unlock(); }
+            candidates.removeIf(c -> done.contains(c.segment()));
+            if (candidates.isEmpty()) break;
+            long victim = candidates.get(0).segment();
+            pool.cleaner().clean(victim, pool.state, pool::appendAndApply);
+            done.add(victim);
+            cleaned++;
+        }
+        afterMutation();
+        return cleaned;
+    }
+
+    /**
+     * One round of background upkeep: clean while garbage is above {@link #CLEAN_ABOVE_GARBAGE} of the segments,
+     * or whatever holds garbage when fresh writes are refused for space, then checkpoint so cleaned segments are
+     * deleted; and checkpoint at least every 30 s while the log grows. Returns whether it cleaned.
+     */
+    boolean round() throws IOException {
+        LogWriter log = pool.log;
+        if (pool.closed() || log == null || pool.readOnlyReason() != null) return false;
+        long total = 0, live;
+        pool.meta.readLock().lock();
+        try {
+            for (long b : pool.segmentBytes().values()) total += b;
+            live = pool.state.usage.totalLive();
+        } finally { pool.meta.readLock().unlock(); }
+        boolean pressed = pool.noSpaceReason() != null;
+        boolean cleaned = false;
+        if (pressed || total > 4L * pool.superblock().segmentSize() && total - live > CLEAN_ABOVE_GARBAGE * total) {
+            cleaned = clean(CLEAN_PER_ROUND, pressed ? 1.0 : 0.95) > 0;
+        }
+        boolean changed = log.bytesAppended() != logBytesAtCheckpoint;
+        boolean stale = changed && System.nanoTime() - lastCheckpointNanos > CHECKPOINT_EVERY_NANOS;
+        if (cleaned || stale || pressed && changed) checkpoint();
+        if (pressed) {
+            pool.meta.writeLock().lock();
+            try {
+                pool.checkFreshSpace();
+            } catch (NoSpaceException stillFull) {
+                // stays in no-space mode until the cleaner or the operator frees space
+            } finally { pool.meta.writeLock().unlock(); }
+        }
+        return cleaned;
+    }
+
+    /** Runs {@link #round} on a background thread until the pool closes: at once while it cleans, else every second. */
+    void start() {
+        Thread.ofVirtual().name("dedisk-maintenance").start(() -> {
+            boolean busy = false;
+            while (!pool.closed()) {
+                try {
+                    if (!busy) Thread.sleep(1000);
+                    busy = round();
+                } catch (InterruptedException e) {
+                    return;
+                } catch (RuntimeException | IOException e) {
+                    busy = false;
+                    if (!pool.closed()) LOG.log(System.Logger.Level.WARNING, "background cleaning or checkpoint failed (it will be retried): " + e, e);
+                }
+            }
+        });
+    }
+
+    /** Cleans every segment holding garbage, then checkpoints twice so the cleaned ones are deleted. */
+    Pool.GcResult gc() throws IOException {
+        long before = segmentTotal();
+        int cleaned = clean(Integer.MAX_VALUE, 1.0);
+        checkpoint();
+        checkpoint();
+        return new Pool.GcResult(cleaned, before, segmentTotal());
+    }
+
+    private long segmentTotal() {
+        pool.meta.readLock().lock();
+        try {
+            long t = 0;
+            for (long b : pool.segmentBytes().values()) t += b;
+            return t;
+        } finally { pool.meta.readLock().unlock(); }
+    }
+}
