@@ -20,7 +20,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *
  * File {@code <dir>/chapter-<chapter number, 16 hex digits>}, little-endian, 4 KiB pages:
  * <pre>
- *   header pages (H):   0 u64 magic "DDSKCHAP"   8 u32 format version (1)   12 u32 record count n
+ *   header pages (H):   0 u64 magic "DDSKCHAP"   8 u32 format version (2)   12 u32 record count n
  *                      16 u64+u64 index id      32 u64 chapter number
  *                      40 u64 max chunk id (no chunk id posted to the index before this chapter closed is larger)
  *                      48 u32 record pages P    52 u32 index pages Q       56 u32 header pages H
@@ -52,7 +52,7 @@ final class ChapterFile {
     static final int KIND_INDEX = 1;
     static final int KIND_RECORD = 2;
     static final long MAGIC = 0x504148434b534444L; // "DDSKCHAP" little-endian
-    static final int VERSION = 1;
+    static final int VERSION = IndexHeader.VERSION;
     static final int HEADER_BYTES = 64;
     static final int MAX_RECORDS = 1 << 24;
     private static final String PREFIX = "chapter-";

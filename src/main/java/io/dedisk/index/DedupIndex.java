@@ -19,14 +19,20 @@ public interface DedupIndex extends AutoCloseable {
     /** Posts (name -> chunkId) for a new chunk, or refreshes it after a confirmed hit (it moves to the newest part of the window). */
     void insert(BlockName name, long chunkId);
 
-    /** Entries held now. */
+    /** Entries held now (records that can answer). Cheap: no I/O, no lock. */
     long entries();
 
     /** Entries the index holds when its window is full (Long.MAX_VALUE when unbounded). */
     long windowEntries();
 
-    /** Memory held by the index, in bytes, caches included (what it really holds, not a configured figure). */
+    /** Memory held by the index, in bytes, caches included (what it really holds, not a configured figure). Cheap. */
     long memoryBytes();
+
+    /**
+     * Bytes of the index's files on disk (0 for an index that keeps none): what the pool reports inside its
+     * physical bytes. Cheap (no I/O, no lock): kept up to date as the index writes and deletes its files.
+     */
+    long diskBytes();
 
     boolean sparse();
 

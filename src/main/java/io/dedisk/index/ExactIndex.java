@@ -80,6 +80,10 @@ public final class ExactIndex implements DedupIndex {
     @Override
     public long windowEntries() { return Long.MAX_VALUE; }
 
+    /** Memory only: rebuilt from the pool's live chunks at every open. */
+    @Override
+    public long diskBytes() { return 0; }
+
     @Override
     public boolean sparse() { return false; }
 

@@ -13,9 +13,10 @@ import java.util.UUID;
  * the index (the id stamped into every chapter and save file, so files from another index are refused) and fixes
  * its geometry, so reopening with another configuration is detected instead of misreading the chapters.
  *
- * Layout (little-endian, 80 bytes):
+ * Layout (little-endian, 80 bytes; at open a version other than {@link #VERSION} is refused with a
+ * CorruptionException saying so, so an index of another dedisk is never misread):
  * <pre>
- *   0 u64 magic "DDSKIDXH"     8 u32 format version (1)    12 u32 flags (bit 0: sparse)
+ *   0 u64 magic "DDSKIDXH"     8 u32 format version (2)    12 u32 flags (bit 0: sparse)
  *  16 u64+u64 index id         32 u64 memory budget (bytes) 40 u32 chapters N
  *  44 u32 dense chapters D     48 u32 records per chapter C 52 u32 page cache pages
  *  56 u32 sparse cache chapters 60 u32 fingerprint bits (13) 64 u32 hook rate (32)
@@ -25,7 +26,11 @@ import java.util.UUID;
 record IndexHeader(UUID indexId, Geometry geometry, long createdMillis) {
     static final String FILE = "header";
     static final long MAGIC = 0x4858444948534444L; // "DDSKIDXH" little-endian
-    static final int VERSION = 1;
+    /**
+     * The index format: one number for every file of an index (header, chapters, save, open chapter checkpoint).
+     * 2: compact save file, open chapter checkpoint files. Other versions are refused, not migrated.
+     */
+    static final int VERSION = 2;
     static final int SIZE = 80;
 
     byte[] encode() {
@@ -50,7 +55,8 @@ record IndexHeader(UUID indexId, Geometry geometry, long createdMillis) {
         int stored = ByteBuffer.wrap(untrusted).order(java.nio.ByteOrder.LITTLE_ENDIAN).getInt(SIZE - 4);
         src.expect(stored == computed, "CRC32C expected %08x, found %08x", computed, stored);
         int version = src.getInt();
-        src.expect(version == VERSION, "format version %d is not supported (this dedisk reads %d)", version, VERSION);
+        src.expect(version == VERSION, "index format version %d is not supported: this dedisk reads version %d only (delete the"
+                + " index directory to start an empty index; it holds advice only, no data is lost)", version, VERSION);
         int flags = src.getInt();
         src.expect((flags & ~1) == 0, "unknown flags %x", flags);
         UUID id = new UUID(src.getLong(), src.getLong());

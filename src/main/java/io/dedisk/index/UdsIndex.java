@@ -11,6 +11,7 @@ import java.lang.System.Logger.Level;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
@@ -61,6 +62,15 @@ public final class UdsIndex implements DedupIndex {
     private volatile long openChapter;
     private long maxChunkId;
     private long lostChapters;
+    /** Records of the closed chapters in the ring plus the open chapter's; changed under the write lock. */
+    private volatile long heldRecords;
+    /** Records of chapters in the ring that were dropped (they no longer answer); changed under either lock. */
+    private final AtomicLong droppedRecords = new AtomicLong();
+    /** Bytes of the files in {@code dir}: counted at open, then kept up to date by every write and delete. */
+    private volatile long diskBytes;
+    private long saveBytes;
+    /** What the fixed-size structures take: tables, open chapter, ring array (allocated at open, never resized). */
+    private final long fixedMemory;
     private boolean closed;
     private volatile boolean closing;
     private volatile double rebuildRemaining;
@@ -109,9 +119,13 @@ public final class UdsIndex implements DedupIndex {
         this.chapters = new ChapterRing(geometry.chapters());
         this.pageCache = new PageCache(geometry.pageCachePages());
         this.sparseCache = geometry.sparse() ? new SparseCache(geometry.sparseCacheChapters()) : null;
+        long fixed = open.memoryBytes() + chapters.memoryBytes() - chapters.summaryBytes();
+        for (VolumeIndex t : tables()) fixed += t.memoryBytes();
+        this.fixedMemory = fixed;
     }
 
-    private VolumeIndex[] tables() { return hookTable == null ? new VolumeIndex[] {fullTable} : new VolumeIndex[] {fullTable, hookTable}; }
+    /** The volume index tables: the full one, then the hook table when sparse (tests look inside). */
+    VolumeIndex[] tables() { return hookTable == null ? new VolumeIndex[] {fullTable} : new VolumeIndex[] {fullTable, hookTable}; }
 
     /** Loads the save, or starts the rebuild; the caller holds no lock and nobody else has the index yet. */
     private void start() throws IOException {
@@ -125,7 +139,7 @@ public final class UdsIndex implements DedupIndex {
         long newest = onDisk.isEmpty() ? -1 : onDisk.getLast();
         SaveFile.Loaded saved = null;
         try {
-            saved = SaveFile.load(fs, dir, indexId, newest, open, tables());
+            saved = SaveFile.load(fs, dir, indexId, geometry, newest, open, tables());
         } catch (CorruptionException | IOException e) {
             LOG.log(Level.WARNING, "ignoring the saved state of the index in {0}, rebuilding from the chapters: {1}", dir, e.getMessage());
             for (VolumeIndex t : tables()) t.clear();
@@ -134,11 +148,15 @@ public final class UdsIndex implements DedupIndex {
         openChapter = saved != null ? saved.openChapter() : newest + 1;
         long oldestLive = oldestLive();
         for (long n : onDisk) if (n < oldestLive) fs.delete(ChapterFile.fileName(dir, n));
+        diskBytes = filesBytes();
+        saveBytes = fileSize(dir + "/" + SaveFile.FILE);
         if (saved != null) {
             maxChunkId = saved.maxChunkId();
             for (ChapterFile c : saved.chapters()) if (c.number >= oldestLive) chapters.add(c);
+            heldRecords = chapters.records() + open.count();
             return;
         }
+        heldRecords = open.count();
         long[] toRebuild = onDisk.stream().filter(n -> n >= oldestLive).mapToLong(Long::longValue).sorted().toArray();
         maxChunkId = newestValidMaxChunkId(toRebuild);
         if (toRebuild.length == 0) return;
@@ -146,6 +164,21 @@ public final class UdsIndex implements DedupIndex {
         rebuildRemaining = 1;
         rebuildIncomplete = true;
         rebuilder = Thread.ofPlatform().name("dedisk-index-rebuild").daemon().start(() -> rebuild(toRebuild));
+    }
+
+    /** Sum of the sizes of the files in the index directory. */
+    private long filesBytes() throws IOException {
+        long total = 0;
+        for (String f : fs.list(dir)) total += fileSize(dir + "/" + f);
+        return total;
+    }
+
+    /** A file's size, 0 when it does not exist. */
+    private long fileSize(String name) throws IOException {
+        if (!fs.exists(name)) return 0;
+        try (Fs.FileHandle h = fs.open(name, false)) {
+            return h.size();
+        }
     }
 
     /** The max chunk id of the newest chapter with a valid header: it bounds every older chapter's ids too. */
@@ -173,6 +206,7 @@ public final class UdsIndex implements DedupIndex {
                 try {
                     if (!closing && number >= oldestLive()) {
                         chapters.add(c);
+                        heldRecords += c.records;
                         c.forEachName(file, n -> {
                             VolumeIndex t = tableFor(n, number);
                             if (t != null) t.putReplayed(n, number, openChapter);
@@ -283,6 +317,8 @@ public final class UdsIndex implements DedupIndex {
 
     private void drop(ChapterFile chapter, Exception e) {
         if (chapter.drop()) {
+            // Only chapters of the ring are searched, and none leaves it while a lock is held: count it as gone.
+            droppedRecords.addAndGet(chapter.records);
             LOG.log(Level.WARNING, "index chapter {0} ({1} records) failed verification or could not be read; its advice is dropped: {2}",
                     chapter.number, chapter.records, e.getMessage());
         }
@@ -303,6 +339,7 @@ public final class UdsIndex implements DedupIndex {
             // Where the name's record is now, so the chapter close moves its volume index entry instead of adding
             // a second one. After the pool's lookup (a confirmed hit) the pages this reads are in the cache.
             open.add(name, chunkId, findClosed(name, true));
+            heldRecords++;
             if (open.full()) closeChapter();
         } finally {
             lock.writeLock().unlock();
@@ -320,8 +357,11 @@ public final class UdsIndex implements DedupIndex {
             LOG.log(Level.WARNING, "index chapter {0} could not be written; its {1} records are lost to dedup: {2}", number, open.count(), e.toString());
         }
         openChapter = number + 1;
+        heldRecords -= open.count();
         if (c != null) {
+            diskBytes += (long) c.filePages() * ChapterFile.PAGE;
             chapters.add(c);
+            heldRecords += c.records;
             for (int r = 0; r < open.count(); r++) {
                 BlockName n = open.name(r);
                 VolumeIndex t = tableFor(n, number);
@@ -331,9 +371,19 @@ public final class UdsIndex implements DedupIndex {
         }
         open.clear();
         long expired = oldestLive() - 1;
-        chapters.remove(expired);
+        ChapterFile gone = chapters.remove(expired);
+        if (gone != null) {
+            heldRecords -= gone.records;
+            if (gone.dropped()) droppedRecords.addAndGet(-gone.records);
+        }
+        String expiredName = ChapterFile.fileName(dir, expired);
         try {
-            fs.delete(ChapterFile.fileName(dir, expired));
+            // Its size: from its summary, else (a chapter never indexed: lost, or its header was bad) from the file.
+            long bytes = gone != null ? (long) gone.filePages() * ChapterFile.PAGE : fileSize(expiredName);
+            if (bytes > 0) {
+                fs.delete(expiredName);
+                diskBytes -= bytes;
+            }
         } catch (IOException e) {
             LOG.log(Level.WARNING, "expired index chapter {0} could not be deleted (retried at the next open): {1}", expired, e.toString());
         }
@@ -341,31 +391,28 @@ public final class UdsIndex implements DedupIndex {
         for (VolumeIndex t : tables()) t.sweep(openChapter);
     }
 
+    /**
+     * Records that can answer: those of the window's closed chapters that are indexed and not dropped, plus the
+     * open chapter's. A name refreshed into a newer chapter counts once per chapter holding a record of it until
+     * the older one expires. Lock-free (two volatile reads), so stats never wait for a chapter close.
+     */
     @Override
-    public long entries() {
-        lock.readLock().lock();
-        try {
-            return chapters.records() + open.count();
-        } finally {
-            lock.readLock().unlock();
-        }
-    }
+    public long entries() { return heldRecords - droppedRecords.get(); }
+
+    /** Bytes of the index's files (header, chapters, save, open chapter checkpoint): lock-free, kept up to date. */
+    @Override
+    public long diskBytes() { return diskBytes; }
 
     @Override
     public long windowEntries() { return geometry.windowEntries(); }
 
+    /** Fixed structures plus the chapter summaries and the caches as they are now; lock-free. */
     @Override
     public long memoryBytes() {
-        lock.readLock().lock();
-        try {
-            long total = open.memoryBytes() + chapters.memoryBytes() + pageCache.memoryBytes();
-            for (VolumeIndex t : tables()) total += t.memoryBytes();
-            if (sparseCache != null) total += sparseCache.memoryBytes();
-            Check.that(total <= geometry.memoryBytes(), "index holds %d bytes, more than its budget %d", total, geometry.memoryBytes());
-            return total;
-        } finally {
-            lock.readLock().unlock();
-        }
+        long total = fixedMemory + chapters.summaryBytes() + pageCache.memoryBytes();
+        if (sparseCache != null) total += sparseCache.memoryBytes();
+        Check.that(total <= geometry.memoryBytes(), "index holds %d bytes, more than its budget %d", total, geometry.memoryBytes());
+        return total;
     }
 
     @Override
@@ -413,7 +460,9 @@ public final class UdsIndex implements DedupIndex {
         try {
             Check.that(!closed, "save on a closed index");
             List<ChapterFile> live = chapters.all().stream().filter(c -> !c.dropped()).toList();
-            SaveFile.write(fs, dir, indexId, openChapter, maxChunkId, live, open, tables());
+            long bytes = SaveFile.write(fs, dir, indexId, openChapter, maxChunkId, live, open, tables());
+            diskBytes += bytes - saveBytes;
+            saveBytes = bytes;
         } finally {
             lock.writeLock().unlock();
         }
