@@ -42,6 +42,17 @@ public interface DedupIndex extends AutoCloseable {
     /** Fraction of a rebuild after a crash still to do, 0 when the index is complete. */
     default double rebuildRemaining() { return 0; }
 
+    /**
+     * Makes every insert that returned before this call survive a crash (process kill, or power loss: the data is
+     * synced), so that after the next open the index holds all of them, minus what its window evicted. Costs what
+     * was posted since the last chapter close at most, nothing when nothing was posted since the last call. The
+     * pool calls it at each of its checkpoints and re-inserts, on replay, the names of chunks created after it.
+     *
+     * @throws IOException the records could not be made durable (they stay in memory and the next call retries):
+     *     advice at risk, never data
+     */
+    void checkpoint() throws IOException;
+
     /** Saves the index durably so the next open does not rebuild it (clean shutdown). */
     void save() throws IOException;
 

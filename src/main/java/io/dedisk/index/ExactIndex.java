@@ -91,6 +91,10 @@ public final class ExactIndex implements DedupIndex {
     @Override
     public long maxChunkId() { return 0; }
 
+    /** Nothing to make durable: rebuilt from the pool's live chunks at every open. */
+    @Override
+    public void checkpoint() { }
+
     @Override
     public void save() { }
 
