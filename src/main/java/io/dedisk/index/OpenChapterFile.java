@@ -153,7 +153,7 @@ final class OpenChapterFile {
             int computed = Crc.of(head, 0, HEADER_BYTES - 4), stored = ByteBuffer.wrap(head).order(ByteOrder.LITTLE_ENDIAN).getInt(HEADER_BYTES - 4);
             src.expect(stored == computed, "header CRC32C expected %08x, found %08x", computed, stored);
             int version = src.getInt();
-            src.expect(version == VERSION, "format version %d is not supported (this dedisk reads %d)", version, VERSION);
+            src.expect(version == VERSION, "format version expected %d (the only one this dedisk reads), found %d", VERSION, version);
             int flags = src.getInt();
             src.expect(flags == 0, "flags expected 0, found %x", flags);
             UUID id = new UUID(src.getLong(), src.getLong());
@@ -180,7 +180,7 @@ final class OpenChapterFile {
                     b.expect(n >= 1 && n <= g.chapterRecords(), "record count expected in [1, %d], found %d", g.chapterRecords(), n);
                     decoded = new ArrayList<>(n);
                     for (int i = 0; i < n; i++) decoded.add(OpenChapter.decode(b, chapter, g.closedChapters(), blockMax));
-                    b.expect(b.remaining() == 0, "%d stray bytes after %d records", b.remaining(), n);
+                    b.expect(b.remaining() == 0, "end expected after %d records, found %d more bytes", n, b.remaining());
                 } catch (BlockStream.BadBlock bad) {
                     return new Read(records, blockNumber, max, size, bad);
                 } catch (CorruptionException e) {

@@ -167,7 +167,7 @@ final class SaveFile {
 
                 @Override
                 public void openRecord(OpenChapter.Encoded r) {
-                    if (open.find(r.name()) >= 0) throw new CorruptionException(name + ": open record " + r.name() + " appears twice");
+                    if (open.find(r.name()) >= 0) throw new CorruptionException(name + ": open record " + r.name() + ": expected once, found twice");
                     open.add(r.name(), r.chunkId(), r.previous());
                 }
 
@@ -193,7 +193,7 @@ final class SaveFile {
         int computed = Crc.of(head, 0, HEADER_BYTES - 4), stored = ByteBuffer.wrap(head).order(ByteOrder.LITTLE_ENDIAN).getInt(HEADER_BYTES - 4);
         src.expect(stored == computed, "header CRC32C expected %08x, found %08x", computed, stored);
         int version = src.getInt();
-        src.expect(version == VERSION, "format version %d is not supported (this dedisk reads %d)", version, VERSION);
+        src.expect(version == VERSION, "format version expected %d (the only one this dedisk reads), found %d", VERSION, version);
         int tableCount = src.getInt();
         src.expect(tableCount == tables, "table count expected %d, found %d", tables, tableCount);
         UUID id = new UUID(src.getLong(), src.getLong());
@@ -226,11 +226,11 @@ final class SaveFile {
             c.expect(n >= 1 && n <= g.chapterRecords(), "chapter %d: record count expected in [1, %d], found %d", number, g.chapterRecords(), n);
             long pages = ChapterFile.pagesFor((int) n, ChapterFile.ENTRIES_PER_INDEX_PAGE);
             c.expect(q == pages, "chapter %d: index pages expected %d for %d records, found %d", number, pages, n, q);
-            c.expect(chunkMax <= max, "chapter %d: max chunk id %d above the save's %d", number, chunkMax, max);
+            c.expect(chunkMax <= max, "chapter %d: max chunk id expected at most %d (the save's), found %d", number, max, chunkMax);
             int[] keys = new int[(int) q];
             for (int k = 0; k < q; k++) {
                 keys[k] = c.getInt();
-                c.expect(k == 0 || Integer.compareUnsigned(keys[k - 1], keys[k]) <= 0, "chapter %d: index page map not sorted at %d", number, k);
+                c.expect(k == 0 || Integer.compareUnsigned(keys[k - 1], keys[k]) <= 0, "chapter %d: index page map expected sorted, found key %d out of order", number, k);
             }
             sink.chapter(new ChapterFile(number, (int) n, chunkMax, keys));
             previousNumber = number;
@@ -250,16 +250,16 @@ final class SaveFile {
                 int n = b.getByte();
                 if (gap == 0 && n == 0) {
                     long wb = b.getVarLong(), we = b.getVarLong();
-                    b.expect(wb == written && we == entries, "table %d: end says %d buckets and %d entries, found %d and %d", t, wb, we, written, entries);
+                    b.expect(wb == written && we == entries, "table %d: buckets and entries expected %d and %d (its end item), found %d and %d", t, wb, we, written, entries);
                     break;
                 }
-                b.expect(gap < shape.buckets() && bucket + 1 + gap < shape.buckets(), "table %d: bucket %d + gap %d beyond %d buckets", t, bucket, gap, shape.buckets());
+                b.expect(gap < shape.buckets() && bucket + 1 + gap < shape.buckets(), "table %d: next bucket expected below %d, found %d + 1 + gap %d", t, shape.buckets(), bucket, gap);
                 bucket += 1 + gap;
                 b.expect(n >= 1 && n <= shape.slotsPerBucket(), "table %d bucket %d: entry count expected in [1, %d], found %d", t, bucket, shape.slotsPerBucket(), n);
                 for (int i = 0; i < n; i++) {
                     long v = 0;
                     for (int k = 0; k < shape.valueBytes(); k++) v |= (long) b.getByte() << (8 * k);
-                    b.expect(shape.isLiveValue(v, open), "table %d bucket %d slot %d: value %x is not a live entry for open chapter %d", t, bucket, i, v, open);
+                    b.expect(shape.isLiveValue(v, open), "table %d bucket %d slot %d: value expected a live entry for open chapter %d, found %x", t, bucket, i, open, v);
                     values[i] = v;
                 }
                 sink.bucket(t, bucket, values, n);
@@ -267,8 +267,8 @@ final class SaveFile {
                 entries += n;
             }
         }
-        if (!in.exhausted()) throw new CorruptionException(name + ": expected the end of the content, found more (at offset " + in.pos() + ")");
-        if (in.blocks() != head.blocks()) throw new CorruptionException(name + ": block count expected " + head.blocks() + " (the header), found " + in.blocks());
+        if (!in.exhausted()) throw new CorruptionException(name + ": content expected to end, found more (at offset " + in.pos() + ")");
+        if (in.blocks() != head.blocks()) throw new CorruptionException(name + ": block count expected " + head.blocks() + " (the header's), found " + in.blocks());
     }
 
     /** Item writer: a block is cut at an item boundary once its payload passes MAX_PAYLOAD − ITEM_MAX. */
@@ -306,7 +306,7 @@ final class SaveFile {
 
         ByteSource item() throws IOException {
             if (cur == null || cur.remaining() == 0) {
-                if (r.atEnd()) throw new CorruptionException(name + ": content ends early (after " + r.blocks() + " blocks, at offset " + r.pos() + ")");
+                if (r.atEnd()) throw new CorruptionException(name + ": content expected to go on, found the end of the file (after " + r.blocks() + " blocks, at offset " + r.pos() + ")");
                 int number = r.blocks();
                 cur = new ByteSource(ByteBuffer.wrap(r.next()), name + " block " + number);
             }

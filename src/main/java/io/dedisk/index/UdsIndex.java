@@ -123,6 +123,12 @@ public final class UdsIndex implements DedupIndex {
         return openReadOnly(fs, dir, Geometry.of(config));
     }
 
+    /**
+     * Verifies the index in {@code dir} without changing it ({@link IndexVerifier#verify}): for {@code dedisk check};
+     * a problem found is advice lost, never data lost.
+     */
+    public static IndexVerifier.Report verify(Fs fs, String dir, IndexConfig config) { return IndexVerifier.verify(fs, dir, config); }
+
     static UdsIndex open(Fs fs, String dir, Geometry geometry) throws IOException {
         boolean created = !fs.exists(dir);
         fs.mkdirs(dir);

@@ -180,7 +180,7 @@ class SaveFileTest {
         b.putInt(IndexHeader.SIZE - 4, Crc.of(header, 0, IndexHeader.SIZE - 4));
         fs.writeAtomically("index/" + IndexHeader.FILE, header);
         CorruptionException e = assertThrows(CorruptionException.class, () -> UdsIndex.open(fs, "index", config));
-        assertTrue(e.getMessage().contains("index format version 1 is not supported") && e.getMessage().contains("reads version 2"), e.getMessage());
+        assertTrue(e.getMessage().contains("index format version expected 2 (the only one this dedisk reads), found 1"), e.getMessage());
     }
 
     @Test
