@@ -46,7 +46,8 @@ public interface DedupIndex extends AutoCloseable {
      * Makes every insert that returned before this call survive a crash (process kill, or power loss: the data is
      * synced), so that after the next open the index holds all of them, minus what its window evicted. Costs what
      * was posted since the last chapter close at most, nothing when nothing was posted since the last call. The
-     * pool calls it at each of its checkpoints and re-inserts, on replay, the names of chunks created after it.
+     * pool calls it at each of its checkpoints, before its own checkpoint becomes durable, and re-inserts, on
+     * replay, the names of chunks created after its checkpoint.
      *
      * @throws IOException the records could not be made durable (they stay in memory and the next call retries):
      *     advice at risk, never data

@@ -146,7 +146,7 @@ public final class IndexVerifier {
 
             // The save first: whether it is usable decides the open chapter, hence which chapters are live.
             SaveFile.Header save = null;
-            List<ChapterFile> savedChapters = new ArrayList<>();
+            List<Summary> savedChapters = new ArrayList<>();
             LongList openNames = new LongList();
             long[] savedOpen = {0};
             String saveName = path(SaveFile.FILE);
@@ -162,7 +162,7 @@ public final class IndexVerifier {
                                 ? new VolumeIndex.Shape[] {VolumeIndex.Shape.of(g.fullTableEntries(), g.denseChapters()), VolumeIndex.Shape.of(g.hookTableEntries(), g.closedChapters())}
                                 : new VolumeIndex.Shape[] {VolumeIndex.Shape.of(g.fullTableEntries(), g.denseChapters())};
                         SaveFile.readContent(h, head, g, shapes, new SaveFile.Sink() {
-                            @Override public void chapter(ChapterFile summary) { savedChapters.add(summary); }
+                            @Override public void chapter(ChapterFile summary) { savedChapters.add(Summary.of(summary)); }
                             @Override public void openRecord(OpenChapter.Encoded r) { openNames.add(digest(r.name())); savedOpen[0]++; }
                             @Override public void table(int table, long sweepCursor) { }
                             @Override public void bucket(int table, long bucket, long[] values, int count) { }
@@ -191,7 +191,7 @@ public final class IndexVerifier {
             long oldestLive = open - g.closedChapters();
 
             // The window's chapters, each whole; older ones are deleted by the next open.
-            Map<Long, ChapterFile> headerOk = new TreeMap<>(), whole = new TreeMap<>();
+            Map<Long, Summary> headerOk = new TreeMap<>(), whole = new TreeMap<>();
             for (long number : chapterFiles.keySet()) {
                 String name = ChapterFile.fileName(dir, number);
                 if (number < oldestLive) {
@@ -200,8 +200,8 @@ public final class IndexVerifier {
                 }
                 int before = problems.size();
                 ChapterFile c = ChapterFile.verify(fs, dir, header.indexId(), number, g.chapterRecords(), m -> problems.add(Problem.of(name, m)));
-                if (c != null) headerOk.put(number, c);
-                if (c != null && problems.size() == before) whole.put(number, c);
+                if (c != null) headerOk.put(number, Summary.of(c));
+                if (c != null && problems.size() == before) whole.put(number, Summary.of(c));
             }
 
             // The open chapter's checkpoint; those of other chapters are deleted by the next open.
@@ -233,51 +233,48 @@ public final class IndexVerifier {
 
             // Across files.
             long previousMax = -1, previousNumber = -1, liveRecords = 0;
-            for (ChapterFile c : headerOk.values()) {
-                if (c.maxChunkId < previousMax) {
-                    problems.add(new Problem(ChapterFile.fileName(dir, c.number), "max chunk id", "at least " + previousMax + " (chapter " + previousNumber + "'s)",
-                            Long.toString(c.maxChunkId)));
+            for (Summary c : headerOk.values()) {
+                if (c.maxChunkId() < previousMax) {
+                    problems.add(new Problem(ChapterFile.fileName(dir, c.number()), "max chunk id", "at least " + previousMax + " (chapter " + previousNumber + "'s)",
+                            Long.toString(c.maxChunkId())));
                 }
-                previousMax = Math.max(previousMax, c.maxChunkId);
-                previousNumber = c.number;
+                previousMax = Math.max(previousMax, c.maxChunkId());
+                previousNumber = c.number();
             }
             if (save != null) {
-                for (ChapterFile s : savedChapters) {
-                    if (s.number < oldestLive) continue;
-                    ChapterFile f = whole.get(s.number);
+                java.util.Set<Long> inSave = new java.util.HashSet<>();
+                for (Summary s : savedChapters) {
+                    inSave.add(s.number());
+                    if (s.number() < oldestLive) continue;
+                    Summary f = whole.get(s.number());
                     if (f == null) {
-                        if (!chapterFiles.containsKey(s.number)) {
-                            problems.add(new Problem(saveName, "chapter " + s.number + " (in the save)", "its file " + ChapterFile.fileName(dir, s.number),
+                        if (!chapterFiles.containsKey(s.number())) {
+                            problems.add(new Problem(saveName, "chapter " + s.number() + " (in the save)", "its file " + ChapterFile.fileName(dir, s.number()),
                                     "none (deleted or lost: that chapter's advice is lost)"));
                         }
                         continue;
                     }
-                    if (f.records != s.records || f.maxChunkId != s.maxChunkId || !Arrays.equals(f.firstKeys(), s.firstKeys())) {
-                        problems.add(new Problem(saveName, "summary of chapter " + s.number,
-                                "the chapter file's: " + f.records + " records, max chunk id " + f.maxChunkId + ", " + f.indexPages + " index pages",
-                                s.records + " records, max chunk id " + s.maxChunkId + ", " + s.indexPages + " index pages"
-                                        + (Arrays.equals(f.firstKeys(), s.firstKeys()) ? "" : ", another index page map")));
+                    if (!f.equals(s)) {
+                        problems.add(new Problem(saveName, "summary of chapter " + s.number(), "the chapter file's: " + f, s.toString()));
                     }
-                    if (s.maxChunkId > save.maxChunkId()) {
-                        problems.add(new Problem(saveName, "max chunk id", "at least " + s.maxChunkId + " (chapter " + s.number + "'s)", Long.toString(save.maxChunkId())));
+                    if (s.maxChunkId() > save.maxChunkId()) {
+                        problems.add(new Problem(saveName, "max chunk id", "at least " + s.maxChunkId() + " (chapter " + s.number() + "'s)", Long.toString(save.maxChunkId())));
                     }
-                    liveRecords += s.records;
+                    liveRecords += s.records();
+                    chapters++;
                 }
-                for (ChapterFile c : headerOk.values()) {
-                    if (c.number >= oldestLive && c.number < save.openChapter() && savedChapters.stream().noneMatch(s -> s.number == c.number)) {
-                        notes.add(ChapterFile.fileName(dir, c.number) + ": not in the save (dropped when it was saved): its advice is not used while the save is");
+                for (Summary c : headerOk.values()) {
+                    if (c.number() < save.openChapter() && !inSave.contains(c.number())) {
+                        notes.add(ChapterFile.fileName(dir, c.number()) + ": not in the save (dropped when it was saved): its advice is not used while the save is");
                     }
                 }
-                chapters = savedChapters.stream().filter(s -> s.number >= oldestLive).count();
                 maxChunkId = save.maxChunkId();
             } else {
-                for (ChapterFile c : whole.values()) {
-                    if (c.number >= oldestLive) {
-                        liveRecords += c.records;
-                        chapters++;
-                    }
+                for (Summary c : whole.values()) {
+                    liveRecords += c.records();
+                    chapters++;
                 }
-                for (ChapterFile c : headerOk.values()) if (c.number >= oldestLive) maxChunkId = Math.max(maxChunkId, c.maxChunkId);
+                for (Summary c : headerOk.values()) maxChunkId = Math.max(maxChunkId, c.maxChunkId());
             }
             maxChunkId = Math.max(maxChunkId, checkpointMax);
             entries = liveRecords + openNames.distinct();
@@ -287,6 +284,23 @@ public final class IndexVerifier {
             try (Fs.FileHandle h = fs.open(name, false)) {
                 return h.size();
             }
+        }
+    }
+
+    /**
+     * What the verifier keeps of a chapter: its header's figures and a hash of its index page map (the map itself
+     * is 4 B per 510 records: kept for every chapter it would grow with the index, as the index's memory does).
+     */
+    private record Summary(long number, int records, long maxChunkId, int indexPages, long mapHash) {
+        static Summary of(ChapterFile c) {
+            long h = 0;
+            for (int k : c.firstKeys()) h = h * 0x9E3779B97F4A7C15L + (k & 0xffffffffL);
+            return new Summary(c.number, c.records, c.maxChunkId, c.indexPages, h);
+        }
+
+        @Override
+        public String toString() {
+            return records + " records, max chunk id " + maxChunkId + ", " + indexPages + " index pages, index page map hash " + Long.toHexString(mapHash);
         }
     }
 

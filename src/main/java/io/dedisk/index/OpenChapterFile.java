@@ -17,7 +17,7 @@ import java.util.function.Consumer;
 /**
  * The open chapter checkpoint file: what {@link UdsIndex#checkpoint} makes durable of the open chapter, so a crash
  * (process kill or power loss) does not forget the records posted since the last chapter close. One file per
- * open chapter, deleted once that chapter's own file is written.
+ * open chapter, deleted once that chapter's own file is written or a save holds its records.
  *
  * File {@code <dir>/open-<chapter number, 16 hex digits>}, little-endian:
  * <pre>

@@ -26,7 +26,7 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * <li>closed chapters ({@link ChapterFile}, {@code chapter-<n>}): records in arrival order, immutable, the
  *     oldest deleted when a chapter closes and the window is full;
  * <li>the open chapter checkpoint ({@link OpenChapterFile}, {@code open-<n>}): the open chapter's records as of
- *     the last {@link #checkpoint}, deleted once chapter n's own file is written;
+ *     the last {@link #checkpoint}, deleted once chapter n's own file is written or a save holds its records;
  * <li>{@link SaveFile} ({@code save}): the in-memory state at the last clean shutdown, deleted once a chapter
  *     closes after it (it is then older than the chapters and of no use);
  * </ul>
@@ -84,8 +84,11 @@ public final class UdsIndex implements DedupIndex {
     private volatile long heldRecords;
     /** Records of chapters in the ring that were dropped (they no longer answer); changed under either lock. */
     private final AtomicLong droppedRecords = new AtomicLong();
-    /** Bytes of the files in {@code dir}: counted at open, then kept up to date by every write and delete. */
-    private volatile long diskBytes;
+    /**
+     * Bytes of the files in {@code dir}: counted at open, then kept up to date by every write and delete (under the
+     * write lock, or the checkpoint lock alone while a checkpoint writes: hence atomic).
+     */
+    private final AtomicLong diskBytes = new AtomicLong();
     private long saveBytes;
     /** The open chapter of the usable save on disk, -1 when there is none (written under the write lock). */
     private long savedOpenChapter = -1;
@@ -249,7 +252,7 @@ public final class UdsIndex implements DedupIndex {
             for (long n : chapterFiles) if (n < oldestLive) fs.delete(ChapterFile.fileName(dir, n));
             for (long o : checkpointFiles) if (o != openChapter) fs.delete(OpenChapterFile.fileName(dir, o));
         }
-        diskBytes = filesBytes();
+        diskBytes.set(filesBytes());
         saveBytes = fileSize(saveName);
         if (saved != null) {
             savedOpenChapter = saved.openChapter();
@@ -500,7 +503,7 @@ public final class UdsIndex implements DedupIndex {
         openChapter = number + 1;
         heldRecords -= open.count();
         if (c != null) {
-            diskBytes += (long) c.filePages() * ChapterFile.PAGE;
+            diskBytes.addAndGet((long) c.filePages() * ChapterFile.PAGE);
             chapters.add(c);
             heldRecords += c.records;
             for (int r = 0; r < open.count(); r++) {
@@ -524,7 +527,7 @@ public final class UdsIndex implements DedupIndex {
             long bytes = gone != null ? (long) gone.filePages() * ChapterFile.PAGE : fileSize(expiredName);
             if (bytes > 0) {
                 fs.delete(expiredName);
-                diskBytes -= bytes;
+                diskBytes.addAndGet(-bytes);
             }
         } catch (IOException e) {
             LOG.log(Level.WARNING, "expired index chapter {0} could not be deleted (retried at the next open): {1}", expired, e.toString());
@@ -543,7 +546,7 @@ public final class UdsIndex implements DedupIndex {
 
     /** Bytes of the index's files (header, chapters, save, open chapter checkpoint): lock-free, kept up to date. */
     @Override
-    public long diskBytes() { return diskBytes; }
+    public long diskBytes() { return diskBytes.get(); }
 
     /**
      * After chapter {@code number} closed (its file durable, or lost): its checkpoint file is of no use, nor is a
@@ -551,15 +554,41 @@ public final class UdsIndex implements DedupIndex {
      * recognized as stale at open. Write lock held.
      */
     private void forgetCheckpoint(long number) {
+        checkpointLock.lock(); // reentrant: dropCheckpointFile takes it again
+        try {
+            Check.that(checkpointFileChapter == -1 || checkpointFileChapter == number, "checkpoint file of chapter %d while closing chapter %d",
+                    checkpointFileChapter, number);
+            dropCheckpointFile();
+        } finally {
+            checkpointLock.unlock();
+        }
+        if (savedOpenChapter >= 0 && number >= savedOpenChapter) {
+            try {
+                fs.delete(dir + "/" + SaveFile.FILE);
+                diskBytes.addAndGet(-saveBytes);
+                saveBytes = 0;
+            } catch (IOException e) {
+                LOG.log(Level.WARNING, "stale index save could not be deleted (retried at the next open): {0}", e.toString());
+            }
+            savedOpenChapter = -1;
+        }
+    }
+
+    /**
+     * Deletes the open chapter's checkpoint file, once what it holds is durable elsewhere (the chapter's own file,
+     * or a save); the next checkpoint writes a base. No sync: should the file come back after a machine crash, it
+     * holds nothing that is not in the chapter (then it is stale and deleted at open) or the save (then merging it
+     * changes nothing: the larger chunk id wins). Write lock held.
+     */
+    private void dropCheckpointFile() {
         checkpointLock.lock();
         try {
             if (checkpointFileChapter >= 0) {
-                Check.that(checkpointFileChapter == number, "checkpoint file of chapter %d while closing chapter %d", checkpointFileChapter, number);
                 try {
                     fs.delete(OpenChapterFile.fileName(dir, checkpointFileChapter));
-                    diskBytes -= checkpointFileBytes;
+                    diskBytes.addAndGet(-checkpointFileBytes);
                 } catch (IOException e) {
-                    LOG.log(Level.WARNING, "index checkpoint of chapter {0} could not be deleted (retried at the next open): {1}", number, e.toString());
+                    LOG.log(Level.WARNING, "index checkpoint of chapter {0} could not be deleted (retried at the next open): {1}", checkpointFileChapter, e.toString());
                 }
             }
             checkpointFileChapter = -1;
@@ -569,16 +598,6 @@ public final class UdsIndex implements DedupIndex {
             checkpointNeedsBase = true;
         } finally {
             checkpointLock.unlock();
-        }
-        if (savedOpenChapter >= 0 && number >= savedOpenChapter) {
-            try {
-                fs.delete(dir + "/" + SaveFile.FILE);
-                diskBytes -= saveBytes;
-                saveBytes = 0;
-            } catch (IOException e) {
-                LOG.log(Level.WARNING, "stale index save could not be deleted (retried at the next open): {0}", e.toString());
-            }
-            savedOpenChapter = -1;
         }
     }
 
@@ -638,14 +657,14 @@ public final class UdsIndex implements DedupIndex {
                 size = OpenChapterFile.append(fs, dir, chapter, checkpointFileBytes, checkpointFileBlocks, payloads);
                 checkpointFileBlocks += payloads.size();
             }
-            diskBytes += size - had;
+            diskBytes.addAndGet(size - had);
             checkpointFileChapter = chapter;
             checkpointFileBytes = size;
         } catch (IOException | RuntimeException e) {
             checkpointNeedsBase = true;
             try {
                 long now = fileSize(name); // a failed append may have left part of a block; a failed base, the old file
-                diskBytes += now - had;
+                diskBytes.addAndGet(now - had);
                 checkpointFileChapter = now > 0 ? chapter : -1;
                 checkpointFileBytes = now;
             } catch (IOException ignored) {
@@ -718,9 +737,10 @@ public final class UdsIndex implements DedupIndex {
             Check.that(!closed, "save on a closed index");
             List<ChapterFile> live = chapters.all().stream().filter(c -> !c.dropped()).toList();
             long bytes = SaveFile.write(fs, dir, indexId, openChapter, maxChunkId, live, open, tables());
-            diskBytes += bytes - saveBytes;
+            diskBytes.addAndGet(bytes - saveBytes);
             saveBytes = bytes;
             savedOpenChapter = openChapter;
+            dropCheckpointFile(); // the save holds all of it
         } finally {
             lock.writeLock().unlock();
         }

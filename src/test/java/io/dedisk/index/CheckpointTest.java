@@ -52,9 +52,9 @@ class CheckpointTest {
 
     /**
      * One process's workload: rounds of new names, a refresh with a new chunk id now and then (a chunk that
-     * died and was written again), and checkpoints. A checkpoint that returns makes everything posted before it
-     * required. Ends without save or close, as a kill -9 would; throws {@link KillableFs.Killed} when the process
-     * is killed first.
+     * died and was written again), checkpoints and now and then a save. A checkpoint or save that returns makes
+     * everything posted before it required. Ends without close, as a kill -9 would; throws
+     * {@link KillableFs.Killed} when the process is killed first.
      */
     static void generation(Fs fs, long seed, Model m, int rounds) throws IOException {
         SplittableRandom r = new SplittableRandom(seed);
@@ -80,8 +80,12 @@ class CheckpointTest {
                 m.posted.get(name).add(id);
                 held.add(name);
             }
-            if (r.nextInt(3) != 0) {
+            int durable = r.nextInt(9);
+            if (durable < 5) {
                 index.checkpoint();
+                m.mustSurvive.addAll(held);
+            } else if (durable == 5) {
+                index.save(); // a save holds the open chapter too (and replaces its checkpoint file)
                 m.mustSurvive.addAll(held);
             }
         }
