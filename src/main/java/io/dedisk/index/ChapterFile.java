@@ -20,7 +20,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *
  * File {@code <dir>/chapter-<chapter number, 16 hex digits>}, little-endian, 4 KiB pages:
  * <pre>
- *   header pages (H):   0 u64 magic "DDSKCHAP"   8 u32 format version (1)   12 u32 record count n
+ *   header pages (H):   0 u64 magic "DDSKCHAP"   8 u32 format version (2)   12 u32 record count n
  *                      16 u64+u64 index id      32 u64 chapter number
  *                      40 u64 max chunk id (no chunk id posted to the index before this chapter closed is larger)
  *                      48 u32 record pages P    52 u32 index pages Q       56 u32 header pages H
@@ -52,7 +52,7 @@ final class ChapterFile {
     static final int KIND_INDEX = 1;
     static final int KIND_RECORD = 2;
     static final long MAGIC = 0x504148434b534444L; // "DDSKCHAP" little-endian
-    static final int VERSION = 1;
+    static final int VERSION = IndexHeader.VERSION;
     static final int HEADER_BYTES = 64;
     static final int MAX_RECORDS = 1 << 24;
     private static final String PREFIX = "chapter-";
@@ -96,6 +96,9 @@ final class ChapterFile {
     int filePage(int kind, int page) { return kind == KIND_INDEX ? headerPages + page : headerPages + indexPages + page; }
 
     int firstKey(int indexPage) { return firstKeys[indexPage]; }
+
+    /** The index page map (a copy). */
+    int[] firstKeys() { return firstKeys.clone(); }
 
     boolean dropped() { return dropped.get(); }
 
@@ -202,7 +205,8 @@ final class ChapterFile {
         return compareNames((long) LONG.get(page, o), (long) LONG.get(page, o + 8), (long) LONG.get(page, o + 16), (long) LONG.get(page, o + 24), a, b, c, d);
     }
 
-    private static void sealPage(byte[] file, int base, int kind, int count, int page, long chapter) {
+    /** Writes a page header and its CRC (tests re-seal pages they alter, to reach the checks behind the CRC). */
+    static void sealPage(byte[] file, int base, int kind, int count, int page, long chapter) {
         SHORT.set(file, base + 4, (short) kind);
         SHORT.set(file, base + 6, (short) count);
         INT.set(file, base + 8, page);
@@ -229,40 +233,41 @@ final class ChapterFile {
     private static int declaredIndexPages(byte[] header, String what) {
         int q = (int) INT.get(header, 52);
         if (q < 1 || q > pagesFor(MAX_RECORDS, ENTRIES_PER_INDEX_PAGE)) {
-            throw new CorruptionException(what + ": index page count " + Integer.toUnsignedString(q) + " out of range");
+            throw new CorruptionException(what + ": index page count expected in [1, " + pagesFor(MAX_RECORDS, ENTRIES_PER_INDEX_PAGE) + "], found " + Integer.toUnsignedString(q));
         }
         return q;
     }
 
     /** Decodes the header pages at the start of {@code bytes} (untrusted) of a file of {@code fileSize} bytes. */
     private static ChapterFile decodeHeader(byte[] bytes, UUID indexId, long number, long fileSize, String what) {
-        if (bytes.length < HEADER_BYTES) throw new CorruptionException(what + ": header truncated (" + bytes.length + " bytes)");
+        if (bytes.length < HEADER_BYTES) throw new CorruptionException(what + ": header expected " + HEADER_BYTES + " bytes, found " + bytes.length);
         long magic = (long) LONG.get(bytes, 0);
-        if (magic != MAGIC) throw new CorruptionException(String.format("%s: bad magic %016x (not a chapter file)", what, magic));
+        if (magic != MAGIC) throw new CorruptionException(String.format("%s: magic expected %016x (DDSKCHAP), found %016x (not a chapter file)", what, MAGIC, magic));
         int crc = (int) INT.get(bytes, 60), computed = Crc.of(bytes, 0, 60);
         if (crc != computed) throw new CorruptionException(String.format("%s: header CRC32C expected %08x, found %08x", what, computed, crc));
         int version = (int) INT.get(bytes, 8);
-        if (version != VERSION) throw new CorruptionException(what + ": format version " + version + " is not supported (this dedisk reads " + VERSION + ")");
+        if (version != VERSION) throw new CorruptionException(what + ": format version expected " + VERSION + " (the only one this dedisk reads), found " + version);
         UUID id = new UUID((long) LONG.get(bytes, 16), (long) LONG.get(bytes, 24));
-        if (!id.equals(indexId)) throw new CorruptionException(what + ": belongs to index " + id + ", expected " + indexId);
+        if (!id.equals(indexId)) throw new CorruptionException(what + ": index id expected " + indexId + ", found " + id + " (a chapter of another index)");
         long chapter = (long) LONG.get(bytes, 32);
-        if (chapter != number) throw new CorruptionException(what + ": holds chapter " + chapter + ", expected " + number);
+        if (chapter != number) throw new CorruptionException(what + ": chapter number expected " + number + " (the file name), found " + chapter);
         int n = (int) INT.get(bytes, 12);
-        if (n < 1 || n > MAX_RECORDS) throw new CorruptionException(what + ": record count " + Integer.toUnsignedString(n) + " out of [1, " + MAX_RECORDS + "]");
+        if (n < 1 || n > MAX_RECORDS) throw new CorruptionException(what + ": record count expected in [1, " + MAX_RECORDS + "], found " + Integer.toUnsignedString(n));
         int p = (int) INT.get(bytes, 48), q = declaredIndexPages(bytes, what), hp = (int) INT.get(bytes, 56);
         if (p != pagesFor(n, RECORDS_PER_PAGE) || q != pagesFor(n, ENTRIES_PER_INDEX_PAGE) || hp != headerPages(q)) {
-            throw new CorruptionException(what + ": page counts " + p + "/" + q + "/" + hp + " do not match " + n + " records");
+            throw new CorruptionException(what + ": record/index/header page counts expected " + pagesFor(n, RECORDS_PER_PAGE) + "/"
+                    + pagesFor(n, ENTRIES_PER_INDEX_PAGE) + "/" + headerPages(q) + " for " + n + " records, found " + p + "/" + q + "/" + hp);
         }
-        if (bytes.length < hp * PAGE) throw new CorruptionException(what + ": header pages truncated");
+        if (bytes.length < hp * PAGE) throw new CorruptionException(what + ": header pages expected " + hp * PAGE + " bytes, found " + bytes.length);
         int mapCrc = (int) INT.get(bytes, HEADER_BYTES + 4 * q), mapComputed = Crc.of(bytes, HEADER_BYTES, 4 * q);
         if (mapCrc != mapComputed) throw new CorruptionException(String.format("%s: index page map CRC32C expected %08x, found %08x", what, mapComputed, mapCrc));
         int[] firstKeys = new int[q];
         for (int i = 0; i < q; i++) {
             firstKeys[i] = (int) INT.get(bytes, HEADER_BYTES + 4 * i);
-            if (i > 0 && Integer.compareUnsigned(firstKeys[i - 1], firstKeys[i]) > 0) throw new CorruptionException(what + ": index page map not sorted at " + i);
+            if (i > 0 && Integer.compareUnsigned(firstKeys[i - 1], firstKeys[i]) > 0) throw new CorruptionException(what + ": index page map expected sorted, found key " + Integer.toUnsignedString(firstKeys[i]) + " after " + Integer.toUnsignedString(firstKeys[i - 1]) + " at " + i);
         }
         long expectedSize = (long) (hp + q + p) * PAGE;
-        if (fileSize != expectedSize) throw new CorruptionException(what + ": file is " + fileSize + " bytes, expected " + expectedSize);
+        if (fileSize != expectedSize) throw new CorruptionException(what + ": file size expected " + expectedSize + " bytes, found " + fileSize);
         return new ChapterFile(number, n, (long) LONG.get(bytes, 40), firstKeys);
     }
 
@@ -304,6 +309,96 @@ final class ChapterFile {
         return pages;
     }
 
+    /** Problems reported per chapter file at most, so one ruined file does not flood a report. */
+    static final int MAX_PROBLEMS_PER_FILE = 8;
+
+    /**
+     * Verifies a whole chapter file page by page, reading one page at a time (for {@link IndexVerifier}): the
+     * header and index page map as {@link #readHeader} does, every page as a lookup does, and across pages what no
+     * single page shows: each index page starts with the key the map gives it, index entries are sorted across
+     * pages, every record's chunk id is in [1, the header's max chunk id], and the index entries are exactly the
+     * (key, record page) pairs of the records (compared as multiset hashes). Each problem is a message saying
+     * expected and found, handed to {@code problems}; returns the summary, or null when the header cannot be
+     * trusted (then nothing else was checked).
+     */
+    static ChapterFile verify(Fs fs, String dir, UUID indexId, long number, int maxRecords, java.util.function.Consumer<String> problems) throws IOException {
+        ChapterFile c;
+        try {
+            c = readHeader(fs, dir, indexId, number);
+        } catch (CorruptionException e) {
+            problems.accept(e.getMessage());
+            return null;
+        }
+        String name = fileName(dir, number);
+        int[] reported = {0};
+        java.util.function.Consumer<String> report = m -> {
+            if (reported[0]++ < MAX_PROBLEMS_PER_FILE) problems.accept(m);
+        };
+        if (c.records > maxRecords) report.accept(name + ": record count expected at most " + maxRecords + " (a chapter of this index), found " + c.records);
+        boolean pagesOk = true;
+        long indexHash = 0, recordHash = 0, previousLast = 0;
+        boolean havePrevious = false;
+        byte[] page = new byte[PAGE];
+        try (Fs.FileHandle h = fs.open(name, false)) {
+            for (int q = 0; q < c.indexPages; q++) {
+                h.readFully((long) c.filePage(KIND_INDEX, q) * PAGE, ByteBuffer.wrap(page));
+                try {
+                    c.verifyPage(page, 0, KIND_INDEX, q, name);
+                } catch (CorruptionException e) {
+                    report.accept(e.getMessage());
+                    pagesOk = false;
+                    havePrevious = false;
+                    continue;
+                }
+                int n = count(page, 0);
+                long first = indexEntry(page, 0, 0), last = indexEntry(page, 0, n - 1);
+                if ((int) (first >>> 32) != c.firstKeys[q]) {
+                    report.accept(name + " index page " + q + ": first key expected " + Integer.toUnsignedString(c.firstKeys[q])
+                            + " (the header's index page map), found " + Long.toUnsignedString(first >>> 32));
+                }
+                if (havePrevious && Long.compareUnsigned(previousLast, first) > 0) {
+                    report.accept(name + " index page " + q + ": entries expected sorted across pages, found first entry "
+                            + Long.toUnsignedString(first, 16) + " below the previous page's last " + Long.toUnsignedString(previousLast, 16));
+                }
+                previousLast = last;
+                havePrevious = true;
+                for (int i = 0; i < n; i++) indexHash += mix(indexEntry(page, 0, i));
+            }
+            for (int p = 0; p < c.recordPages; p++) {
+                h.readFully((long) c.filePage(KIND_RECORD, p) * PAGE, ByteBuffer.wrap(page));
+                try {
+                    c.verifyPage(page, 0, KIND_RECORD, p, name);
+                } catch (CorruptionException e) {
+                    report.accept(e.getMessage());
+                    pagesOk = false;
+                    continue;
+                }
+                int n = count(page, 0);
+                for (int i = 0; i < n; i++) {
+                    int o = PAGE_HEADER + RECORD_BYTES * i;
+                    long id = (long) LONG.get(page, o + 32);
+                    if (id < 1 || id > c.maxChunkId) {
+                        report.accept(name + " record page " + p + " record " + i + ": chunk id expected in [1, " + c.maxChunkId + "] (the header's max), found " + id);
+                    }
+                    recordHash += mix(((long) key((long) LONG.get(page, o)) << 32) | p);
+                }
+            }
+        }
+        if (pagesOk && indexHash != recordHash) {
+            report.accept(name + ": index entries expected to be the records' (key, record page) pairs, found another set (hash "
+                    + Long.toHexString(recordHash) + " against " + Long.toHexString(indexHash) + ")");
+        }
+        if (reported[0] > MAX_PROBLEMS_PER_FILE) problems.accept(name + ": further problems expected none, found " + (reported[0] - MAX_PROBLEMS_PER_FILE) + " more (not listed)");
+        return c;
+    }
+
+    /** splitmix64's finalizer: a multiset hash is the sum of mix(entry) over its entries. */
+    private static long mix(long z) {
+        z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
+        z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
+        return z ^ (z >>> 31);
+    }
+
     /** Calls {@code each} with every record name of a whole file read by {@link #readAll}. */
     void forEachName(byte[] file, java.util.function.Consumer<BlockName> each) {
         for (int p = 0; p < recordPages; p++) {
@@ -320,23 +415,23 @@ final class ChapterFile {
         int k = (short) SHORT.get(bytes, base + 4);
         int no = (int) INT.get(bytes, base + 8), ch = (int) INT.get(bytes, base + 12);
         if (k != kind || no != page || ch != (int) number) {
-            throw new CorruptionException(where + ": found kind " + k + " page " + no + " of chapter (low bits) " + ch + " (misplaced page)");
+            throw new CorruptionException(where + ": (kind, page, chapter low bits) expected (" + kind + ", " + page + ", " + (int) number + "), found (" + k + ", " + no + ", " + ch + ") (misplaced page)");
         }
         int perPage = kind == KIND_INDEX ? ENTRIES_PER_INDEX_PAGE : RECORDS_PER_PAGE;
         int expected = Math.min(perPage, records - page * perPage);
-        if (count(bytes, base) != expected) throw new CorruptionException(where + ": holds " + count(bytes, base) + " entries, expected " + expected);
+        if (count(bytes, base) != expected) throw new CorruptionException(where + ": entry count expected " + expected + ", found " + count(bytes, base));
         // Binary searches below rely on the order; check it once per read rather than trust it.
         for (int i = 1; i < expected; i++) {
             BlockName n = kind == KIND_RECORD ? recordName(bytes, base, i) : null;
             boolean sorted = kind == KIND_INDEX
                     ? Long.compareUnsigned(indexEntry(bytes, base, i - 1), indexEntry(bytes, base, i)) <= 0
                     : compareRecord(bytes, base, i - 1, n.a(), n.b(), n.c(), n.d()) < 0;
-            if (!sorted) throw new CorruptionException(where + ": entries not sorted at " + i);
+            if (!sorted) throw new CorruptionException(where + ": entries expected sorted, found entry " + i + " out of order");
         }
         if (kind == KIND_INDEX) {
             for (int i = 0; i < expected; i++) {
                 int target = (int) indexEntry(bytes, base, i);
-                if (target < 0 || target >= recordPages) throw new CorruptionException(where + ": entry " + i + " names record page " + target + " of " + recordPages);
+                if (target < 0 || target >= recordPages) throw new CorruptionException(where + ": entry " + i + ": record page expected in [0, " + recordPages + "), found " + target);
             }
         }
     }

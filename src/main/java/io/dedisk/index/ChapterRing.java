@@ -13,8 +13,9 @@ import java.util.List;
  */
 final class ChapterRing {
     private final ChapterFile[] ring;
-    private long records;
-    private long summaryBytes;
+    /** Volatile so that stats read them without the owner's lock; written under its write lock. */
+    private volatile long records;
+    private volatile long summaryBytes;
 
     ChapterRing(int chapters) {
         Check.that(chapters >= 2, "chapter ring of %d slots", chapters);
@@ -52,6 +53,9 @@ final class ChapterRing {
     long records() { return records; }
 
     long memoryBytes() { return 16 + 8L * ring.length + summaryBytes; }
+
+    /** The summaries' share of {@link #memoryBytes}. */
+    long summaryBytes() { return summaryBytes; }
 
     List<ChapterFile> all() {
         List<ChapterFile> list = new ArrayList<>();

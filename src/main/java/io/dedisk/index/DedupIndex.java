@@ -19,14 +19,20 @@ public interface DedupIndex extends AutoCloseable {
     /** Posts (name -> chunkId) for a new chunk, or refreshes it after a confirmed hit (it moves to the newest part of the window). */
     void insert(BlockName name, long chunkId);
 
-    /** Entries held now. */
+    /** Entries held now (records that can answer). Cheap: no I/O, no lock. */
     long entries();
 
     /** Entries the index holds when its window is full (Long.MAX_VALUE when unbounded). */
     long windowEntries();
 
-    /** Memory held by the index, in bytes, caches included (what it really holds, not a configured figure). */
+    /** Memory held by the index, in bytes, caches included (what it really holds, not a configured figure). Cheap. */
     long memoryBytes();
+
+    /**
+     * Bytes of the index's files on disk (0 for an index that keeps none): what the pool reports inside its
+     * physical bytes. Cheap (no I/O, no lock): kept up to date as the index writes and deletes its files.
+     */
+    long diskBytes();
 
     boolean sparse();
 
@@ -35,6 +41,18 @@ public interface DedupIndex extends AutoCloseable {
 
     /** Fraction of a rebuild after a crash still to do, 0 when the index is complete. */
     default double rebuildRemaining() { return 0; }
+
+    /**
+     * Makes every insert that returned before this call survive a crash (process kill, or power loss: the data is
+     * synced), so that after the next open the index holds all of them, minus what its window evicted. Costs what
+     * was posted since the last chapter close at most, nothing when nothing was posted since the last call. The
+     * pool calls it at each of its checkpoints, before its own checkpoint becomes durable, and re-inserts, on
+     * replay, the names of chunks created after its checkpoint.
+     *
+     * @throws IOException the records could not be made durable (they stay in memory and the next call retries):
+     *     advice at risk, never data
+     */
+    void checkpoint() throws IOException;
 
     /** Saves the index durably so the next open does not rebuild it (clean shutdown). */
     void save() throws IOException;

@@ -80,12 +80,20 @@ public final class ExactIndex implements DedupIndex {
     @Override
     public long windowEntries() { return Long.MAX_VALUE; }
 
+    /** Memory only: rebuilt from the pool's live chunks at every open. */
+    @Override
+    public long diskBytes() { return 0; }
+
     @Override
     public boolean sparse() { return false; }
 
     /** Rebuilt from the pool's live chunks at every open, so it never holds advice from before a crash. */
     @Override
     public long maxChunkId() { return 0; }
+
+    /** Nothing to make durable: rebuilt from the pool's live chunks at every open. */
+    @Override
+    public void checkpoint() { }
 
     @Override
     public void save() { }

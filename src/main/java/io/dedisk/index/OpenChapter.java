@@ -1,5 +1,7 @@
 package io.dedisk.index;
 
+import io.dedisk.util.ByteSink;
+import io.dedisk.util.ByteSource;
 import io.dedisk.util.Check;
 import java.util.Arrays;
 
@@ -97,6 +99,39 @@ final class OpenChapter {
     BlockName name(int r) {
         int i = r * 4;
         return new BlockName(names[i], names[i + 1], names[i + 2], names[i + 3]);
+    }
+
+    /** Largest encoded record: 4 × u64 name and two varints of at most 10 bytes. */
+    static final int MAX_RECORD_BYTES = 32 + 10 + 10;
+
+    /**
+     * The on-disk form of record r, shared by {@link SaveFile} and {@link OpenChapterFile}:
+     * {@code 4 × u64 name (a, b, c, d) · varint chunk id · varint previous age} where the age is 0 when the name had
+     * no closed record, else (this open chapter's number − the previous chapter).
+     */
+    void encode(int r, long openChapter, ByteSink out) {
+        int i = r * 4;
+        out.putLong(names[i]).putLong(names[i + 1]).putLong(names[i + 2]).putLong(names[i + 3]);
+        long p = previous[r];
+        Check.that(p == -1 || (p >= 0 && p < openChapter), "record %d's previous chapter %d precedes open chapter %d", r, p, openChapter);
+        out.putVarLong(ids[r]).putVarLong(p < 0 ? 0 : openChapter - p);
+    }
+
+    /** A decoded record (untrusted until the caller checks it against its file). */
+    record Encoded(BlockName name, long chunkId, long previous) {}
+
+    /**
+     * Decodes one record written by {@link #encode} for open chapter {@code openChapter} of an index keeping
+     * {@code closedChapters} closed chapters; throws CorruptionException unless 1 ≤ chunk id ≤ {@code maxChunkId}
+     * and the previous chapter is none or one of the window's closed chapters.
+     */
+    static Encoded decode(ByteSource src, long openChapter, int closedChapters, long maxChunkId) {
+        BlockName n = new BlockName(src.getLong(), src.getLong(), src.getLong(), src.getLong());
+        long id = src.getVarLong(), age = src.getVarLong();
+        src.expect(id >= 1 && id <= maxChunkId, "open record %s: chunk id expected in [1, %d], found %d", n, maxChunkId, id);
+        long maxAge = Math.min(closedChapters, openChapter);
+        src.expect(age >= 0 && age <= maxAge, "open record %s: previous chapter age expected in [0, %d], found %d", n, maxAge, age);
+        return new Encoded(n, id, age == 0 ? -1 : openChapter - age);
     }
 
     void clear() {

@@ -10,79 +10,110 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.UUID;
 
 /**
  * The save file: the in-memory state written at a clean shutdown so the next open loads it instead of rebuilding
- * the volume index from every chapter (UDS saves its volume index and open chapter the same way).
+ * the volume index from every chapter (UDS saves its volume index and open chapter the same way). Its size follows
+ * what the index holds, not its configured memory: only live volume index entries are written, bucket by bucket,
+ * so a nearly empty index saves a few hundred bytes and a full one about its tables' size.
  *
  * File {@code <dir>/save}, little-endian:
  * <pre>
- *   header (64 bytes):  0 u64 magic "DDSKSAVE"   8 u32 format version (1)   12 u32 table count
+ *   header (64 bytes):  0 u64 magic "DDSKSAVE"   8 u32 format version (2)   12 u32 table count (1 dense, 2 sparse)
  *                      16 u64+u64 index id      32 u64 open chapter number  40 u64 max chunk id
- *                      48 u64 file length       56 u32 reserved (0)         60 u32 CRC32C of [0, 60)
- *   then blocks, each:  u32 length (≤ 16 MiB) · u32 CRC32C of the bytes · the bytes
- *     state:           varints: open record count; per table: buckets, sweep cursor; chapter count;
- *                      per chapter: number, record count, max chunk id, index page map (count, first keys)
- *     open chapter:    records (a, b, c, d, chunk id, previous chapter or -1: 6 × u64) in arrival order, in blocks
- *     tables:          each volume index table's segments, raw, split into blocks
+ *                      48 u64 file length       56 u32 block count          60 u32 CRC32C of [0, 60)
+ *   then {@link BlockStream} blocks; their payloads, in order, hold a sequence of items, and an item never spans
+ *   two blocks (a block is cut at an item boundary once it passes 15.75 MiB):
+ *     1 item            varint open record count R · varint chapter count K
+ *     K items           chapter summary, ascending numbers: varint number · varint record count · varint max chunk
+ *                       id · varint index pages Q · Q × u32 first key of each index page
+ *     R items           open record, arrival order ({@link OpenChapter#encode}: 4 × u64 name · varint chunk id ·
+ *                       varint previous age)
+ *     per table (full table, then the hook table when sparse):
+ *       1 item          varint buckets · varint sweep cursor
+ *       per bucket holding live entries, ascending:
+ *                       varint gap (bucket − previous such bucket − 1; the first: its bucket number) ·
+ *                       u8 entry count (1 .. slots per bucket) · count × slot value (ceil(slot bits / 8) bytes each)
+ *       1 item          varint 0 · u8 0 (the end) · varint buckets written B · varint entries written E
  * </pre>
- * A save is used only when no chapter file is numbered at or above its open chapter (else chapters closed after
- * it and the saved volume index lacks them: the caller rebuilds). Loading a save that is older than later
- * inserts is still consistent: those inserts only reached the open chapter, whose unsaved records are lost.
+ * A dense entry costs 3 bytes plus its bucket's gap and count (≈ 5–6 bytes while the table is sparse, ≈ 3.1 when
+ * full); an open record ≈ 36 bytes; a chapter summary ≈ 8 bytes + 4 per 510 records.
  *
- * Written like {@link Fs#writeAtomically}, streamed because the tables can exceed a Java array: temp file, sync,
- * rename, directory sync. Threads: none inside; the owner holds its write lock while saving and loading.
+ * A save is used only when no chapter file is numbered at or above its open chapter (else chapters closed after
+ * it and the saved volume index lacks them: the caller rebuilds). Loading a save that is older than later inserts
+ * is still consistent: those inserts only reached the open chapter, and its checkpoint file brings them back
+ * ({@link OpenChapterFile}).
+ *
+ * Written streamed with the protocol of {@link Fs#writeAtomically} (temp file, sync, rename, directory sync).
+ * Reading checks everything against the geometry (counts, numbers, entry liveness, exhaustion of the blocks), so
+ * the loader and {@link IndexVerifier} share one decoder that calls a {@link Sink}. Threads: none inside; the
+ * owner holds its write lock while saving and loading.
  */
 final class SaveFile {
     static final String FILE = "save";
     static final long MAGIC = 0x455641534b534444L; // "DDSKSAVE" little-endian
-    static final int VERSION = 1;
+    static final int VERSION = IndexHeader.VERSION;
     static final int HEADER_BYTES = 64;
-    static final int BLOCK = 16 << 20;
-    static final int OPEN_RECORD_BYTES = 48;
+    /** Bound on one item's encoding (a chapter summary of 2^24 records: ≈ 131 KB). */
+    static final int ITEM_MAX = 256 << 10;
 
     /** What a loaded save says besides what it put into the tables and the open chapter. */
     record Loaded(long openChapter, long maxChunkId, List<ChapterFile> chapters) {}
 
+    /** The header's fields. */
+    record Header(long openChapter, long maxChunkId, long length, int blocks) {}
+
+    /** Receives a save's content as it is decoded and checked. */
+    interface Sink {
+        void chapter(ChapterFile summary);
+
+        void openRecord(OpenChapter.Encoded record);
+
+        void table(int table, long sweepCursor);
+
+        void bucket(int table, long bucket, long[] values, int count);
+    }
+
     private SaveFile() {}
 
-    static void write(Fs fs, String dir, UUID indexId, long openChapter, long maxChunkId, List<ChapterFile> chapters,
+    /** Writes the save durably and atomically; returns its size in bytes. */
+    static long write(Fs fs, String dir, UUID indexId, long openChapter, long maxChunkId, List<ChapterFile> chapters,
                       OpenChapter open, VolumeIndex[] tables) throws IOException {
-        ByteSink state = new ByteSink(1024);
-        state.putVarLong(open.count());
-        for (VolumeIndex t : tables) state.putVarLong(t.buckets).putVarLong(t.sweepCursor());
-        state.putVarLong(chapters.size());
-        for (ChapterFile c : chapters) {
-            // Verify before write: only chapters of the window, as the loader will insist.
-            Check.that(c.number < openChapter && c.number >= 0, "saved chapter %d precedes open chapter %d", c.number, openChapter);
-            state.putVarLong(c.number).putVarLong(c.records).putVarLong(c.maxChunkId).putVarLong(c.indexPages);
-            for (int q = 0; q < c.indexPages; q++) state.putInt(c.firstKey(q));
-        }
+        List<ChapterFile> sorted = new ArrayList<>(chapters);
+        sorted.sort(Comparator.comparingLong(c -> c.number));
         String name = dir + "/" + FILE, tmp = name + ".tmp";
         boolean done = false;
+        long length;
         try (Fs.FileHandle h = fs.open(tmp, true)) {
             h.truncate(0);
-            Blocks out = new Blocks(h, HEADER_BYTES);
-            out.write(state.toByteArray(), 0, state.size());
-            byte[] records = new byte[Math.min(BLOCK / OPEN_RECORD_BYTES * OPEN_RECORD_BYTES, open.count() * OPEN_RECORD_BYTES)];
-            ByteBuffer rb = ByteBuffer.wrap(records).order(ByteOrder.LITTLE_ENDIAN);
-            for (int r = 0; r < open.count(); r++) {
-                BlockName n = open.name(r);
-                rb.putLong(n.a()).putLong(n.b()).putLong(n.c()).putLong(n.d()).putLong(open.id(r)).putLong(open.previous(r));
-                if (!rb.hasRemaining() || r == open.count() - 1) {
-                    out.write(records, 0, rb.position());
-                    rb.clear();
-                }
+            BlockStream.Writer w = new BlockStream.Writer(h, HEADER_BYTES, 0);
+            Items out = new Items(w);
+            out.buf.putVarLong(open.count()).putVarLong(sorted.size());
+            out.end();
+            for (ChapterFile c : sorted) {
+                // Verify before write: only chapters of the window, as the loader will insist.
+                Check.that(c.number < openChapter && c.number >= 0, "saved chapter %d precedes open chapter %d", c.number, openChapter);
+                out.buf.putVarLong(c.number).putVarLong(c.records).putVarLong(c.maxChunkId).putVarLong(c.indexPages);
+                for (int q = 0; q < c.indexPages; q++) out.buf.putInt(c.firstKey(q));
+                out.end();
             }
-            for (VolumeIndex t : tables) for (byte[] seg : t.segments()) out.writeAll(seg);
+            for (int r = 0; r < open.count(); r++) {
+                open.encode(r, openChapter, out.buf);
+                out.end();
+            }
+            for (VolumeIndex t : tables) writeTable(t, openChapter, out);
+            out.flush();
+            length = w.pos();
             ByteBuffer head = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
             head.putLong(MAGIC).putInt(VERSION).putInt(tables.length)
                     .putLong(indexId.getMostSignificantBits()).putLong(indexId.getLeastSignificantBits())
-                    .putLong(openChapter).putLong(maxChunkId).putLong(out.pos).putInt(0);
+                    .putLong(openChapter).putLong(maxChunkId).putLong(length).putInt(w.blocks());
             head.putInt(Crc.of(head.array(), 0, HEADER_BYTES - 4));
             h.write(0, head.flip());
+            Check.that(h.size() == length, "save file is %d bytes as its header says (%d)", h.size(), length);
             h.sync();
             done = true;
         } finally {
@@ -90,6 +121,30 @@ final class SaveFile {
         }
         fs.rename(tmp, name);
         fs.syncDir(dir);
+        return length;
+    }
+
+    private static void writeTable(VolumeIndex t, long openChapter, Items out) throws IOException {
+        out.buf.putVarLong(t.buckets).putVarLong(t.sweepCursor());
+        out.end();
+        long[] values = new long[t.slotsPerBucket];
+        int valueBytes = t.shape.valueBytes();
+        long previous = -1, buckets = 0, entries = 0;
+        for (long b = 0; b < t.buckets; b++) {
+            int n = t.liveEntries(b, openChapter, values);
+            if (n == 0) continue;
+            out.buf.putVarLong(b - previous - 1).putByte(n);
+            for (int i = 0; i < n; i++) {
+                long v = values[i];
+                for (int k = 0; k < valueBytes; k++) out.buf.putByte((int) (v >>> (8 * k)));
+            }
+            out.end();
+            previous = b;
+            buckets++;
+            entries += n;
+        }
+        out.buf.putVarLong(0).putByte(0).putVarLong(buckets).putVarLong(entries);
+        out.end();
     }
 
     /**
@@ -97,120 +152,171 @@ final class SaveFile {
      * it is older than the chapters on disk ({@code newestOnDisk}, -1 when none). Throws CorruptionException
      * (or IOException) when it cannot be trusted; {@code open} and {@code tables} may then hold partial data.
      */
-    static Loaded load(Fs fs, String dir, UUID indexId, long newestOnDisk, OpenChapter open, VolumeIndex[] tables) throws IOException {
+    static Loaded load(Fs fs, String dir, UUID indexId, Geometry g, long newestOnDisk, OpenChapter open, VolumeIndex[] tables) throws IOException {
         String name = dir + "/" + FILE;
         if (!fs.exists(name)) return null;
         try (Fs.FileHandle h = fs.open(name, false)) {
-            byte[] head = new byte[HEADER_BYTES];
-            h.readFully(0, ByteBuffer.wrap(head));
-            ByteSource src = new ByteSource(ByteBuffer.wrap(head), name);
-            long magic = src.getLong();
-            src.expect(magic == MAGIC, "bad magic %016x (not a save file)", magic);
-            int computed = Crc.of(head, 0, HEADER_BYTES - 4), stored = ByteBuffer.wrap(head).order(ByteOrder.LITTLE_ENDIAN).getInt(HEADER_BYTES - 4);
-            src.expect(stored == computed, "header CRC32C expected %08x, found %08x", computed, stored);
-            int version = src.getInt();
-            src.expect(version == VERSION, "format version %d is not supported (this dedisk reads %d)", version, VERSION);
-            int tableCount = src.getInt();
-            src.expect(tableCount == tables.length, "%d tables, expected %d", tableCount, tables.length);
-            UUID id = new UUID(src.getLong(), src.getLong());
-            src.expect(id.equals(indexId), "belongs to index %s, expected %s", id, indexId);
-            long openChapter = src.getLong(), maxChunkId = src.getLong(), length = src.getLong();
-            src.expect(openChapter >= 0 && maxChunkId >= 0, "open chapter %d, max chunk id %d", openChapter, maxChunkId);
-            if (newestOnDisk >= openChapter) return null;
-            src.expect(length == h.size(), "file is %d bytes, header says %d", h.size(), length);
-
-            Blocks in = new Blocks(h, HEADER_BYTES);
-            ByteSource st = new ByteSource(ByteBuffer.wrap(in.read()), name + " state");
-            long records = st.getVarLong();
-            st.expect(records <= open.capacity, "open chapter of %d records, capacity %d", records, open.capacity);
-            for (VolumeIndex t : tables) {
-                long buckets = st.getVarLong(), cursor = st.getVarLong();
-                st.expect(buckets == t.buckets && cursor < buckets, "table of %d buckets (cursor %d), expected %d", buckets, cursor, t.buckets);
-                t.setSweepCursor(cursor);
-            }
-            long count = st.getVarLong();
-            st.expect(count <= Integer.MAX_VALUE, "%d chapters", count);
+            Header head = readHeader(h, indexId, tables.length, name);
+            if (newestOnDisk >= head.openChapter()) return null;
             List<ChapterFile> chapters = new ArrayList<>();
-            for (long i = 0; i < count; i++) {
-                long number = st.getVarLong(), n = st.getVarLong(), max = st.getVarLong(), q = st.getVarLong();
-                st.expect(number < openChapter && n >= 1 && n <= open.capacity
-                        && q == ChapterFile.pagesFor((int) n, ChapterFile.ENTRIES_PER_INDEX_PAGE),
-                        "chapter %d of %d records with %d index pages (open chapter %d)", number, n, q, openChapter);
-                int[] keys = new int[(int) q];
-                for (int k = 0; k < q; k++) {
-                    keys[k] = st.getInt();
-                    st.expect(k == 0 || Integer.compareUnsigned(keys[k - 1], keys[k]) <= 0, "chapter %d index page map not sorted", number);
-                }
-                chapters.add(new ChapterFile(number, (int) n, max, keys));
-            }
-            st.expect(st.remaining() == 0, "%d stray bytes after the state", st.remaining());
+            VolumeIndex.Shape[] shapes = new VolumeIndex.Shape[tables.length];
+            for (int t = 0; t < tables.length; t++) shapes[t] = tables[t].shape;
+            readContent(h, head, g, shapes, new Sink() {
+                @Override
+                public void chapter(ChapterFile summary) { chapters.add(summary); }
 
-            ByteSource recs = null;
-            for (long r = 0; r < records; r++) {
-                if (recs == null || recs.remaining() == 0) recs = new ByteSource(ByteBuffer.wrap(in.read()), name + " open chapter");
-                BlockName n = new BlockName(recs.getLong(), recs.getLong(), recs.getLong(), recs.getLong());
-                long chunk = recs.getLong(), previous = recs.getLong();
-                recs.expect(chunk > 0 && chunk <= maxChunkId && previous >= -1 && previous < openChapter && open.find(n) < 0,
-                        "open record %d (chunk %d, previous chapter %d) invalid or repeated", r, chunk, previous);
-                open.add(n, chunk, previous);
-            }
-            src.expect(recs == null || recs.remaining() == 0, "stray bytes after the open chapter");
-            for (VolumeIndex t : tables) for (byte[] seg : t.segments()) in.readAll(seg);
-            src.expect(in.pos == length, "%d bytes read of %d", in.pos, length);
-            return new Loaded(openChapter, maxChunkId, chapters);
+                @Override
+                public void openRecord(OpenChapter.Encoded r) {
+                    if (open.find(r.name()) >= 0) throw new CorruptionException(name + ": open record " + r.name() + ": expected once, found twice");
+                    open.add(r.name(), r.chunkId(), r.previous());
+                }
+
+                @Override
+                public void table(int table, long sweepCursor) { tables[table].setSweepCursor(sweepCursor); }
+
+                @Override
+                public void bucket(int table, long bucket, long[] values, int count) { tables[table].setBucket(bucket, values, count); }
+            }, name);
+            return new Loaded(head.openChapter(), head.maxChunkId(), chapters);
         }
     }
 
-    /** The block stream after the header: u32 length, u32 CRC32C, bytes. */
-    private static final class Blocks {
-        private final Fs.FileHandle h;
-        long pos;
+    /** Reads and checks the 64-byte header (untrusted) of a save of an index with {@code tables} tables. */
+    static Header readHeader(Fs.FileHandle h, UUID indexId, int tables, String name) throws IOException {
+        long size = h.size();
+        if (size < HEADER_BYTES) throw new CorruptionException(name + ": expected at least a " + HEADER_BYTES + "-byte header, found " + size + " bytes");
+        byte[] head = new byte[HEADER_BYTES];
+        h.readFully(0, ByteBuffer.wrap(head));
+        ByteSource src = new ByteSource(ByteBuffer.wrap(head), name);
+        long magic = src.getLong();
+        src.expect(magic == MAGIC, "magic expected %016x (DDSKSAVE), found %016x (not a save file)", MAGIC, magic);
+        int computed = Crc.of(head, 0, HEADER_BYTES - 4), stored = ByteBuffer.wrap(head).order(ByteOrder.LITTLE_ENDIAN).getInt(HEADER_BYTES - 4);
+        src.expect(stored == computed, "header CRC32C expected %08x, found %08x", computed, stored);
+        int version = src.getInt();
+        src.expect(version == VERSION, "format version expected %d (the only one this dedisk reads), found %d", VERSION, version);
+        int tableCount = src.getInt();
+        src.expect(tableCount == tables, "table count expected %d, found %d", tables, tableCount);
+        UUID id = new UUID(src.getLong(), src.getLong());
+        src.expect(id.equals(indexId), "index id expected %s, found %s (a save of another index)", indexId, id);
+        long openChapter = src.getLong(), maxChunkId = src.getLong(), length = src.getLong();
+        int blocks = src.getInt();
+        src.expect(openChapter >= 0 && maxChunkId >= 0, "open chapter %d, max chunk id %d (expected ≥ 0)", openChapter, maxChunkId);
+        src.expect(length == size, "file length expected %d (the header), found %d", length, size);
+        src.expect(blocks >= 1, "block count expected ≥ 1, found %d", blocks);
+        return new Header(openChapter, maxChunkId, length, blocks);
+    }
 
-        Blocks(Fs.FileHandle h, long pos) { this.h = h; this.pos = pos; }
-
-        void write(byte[] src, int off, int len) throws IOException {
-            Check.that(len <= BLOCK, "save block of %d bytes", len);
-            ByteBuffer head = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putInt(len).putInt(Crc.of(src, off, len));
-            h.write(pos, head.flip());
-            h.write(pos + 8, ByteBuffer.wrap(src, off, len));
-            pos += 8 + len;
+    /**
+     * Decodes and checks everything after the header against the geometry and the table shapes, calling the sink
+     * with each part; throws CorruptionException at the first thing that does not fit.
+     */
+    static void readContent(Fs.FileHandle h, Header head, Geometry g, VolumeIndex.Shape[] shapes, Sink sink, String name) throws IOException {
+        long open = head.openChapter(), max = head.maxChunkId();
+        ItemReader in = new ItemReader(new BlockStream.Reader(h, HEADER_BYTES, head.length(), name), name);
+        ByteSource st = in.item();
+        long records = st.getVarLong(), count = st.getVarLong();
+        st.expect(records <= g.chapterRecords(), "open chapter of %d records, expected at most %d", records, g.chapterRecords());
+        st.expect(count <= g.closedChapters(), "%d chapter summaries, expected at most %d", count, g.closedChapters());
+        long previousNumber = -1;
+        for (long i = 0; i < count; i++) {
+            ByteSource c = in.item();
+            long number = c.getVarLong(), n = c.getVarLong(), chunkMax = c.getVarLong(), q = c.getVarLong();
+            c.expect(number > previousNumber && number < open && number >= open - g.closedChapters(),
+                    "chapter summary %d: number %d expected in [%d, %d) and above %d", i, number, Math.max(0, open - g.closedChapters()), open, previousNumber);
+            c.expect(n >= 1 && n <= g.chapterRecords(), "chapter %d: record count expected in [1, %d], found %d", number, g.chapterRecords(), n);
+            long pages = ChapterFile.pagesFor((int) n, ChapterFile.ENTRIES_PER_INDEX_PAGE);
+            c.expect(q == pages, "chapter %d: index pages expected %d for %d records, found %d", number, pages, n, q);
+            c.expect(chunkMax <= max, "chapter %d: max chunk id expected at most %d (the save's), found %d", number, max, chunkMax);
+            int[] keys = new int[(int) q];
+            for (int k = 0; k < q; k++) {
+                keys[k] = c.getInt();
+                c.expect(k == 0 || Integer.compareUnsigned(keys[k - 1], keys[k]) <= 0, "chapter %d: index page map expected sorted, found key %d out of order", number, k);
+            }
+            sink.chapter(new ChapterFile(number, (int) n, chunkMax, keys));
+            previousNumber = number;
         }
-
-        void writeAll(byte[] src) throws IOException {
-            for (int off = 0; off < src.length; off += BLOCK) write(src, off, Math.min(BLOCK, src.length - off));
-        }
-
-        private int blockLen, blockCrc;
-
-        private void readHead(String what) throws IOException {
-            ByteBuffer head = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
-            h.readFully(pos, head);
-            blockLen = head.getInt(0);
-            blockCrc = head.getInt(4);
-            if (blockLen < 0 || blockLen > BLOCK) throw new CorruptionException("save file: " + what + " block at " + pos + " has length " + blockLen);
-        }
-
-        private void readBody(byte[] dst, int off) throws IOException {
-            h.readFully(pos + 8, ByteBuffer.wrap(dst, off, blockLen));
-            int computed = Crc.of(dst, off, blockLen);
-            if (computed != blockCrc) throw new CorruptionException(String.format("save file: block at %d CRC32C expected %08x, found %08x", pos, computed, blockCrc));
-            pos += 8 + blockLen;
-        }
-
-        byte[] read() throws IOException {
-            readHead("a");
-            byte[] out = new byte[blockLen];
-            readBody(out, 0);
-            return out;
-        }
-
-        void readAll(byte[] dst) throws IOException {
-            for (int off = 0; off < dst.length; off += BLOCK) {
-                readHead("a table");
-                int expected = Math.min(BLOCK, dst.length - off);
-                if (blockLen != expected) throw new CorruptionException("save file: table block at " + pos + " has " + blockLen + " bytes, expected " + expected);
-                readBody(dst, off);
+        for (long r = 0; r < records; r++) sink.openRecord(OpenChapter.decode(in.item(), open, g.closedChapters(), max));
+        for (int t = 0; t < shapes.length; t++) {
+            VolumeIndex.Shape shape = shapes[t];
+            ByteSource th = in.item();
+            long buckets = th.getVarLong(), cursor = th.getVarLong();
+            th.expect(buckets == shape.buckets() && cursor < buckets, "table %d: %d buckets (sweep cursor %d), expected %d", t, buckets, cursor, shape.buckets());
+            sink.table(t, cursor);
+            long[] values = new long[shape.slotsPerBucket()];
+            long bucket = -1, written = 0, entries = 0;
+            while (true) {
+                ByteSource b = in.item();
+                long gap = b.getVarLong();
+                int n = b.getByte();
+                if (gap == 0 && n == 0) {
+                    long wb = b.getVarLong(), we = b.getVarLong();
+                    b.expect(wb == written && we == entries, "table %d: buckets and entries expected %d and %d (its end item), found %d and %d", t, wb, we, written, entries);
+                    break;
+                }
+                b.expect(gap < shape.buckets() && bucket + 1 + gap < shape.buckets(), "table %d: next bucket expected below %d, found %d + 1 + gap %d", t, shape.buckets(), bucket, gap);
+                bucket += 1 + gap;
+                b.expect(n >= 1 && n <= shape.slotsPerBucket(), "table %d bucket %d: entry count expected in [1, %d], found %d", t, bucket, shape.slotsPerBucket(), n);
+                for (int i = 0; i < n; i++) {
+                    long v = 0;
+                    for (int k = 0; k < shape.valueBytes(); k++) v |= (long) b.getByte() << (8 * k);
+                    b.expect(shape.isLiveValue(v, open), "table %d bucket %d slot %d: value expected a live entry for open chapter %d, found %x", t, bucket, i, open, v);
+                    values[i] = v;
+                }
+                sink.bucket(t, bucket, values, n);
+                written++;
+                entries += n;
             }
         }
+        if (!in.exhausted()) throw new CorruptionException(name + ": content expected to end, found more (at offset " + in.pos() + ")");
+        if (in.blocks() != head.blocks()) throw new CorruptionException(name + ": block count expected " + head.blocks() + " (the header's), found " + in.blocks());
+    }
+
+    /** Item writer: a block is cut at an item boundary once its payload passes MAX_PAYLOAD − ITEM_MAX. */
+    private static final class Items {
+        private final BlockStream.Writer w;
+        ByteSink buf = new ByteSink(1 << 16);
+        private int itemStart;
+
+        Items(BlockStream.Writer w) { this.w = w; }
+
+        void end() throws IOException {
+            Check.that(buf.size() - itemStart <= ITEM_MAX, "save item of %d bytes (at most %d)", buf.size() - itemStart, ITEM_MAX);
+            if (buf.size() >= BlockStream.MAX_PAYLOAD - ITEM_MAX) flush();
+            itemStart = buf.size();
+        }
+
+        void flush() throws IOException {
+            if (buf.size() == 0) return;
+            w.write(buf.view().array(), 0, buf.size());
+            buf = new ByteSink(1 << 16);
+            itemStart = 0;
+        }
+    }
+
+    /** Item reader: the next item starts in the current block, or in the next one when the current is used up. */
+    private static final class ItemReader {
+        private final BlockStream.Reader r;
+        private final String name;
+        private ByteSource cur;
+
+        ItemReader(BlockStream.Reader r, String name) {
+            this.r = r;
+            this.name = name;
+        }
+
+        ByteSource item() throws IOException {
+            if (cur == null || cur.remaining() == 0) {
+                if (r.atEnd()) throw new CorruptionException(name + ": content expected to go on, found the end of the file (after " + r.blocks() + " blocks, at offset " + r.pos() + ")");
+                int number = r.blocks();
+                cur = new ByteSource(ByteBuffer.wrap(r.next()), name + " block " + number);
+            }
+            return cur;
+        }
+
+        boolean exhausted() { return (cur == null || cur.remaining() == 0) && r.atEnd(); }
+
+        long pos() { return r.pos(); }
+
+        int blocks() { return r.blocks(); }
     }
 }

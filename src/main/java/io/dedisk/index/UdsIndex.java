@@ -2,6 +2,7 @@ package io.dedisk.index;
 
 import io.dedisk.DediskException.CorruptionException;
 import io.dedisk.DediskException.InvalidRequestException;
+import io.dedisk.DediskException.ReadOnlyException;
 import io.dedisk.store.Fs;
 import io.dedisk.util.Check;
 import io.dedisk.util.Sizes;
@@ -11,18 +12,23 @@ import java.lang.System.Logger.Level;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * The UDS-style, memory-bounded dedup index (docs/index.md). It remembers the most recent records that fit its
  * configured memory, the dedup window, because duplicates show temporal locality.
  *
- * Owns, under the directory it is given:
+ * Owns, under the directory it is given (each file's layout is in its class):
  * <ul>
  * <li>{@link IndexHeader} ({@code header}): index id and geometry, written once;
  * <li>closed chapters ({@link ChapterFile}, {@code chapter-<n>}): records in arrival order, immutable, the
  *     oldest deleted when a chapter closes and the window is full;
- * <li>{@link SaveFile} ({@code save}): the in-memory state at the last clean shutdown;
+ * <li>the open chapter checkpoint ({@link OpenChapterFile}, {@code open-<n>}): the open chapter's records as of
+ *     the last {@link #checkpoint}, deleted once chapter n's own file is written or a save holds its records;
+ * <li>{@link SaveFile} ({@code save}): the in-memory state at the last clean shutdown, deleted once a chapter
+ *     closes after it (it is then older than the chapters and of no use);
  * </ul>
  * and in memory: the {@link OpenChapter}, the {@link VolumeIndex} table(s) (the full table: every name of the
  * newest D closed chapters; in sparse mode also the hook table: hook names of every closed chapter), the
@@ -34,14 +40,24 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * sparse cache, and a hook found in a sparse chapter loads that chapter's index into it. A chapter whose pages
  * fail verification or cannot be read is dropped (logged once): its advice is lost, the rest works.
  *
- * Restart: {@link #save} writes the save file. Open loads it when it is not older than the chapters; otherwise
- * open returns at once and a background thread rebuilds the volume index from the chapter files, newest first
- * (the most useful advice comes back first), while lookups (which may miss) and inserts go on. The open
- * chapter's unsaved records are lost. {@link #maxChunkId} covers every chunk id that can come back as advice:
- * each chapter header carries the largest id posted before it closed, and open reads the newest valid one.
+ * Durability: a closed chapter is durable when its insert returns (written atomically); {@link #checkpoint} makes
+ * the open chapter's records durable; {@link #save} everything, so the next open loads instead of rebuilding.
+ *
+ * Restart: open loads the save when it is not older than the chapters; otherwise it returns at once and a
+ * background thread rebuilds the volume index from the chapter files, newest first (the most useful advice comes
+ * back first), while lookups (which may miss) and inserts go on. Either way the open chapter checkpoint of the
+ * open chapter is merged into the open chapter before open returns. {@link #maxChunkId} covers every chunk id
+ * that can come back as advice: each chapter header and checkpoint block carries the largest id posted before it
+ * was written, and open takes the newest valid ones.
+ *
+ * Read-only ({@link #openReadOnly}): the same, except that no file is created, written, renamed or deleted (the
+ * {@link Fs} is wrapped so that any attempt is an invariant violation); insert, checkpoint and save are refused.
  *
  * Threads: one read-write lock. Lookups take the read lock (the caches synchronize inside, briefly); inserts,
- * chapter closes, saves and each rebuilt chapter take the write lock. The rebuild thread reads files unlocked.
+ * chapter closes, saves and each rebuilt chapter take the write lock. A checkpoint collects the records under the
+ * write lock and writes them holding only the checkpoint lock (taken after the write lock, never before), so
+ * lookups and inserts go on during its I/O. The rebuild thread reads files unlocked. entries(), memoryBytes()
+ * and diskBytes() take no lock.
  */
 public final class UdsIndex implements DedupIndex {
     private static final System.Logger LOG = System.getLogger("dedisk.index");
@@ -50,7 +66,10 @@ public final class UdsIndex implements DedupIndex {
     private final String dir;
     private final Geometry geometry;
     private final UUID indexId;
+    private final boolean readOnly;
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    /** Serializes checkpoints and guards the open chapter checkpoint file's state below; taken after the write lock. */
+    private final ReentrantLock checkpointLock = new ReentrantLock();
     private final OpenChapter open;
     private final VolumeIndex fullTable;
     private final VolumeIndex hookTable;
@@ -61,6 +80,30 @@ public final class UdsIndex implements DedupIndex {
     private volatile long openChapter;
     private long maxChunkId;
     private long lostChapters;
+    /** Records of the closed chapters in the ring plus the open chapter's; changed under the write lock. */
+    private volatile long heldRecords;
+    /** Records of chapters in the ring that were dropped (they no longer answer); changed under either lock. */
+    private final AtomicLong droppedRecords = new AtomicLong();
+    /**
+     * Bytes of the files in {@code dir}: counted at open, then kept up to date by every write and delete (under the
+     * write lock, or the checkpoint lock alone while a checkpoint writes: hence atomic).
+     */
+    private final AtomicLong diskBytes = new AtomicLong();
+    private long saveBytes;
+    /** The open chapter of the usable save on disk, -1 when there is none (written under the write lock). */
+    private long savedOpenChapter = -1;
+    /** The chapter whose open chapter checkpoint file is on disk, -1 when none; its size and blocks. Checkpoint lock. */
+    private long checkpointFileChapter = -1;
+    private long checkpointFileBytes;
+    private int checkpointFileBlocks;
+    /** Records [0, checkpointed) of the open chapter are in its checkpoint file with their current ids. Write lock. */
+    private int checkpointed;
+    /** The next checkpoint must write the whole open chapter (set under either lock, cleared under both). */
+    private volatile boolean checkpointNeedsBase = true;
+    /** Largest chunk id merged from an open chapter checkpoint at open. */
+    private long mergedMaxChunkId;
+    /** What the fixed-size structures take: tables, open chapter, ring array (allocated at open, never resized). */
+    private final long fixedMemory;
     private boolean closed;
     private volatile boolean closing;
     private volatile double rebuildRemaining;
@@ -73,34 +116,77 @@ public final class UdsIndex implements DedupIndex {
         return open(fs, dir, Geometry.of(config));
     }
 
+    /**
+     * Opens the index in {@code dir} without changing any file: nothing is created, written, renamed or deleted
+     * (for {@code dedisk stats} and {@code check} on a stopped pool). A missing index opens empty. It loads or
+     * rebuilds like {@link #open} and so allocates the configured memory; insert, checkpoint and save throw
+     * {@link ReadOnlyException}. For figures without that memory, see {@link IndexVerifier#verify}.
+     */
+    public static UdsIndex openReadOnly(Fs fs, String dir, IndexConfig config) throws IOException {
+        return openReadOnly(fs, dir, Geometry.of(config));
+    }
+
+    /**
+     * Verifies the index in {@code dir} without changing it ({@link IndexVerifier#verify}): for {@code dedisk check};
+     * a problem found is advice lost, never data lost.
+     */
+    public static IndexVerifier.Report verify(Fs fs, String dir, IndexConfig config) { return IndexVerifier.verify(fs, dir, config); }
+
     static UdsIndex open(Fs fs, String dir, Geometry geometry) throws IOException {
+        boolean created = !fs.exists(dir);
         fs.mkdirs(dir);
         String name = dir + "/" + IndexHeader.FILE;
         IndexHeader header;
         if (fs.exists(name)) {
             header = IndexHeader.decode(fs.readAll(name), name);
-            // The configuration must match; the geometry then comes from the header, so a later change of the
-            // sizing formulas never reinterprets an existing index.
-            Geometry had = header.geometry();
-            if (had.memoryBytes() != geometry.memoryBytes() || had.sparse() != geometry.sparse()) {
-                throw new InvalidRequestException("the index in " + dir + " was created as " + had + " and cannot be opened with "
-                        + Sizes.format(geometry.memoryBytes()) + (geometry.sparse() ? " sparse" : " dense")
-                        + ": open it with the memory and mode it was created with, or delete " + dir + " to start an empty index");
-            }
+            checkConfig(dir, header, geometry);
         } else {
             header = new IndexHeader(UUID.randomUUID(), geometry, System.currentTimeMillis());
             byte[] bytes = header.encode();
             Check.that(IndexHeader.decode(bytes, name).equals(header), "index header decodes to itself");
             fs.writeAtomically(name, bytes);
+            if (created) fs.syncDir(parentOf(dir)); // the directory's own name, so a machine crash keeps it
         }
-        UdsIndex index = new UdsIndex(fs, dir, header);
+        UdsIndex index = new UdsIndex(fs, dir, header, false);
         index.start();
         return index;
     }
 
-    private UdsIndex(Fs fs, String dir, IndexHeader header) {
+    static UdsIndex openReadOnly(Fs fs, String dir, Geometry geometry) throws IOException {
+        Fs guarded = new ReadOnlyFs(fs);
+        String name = dir + "/" + IndexHeader.FILE;
+        IndexHeader header;
+        if (guarded.exists(name)) {
+            header = IndexHeader.decode(guarded.readAll(name), name);
+            checkConfig(dir, header, geometry);
+        } else {
+            header = new IndexHeader(UUID.randomUUID(), geometry, System.currentTimeMillis()); // empty, kept in memory only
+        }
+        UdsIndex index = new UdsIndex(guarded, dir, header, true);
+        index.start();
+        return index;
+    }
+
+    /** The configuration must match; the geometry then comes from the header, so a later change of the sizing
+     *  formulas never reinterprets an existing index. */
+    private static void checkConfig(String dir, IndexHeader header, Geometry geometry) {
+        Geometry had = header.geometry();
+        if (had.memoryBytes() != geometry.memoryBytes() || had.sparse() != geometry.sparse()) {
+            throw new InvalidRequestException("the index in " + dir + " was created as " + had + " and cannot be opened with "
+                    + Sizes.format(geometry.memoryBytes()) + (geometry.sparse() ? " sparse" : " dense")
+                    + ": open it with the memory and mode it was created with, or delete " + dir + " to start an empty index");
+        }
+    }
+
+    private static String parentOf(String dir) {
+        int slash = dir.lastIndexOf('/');
+        return slash < 0 ? "" : dir.substring(0, slash);
+    }
+
+    private UdsIndex(Fs fs, String dir, IndexHeader header, boolean readOnly) {
         this.fs = fs;
         this.dir = dir;
+        this.readOnly = readOnly;
         this.geometry = header.geometry();
         this.indexId = header.indexId();
         this.open = new OpenChapter(geometry.chapterRecords());
@@ -109,43 +195,130 @@ public final class UdsIndex implements DedupIndex {
         this.chapters = new ChapterRing(geometry.chapters());
         this.pageCache = new PageCache(geometry.pageCachePages());
         this.sparseCache = geometry.sparse() ? new SparseCache(geometry.sparseCacheChapters()) : null;
+        long fixed = open.memoryBytes() + chapters.memoryBytes() - chapters.summaryBytes();
+        for (VolumeIndex t : tables()) fixed += t.memoryBytes();
+        this.fixedMemory = fixed;
     }
 
-    private VolumeIndex[] tables() { return hookTable == null ? new VolumeIndex[] {fullTable} : new VolumeIndex[] {fullTable, hookTable}; }
+    /** The volume index tables: the full one, then the hook table when sparse (tests look inside). */
+    VolumeIndex[] tables() { return hookTable == null ? new VolumeIndex[] {fullTable} : new VolumeIndex[] {fullTable, hookTable}; }
 
-    /** Loads the save, or starts the rebuild; the caller holds no lock and nobody else has the index yet. */
+    /**
+     * Loads the save, merges the open chapter checkpoint, or starts the rebuild; the caller holds no lock and
+     * nobody else has the index yet. When writable, also deletes what is of no use any more: interrupted writes
+     * ({@code *.tmp}), expired chapters, checkpoints of other chapters, a save older than the chapters.
+     */
     private void start() throws IOException {
-        List<Long> onDisk = new ArrayList<>();
+        List<Long> chapterFiles = new ArrayList<>(), checkpointFiles = new ArrayList<>();
         for (String f : fs.list(dir)) {
-            if (f.endsWith(".tmp")) fs.delete(dir + "/" + f); // an interrupted atomic write
+            if (f.endsWith(".tmp")) {
+                if (!readOnly) fs.delete(dir + "/" + f); // an interrupted atomic write
+                continue;
+            }
             long n = ChapterFile.parseFileName(f);
-            if (n >= 0) onDisk.add(n);
+            if (n >= 0) chapterFiles.add(n);
+            long o = OpenChapterFile.parseFileName(f);
+            if (o >= 0) checkpointFiles.add(o);
         }
-        onDisk.sort(null);
-        long newest = onDisk.isEmpty() ? -1 : onDisk.getLast();
+        chapterFiles.sort(null);
+        checkpointFiles.sort(null);
+        long newest = chapterFiles.isEmpty() ? -1 : chapterFiles.getLast();
+        String saveName = dir + "/" + SaveFile.FILE;
         SaveFile.Loaded saved = null;
         try {
-            saved = SaveFile.load(fs, dir, indexId, newest, open, tables());
+            saved = SaveFile.load(fs, dir, indexId, geometry, newest, open, tables());
+            if (saved == null && fs.exists(saveName)) {
+                LOG.log(Level.INFO, "index in {0}: the save is older than chapter {1}, rebuilding from the chapters", dir, newest);
+                if (!readOnly) fs.delete(saveName);
+            }
         } catch (CorruptionException | IOException e) {
             LOG.log(Level.WARNING, "ignoring the saved state of the index in {0}, rebuilding from the chapters: {1}", dir, e.getMessage());
             for (VolumeIndex t : tables()) t.clear();
             open.clear();
         }
-        openChapter = saved != null ? saved.openChapter() : newest + 1;
+        // The open chapter is the save's, or follows the newest chapter file, unless a checkpoint names a later
+        // one: chapters between were lost to write errors, and the running index had moved past them.
+        long base = saved != null ? saved.openChapter() : newest + 1;
+        long newestCheckpoint = checkpointFiles.isEmpty() ? -1 : checkpointFiles.getLast();
+        openChapter = Math.max(base, newestCheckpoint);
+        if (saved != null && openChapter > base) {
+            LOG.log(Level.INFO, "index in {0}: the saved open chapter {1} was lost (its file was never written); chapter {2} follows",
+                    dir, base, openChapter);
+            open.clear();
+        }
+        if (newestCheckpoint == openChapter) mergeCheckpoint();
         long oldestLive = oldestLive();
-        for (long n : onDisk) if (n < oldestLive) fs.delete(ChapterFile.fileName(dir, n));
+        if (!readOnly) {
+            for (long n : chapterFiles) if (n < oldestLive) fs.delete(ChapterFile.fileName(dir, n));
+            for (long o : checkpointFiles) if (o != openChapter) fs.delete(OpenChapterFile.fileName(dir, o));
+        }
+        diskBytes.set(filesBytes());
+        saveBytes = fileSize(saveName);
         if (saved != null) {
-            maxChunkId = saved.maxChunkId();
+            savedOpenChapter = saved.openChapter();
+            maxChunkId = Math.max(saved.maxChunkId(), mergedMaxChunkId);
             for (ChapterFile c : saved.chapters()) if (c.number >= oldestLive) chapters.add(c);
+            heldRecords = chapters.records() + open.count();
             return;
         }
-        long[] toRebuild = onDisk.stream().filter(n -> n >= oldestLive).mapToLong(Long::longValue).sorted().toArray();
-        maxChunkId = newestValidMaxChunkId(toRebuild);
+        heldRecords = open.count();
+        long[] toRebuild = chapterFiles.stream().filter(n -> n >= oldestLive).mapToLong(Long::longValue).sorted().toArray();
+        maxChunkId = Math.max(newestValidMaxChunkId(toRebuild), mergedMaxChunkId);
         if (toRebuild.length == 0) return;
         LOG.log(Level.INFO, "index in {0}: no usable save, rebuilding from {1} chapters in the background", dir, toRebuild.length);
         rebuildRemaining = 1;
         rebuildIncomplete = true;
         rebuilder = Thread.ofPlatform().name("dedisk-index-rebuild").daemon().start(() -> rebuild(toRebuild));
+    }
+
+    /**
+     * Merges the open chapter's checkpoint file into the open chapter: a name already there keeps the larger chunk
+     * id (ids are never reused: the larger is the newer chunk; both are true advice). A bad block ends the merge
+     * (after a crash in the middle of an append, the last block is torn: its records were never acknowledged).
+     * The file stays as it is; the next checkpoint replaces it with a base.
+     */
+    private void mergeCheckpoint() {
+        String name = OpenChapterFile.fileName(dir, openChapter);
+        checkpointFileChapter = openChapter;
+        checkpointNeedsBase = true;
+        try {
+            checkpointFileBytes = fileSize(name);
+            OpenChapterFile.Read r = OpenChapterFile.read(fs, dir, indexId, openChapter, geometry, e -> {
+                int at = open.find(e.name());
+                if (at >= 0) {
+                    if (e.chunkId() > open.id(at)) open.setId(at, e.chunkId());
+                } else {
+                    // A chapter closes when it holds C records, so its checkpoint names at most C − 1.
+                    if (open.count() >= open.capacity - 1) {
+                        throw new CorruptionException(name + ": more names than an open chapter holds (" + (open.capacity - 1) + ")");
+                    }
+                    open.add(e.name(), e.chunkId(), e.previous());
+                }
+                mergedMaxChunkId = Math.max(mergedMaxChunkId, e.chunkId());
+            });
+            mergedMaxChunkId = Math.max(mergedMaxChunkId, r.maxChunkId());
+            if (r.stop() != null) {
+                LOG.log(r.stop().reachesEnd ? Level.INFO : Level.WARNING, "index in {0}: open chapter checkpoint read up to block {1} ({2} records): {3}",
+                        dir, r.blocks(), r.records(), r.stop().getMessage());
+            }
+        } catch (CorruptionException | IOException e) {
+            LOG.log(Level.WARNING, "index in {0}: open chapter checkpoint not (wholly) usable, its records are lost to dedup: {1}", dir, e.getMessage());
+        }
+    }
+
+    /** Sum of the sizes of the files in the index directory. */
+    private long filesBytes() throws IOException {
+        long total = 0;
+        for (String f : fs.list(dir)) total += fileSize(dir + "/" + f);
+        return total;
+    }
+
+    /** A file's size, 0 when it does not exist. */
+    private long fileSize(String name) throws IOException {
+        if (!fs.exists(name)) return 0;
+        try (Fs.FileHandle h = fs.open(name, false)) {
+            return h.size();
+        }
     }
 
     /** The max chunk id of the newest chapter with a valid header: it bounds every older chapter's ids too. */
@@ -173,6 +346,7 @@ public final class UdsIndex implements DedupIndex {
                 try {
                     if (!closing && number >= oldestLive()) {
                         chapters.add(c);
+                        heldRecords += c.records;
                         c.forEachName(file, n -> {
                             VolumeIndex t = tableFor(n, number);
                             if (t != null) t.putReplayed(n, number, openChapter);
@@ -283,6 +457,8 @@ public final class UdsIndex implements DedupIndex {
 
     private void drop(ChapterFile chapter, Exception e) {
         if (chapter.drop()) {
+            // Only chapters of the ring are searched, and none leaves it while a lock is held: count it as gone.
+            droppedRecords.addAndGet(chapter.records);
             LOG.log(Level.WARNING, "index chapter {0} ({1} records) failed verification or could not be read; its advice is dropped: {2}",
                     chapter.number, chapter.records, e.getMessage());
         }
@@ -290,6 +466,7 @@ public final class UdsIndex implements DedupIndex {
 
     @Override
     public void insert(BlockName name, long chunkId) {
+        refuseIfReadOnly("insert");
         Check.that(chunkId > 0, "chunk id %d is positive", chunkId);
         lock.writeLock().lock();
         try {
@@ -297,12 +474,16 @@ public final class UdsIndex implements DedupIndex {
             if (chunkId > maxChunkId) maxChunkId = chunkId;
             int r = open.find(name);
             if (r >= 0) {
-                open.setId(r, chunkId);
+                if (open.id(r) != chunkId) {
+                    if (r < checkpointed) checkpointNeedsBase = true; // its checkpointed id is no longer the newest
+                    open.setId(r, chunkId);
+                }
                 return;
             }
             // Where the name's record is now, so the chapter close moves its volume index entry instead of adding
             // a second one. After the pool's lookup (a confirmed hit) the pages this reads are in the cache.
             open.add(name, chunkId, findClosed(name, true));
+            heldRecords++;
             if (open.full()) closeChapter();
         } finally {
             lock.writeLock().unlock();
@@ -320,8 +501,11 @@ public final class UdsIndex implements DedupIndex {
             LOG.log(Level.WARNING, "index chapter {0} could not be written; its {1} records are lost to dedup: {2}", number, open.count(), e.toString());
         }
         openChapter = number + 1;
+        heldRecords -= open.count();
         if (c != null) {
+            diskBytes.addAndGet((long) c.filePages() * ChapterFile.PAGE);
             chapters.add(c);
+            heldRecords += c.records;
             for (int r = 0; r < open.count(); r++) {
                 BlockName n = open.name(r);
                 VolumeIndex t = tableFor(n, number);
@@ -330,10 +514,21 @@ public final class UdsIndex implements DedupIndex {
             }
         }
         open.clear();
+        forgetCheckpoint(number);
         long expired = oldestLive() - 1;
-        chapters.remove(expired);
+        ChapterFile gone = chapters.remove(expired);
+        if (gone != null) {
+            heldRecords -= gone.records;
+            if (gone.dropped()) droppedRecords.addAndGet(-gone.records);
+        }
+        String expiredName = ChapterFile.fileName(dir, expired);
         try {
-            fs.delete(ChapterFile.fileName(dir, expired));
+            // Its size: from its summary, else (a chapter never indexed: lost, or its header was bad) from the file.
+            long bytes = gone != null ? (long) gone.filePages() * ChapterFile.PAGE : fileSize(expiredName);
+            if (bytes > 0) {
+                fs.delete(expiredName);
+                diskBytes.addAndGet(-bytes);
+            }
         } catch (IOException e) {
             LOG.log(Level.WARNING, "expired index chapter {0} could not be deleted (retried at the next open): {1}", expired, e.toString());
         }
@@ -341,31 +536,158 @@ public final class UdsIndex implements DedupIndex {
         for (VolumeIndex t : tables()) t.sweep(openChapter);
     }
 
+    /**
+     * Records that can answer: those of the window's closed chapters that are indexed and not dropped, plus the
+     * open chapter's. A name refreshed into a newer chapter counts once per chapter holding a record of it until
+     * the older one expires. Lock-free (two volatile reads), so stats never wait for a chapter close.
+     */
     @Override
-    public long entries() {
-        lock.readLock().lock();
+    public long entries() { return heldRecords - droppedRecords.get(); }
+
+    /** Bytes of the index's files (header, chapters, save, open chapter checkpoint): lock-free, kept up to date. */
+    @Override
+    public long diskBytes() { return diskBytes.get(); }
+
+    /**
+     * After chapter {@code number} closed (its file durable, or lost): its checkpoint file is of no use, nor is a
+     * save whose open chapter it was. Deletions need no sync: a file that comes back after a machine crash is
+     * recognized as stale at open. Write lock held.
+     */
+    private void forgetCheckpoint(long number) {
+        checkpointLock.lock(); // reentrant: dropCheckpointFile takes it again
         try {
-            return chapters.records() + open.count();
+            Check.that(checkpointFileChapter == -1 || checkpointFileChapter == number, "checkpoint file of chapter %d while closing chapter %d",
+                    checkpointFileChapter, number);
+            dropCheckpointFile();
         } finally {
-            lock.readLock().unlock();
+            checkpointLock.unlock();
         }
+        if (savedOpenChapter >= 0 && number >= savedOpenChapter) {
+            try {
+                fs.delete(dir + "/" + SaveFile.FILE);
+                diskBytes.addAndGet(-saveBytes);
+                saveBytes = 0;
+            } catch (IOException e) {
+                LOG.log(Level.WARNING, "stale index save could not be deleted (retried at the next open): {0}", e.toString());
+            }
+            savedOpenChapter = -1;
+        }
+    }
+
+    /**
+     * Deletes the open chapter's checkpoint file, once what it holds is durable elsewhere (the chapter's own file,
+     * or a save); the next checkpoint writes a base. No sync: should the file come back after a machine crash, it
+     * holds nothing that is not in the chapter (then it is stale and deleted at open) or the save (then merging it
+     * changes nothing: the larger chunk id wins). Write lock held.
+     */
+    private void dropCheckpointFile() {
+        checkpointLock.lock();
+        try {
+            if (checkpointFileChapter >= 0) {
+                try {
+                    fs.delete(OpenChapterFile.fileName(dir, checkpointFileChapter));
+                    diskBytes.addAndGet(-checkpointFileBytes);
+                } catch (IOException e) {
+                    LOG.log(Level.WARNING, "index checkpoint of chapter {0} could not be deleted (retried at the next open): {1}", checkpointFileChapter, e.toString());
+                }
+            }
+            checkpointFileChapter = -1;
+            checkpointFileBytes = 0;
+            checkpointFileBlocks = 0;
+            checkpointed = 0;
+            checkpointNeedsBase = true;
+        } finally {
+            checkpointLock.unlock();
+        }
+    }
+
+    /**
+     * Makes every insert that returned before this call durable: chapters closed by then already are, so this
+     * writes the open chapter's records to its checkpoint file ({@link OpenChapterFile}), the first time in a
+     * chapter as a base of all its records, then appending only those posted since the previous checkpoint.
+     * Nothing posted since: no I/O. Lookups and inserts go on while it writes.
+     *
+     * @throws IOException the records could not be made durable; they stay in memory, and the next checkpoint
+     *     writes them all again (advice at risk, never data: the caller logs it and carries on)
+     */
+    @Override
+    public void checkpoint() throws IOException {
+        refuseIfReadOnly("checkpoint");
+        lock.writeLock().lock();
+        try {
+            Check.that(!closed, "checkpoint on a closed index");
+            checkpointLock.lock();
+        } catch (RuntimeException | Error e) {
+            lock.writeLock().unlock();
+            throw e;
+        }
+        try {
+            long chapter;
+            boolean base;
+            List<byte[]> payloads;
+            try {
+                chapter = openChapter;
+                Check.that(checkpointFileChapter == -1 || checkpointFileChapter == chapter,
+                        "checkpoint file of chapter %d while chapter %d is open", checkpointFileChapter, chapter);
+                base = checkpointNeedsBase || checkpointFileChapter != chapter;
+                int from = base ? 0 : checkpointed, to = open.count();
+                payloads = OpenChapterFile.payloads(open, from, to, chapter, maxChunkId);
+                checkpointed = to;
+                checkpointNeedsBase = false;
+            } finally {
+                lock.writeLock().unlock();
+            }
+            if (payloads.isEmpty()) return;
+            writeCheckpoint(chapter, base, payloads);
+        } finally {
+            checkpointLock.unlock();
+        }
+    }
+
+    /** The checkpoint's I/O, under the checkpoint lock only. On failure the next checkpoint writes a base. */
+    private void writeCheckpoint(long chapter, boolean base, List<byte[]> payloads) throws IOException {
+        String name = OpenChapterFile.fileName(dir, chapter);
+        long had = checkpointFileChapter == chapter ? checkpointFileBytes : 0;
+        try {
+            long size;
+            if (base) {
+                size = OpenChapterFile.writeBase(fs, dir, indexId, chapter, payloads);
+                checkpointFileBlocks = payloads.size();
+            } else {
+                size = OpenChapterFile.append(fs, dir, chapter, checkpointFileBytes, checkpointFileBlocks, payloads);
+                checkpointFileBlocks += payloads.size();
+            }
+            diskBytes.addAndGet(size - had);
+            checkpointFileChapter = chapter;
+            checkpointFileBytes = size;
+        } catch (IOException | RuntimeException e) {
+            checkpointNeedsBase = true;
+            try {
+                long now = fileSize(name); // a failed append may have left part of a block; a failed base, the old file
+                diskBytes.addAndGet(now - had);
+                checkpointFileChapter = now > 0 ? chapter : -1;
+                checkpointFileBytes = now;
+            } catch (IOException ignored) {
+                // the size stays as last known; the next open counts the files again
+            }
+            throw e;
+        }
+    }
+
+    private void refuseIfReadOnly(String what) {
+        if (readOnly) throw new ReadOnlyException("the index in " + dir + " is open read-only (a stopped pool's stats or check): " + what + " refused");
     }
 
     @Override
     public long windowEntries() { return geometry.windowEntries(); }
 
+    /** Fixed structures plus the chapter summaries and the caches as they are now; lock-free. */
     @Override
     public long memoryBytes() {
-        lock.readLock().lock();
-        try {
-            long total = open.memoryBytes() + chapters.memoryBytes() + pageCache.memoryBytes();
-            for (VolumeIndex t : tables()) total += t.memoryBytes();
-            if (sparseCache != null) total += sparseCache.memoryBytes();
-            Check.that(total <= geometry.memoryBytes(), "index holds %d bytes, more than its budget %d", total, geometry.memoryBytes());
-            return total;
-        } finally {
-            lock.readLock().unlock();
-        }
+        long total = fixedMemory + chapters.summaryBytes() + pageCache.memoryBytes();
+        if (sparseCache != null) total += sparseCache.memoryBytes();
+        Check.that(total <= geometry.memoryBytes(), "index holds %d bytes, more than its budget %d", total, geometry.memoryBytes());
+        return total;
     }
 
     @Override
@@ -404,6 +726,7 @@ public final class UdsIndex implements DedupIndex {
      */
     @Override
     public void save() throws IOException {
+        refuseIfReadOnly("save");
         awaitRebuild();
         if (rebuildIncomplete) {
             LOG.log(Level.ERROR, "index in {0} not saved: its rebuild did not complete, the next open rebuilds it", dir);
@@ -413,13 +736,18 @@ public final class UdsIndex implements DedupIndex {
         try {
             Check.that(!closed, "save on a closed index");
             List<ChapterFile> live = chapters.all().stream().filter(c -> !c.dropped()).toList();
-            SaveFile.write(fs, dir, indexId, openChapter, maxChunkId, live, open, tables());
+            long bytes = SaveFile.write(fs, dir, indexId, openChapter, maxChunkId, live, open, tables());
+            diskBytes.addAndGet(bytes - saveBytes);
+            saveBytes = bytes;
+            savedOpenChapter = openChapter;
+            dropCheckpointFile(); // the save holds all of it
         } finally {
             lock.writeLock().unlock();
         }
     }
 
-    private void awaitRebuild() throws InterruptedIOException {
+    /** Waits until a background rebuild has run to its end (returns at once when none runs), e.g. in tests. */
+    public void awaitRebuild() throws InterruptedIOException {
         Thread t = rebuilder;
         if (t == null) return;
         try {
@@ -430,21 +758,32 @@ public final class UdsIndex implements DedupIndex {
         }
     }
 
-    /** Stops a running rebuild and releases the index; does not save (call {@link #save} first at a clean shutdown). */
+    /**
+     * Stops a running rebuild and releases the index; writes nothing (call {@link #save} first at a clean
+     * shutdown), so an index dropped without save behaves as after a process kill.
+     */
     @Override
     public void close() throws IOException {
         closing = true;
         awaitRebuild();
         lock.writeLock().lock();
         try {
-            closed = true;
+            checkpointLock.lock(); // a checkpoint writing now finishes first
+            try {
+                closed = true;
+            } finally {
+                checkpointLock.unlock();
+            }
         } finally {
             lock.writeLock().unlock();
         }
     }
 
     @Override
-    public String toString() { return "UdsIndex[" + dir + ", " + geometry + "]"; }
+    public String toString() { return "UdsIndex[" + dir + ", " + geometry + (readOnly ? ", read-only" : "") + "]"; }
+
+    /** Whether this index was opened with {@link #openReadOnly}. */
+    public boolean readOnly() { return readOnly; }
 
     /** For tests: the chapter numbers currently in the window, oldest first. */
     long[] liveChapters() {

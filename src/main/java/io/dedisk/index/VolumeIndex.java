@@ -29,7 +29,9 @@ import java.util.Arrays;
  * visited within sweepPeriod = 2^chapterBits − 1 − window closes. (Correctness never depends on the sweep: a
  * wrapped entry only sends a lookup to a chapter that does not hold the name.)
  *
- * Persistence: the segments are saved and loaded raw by {@link SaveFile}; the sweep cursor with them.
+ * Persistence: {@link SaveFile} writes the live entries bucket by bucket ({@link #liveEntries}) and loads them back
+ * into slots 0.. of the same buckets ({@link #setBucket}); a slot's position within its bucket carries no meaning.
+ * The sweep cursor is saved with them.
  *
  * Threads: none inside. The owner ({@link UdsIndex}) calls the read methods under its read lock and the
  * mutating ones under its write lock.
@@ -46,6 +48,7 @@ final class VolumeIndex {
     private static final int MAX_KICKS = 500;
     private static final VarHandle LONG = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
 
+    final Shape shape;
     final int window;
     final int chapterBits;
     final int slotBits;
@@ -59,13 +62,39 @@ final class VolumeIndex {
     private long dropped;
     private long rng = 0x9E3779B97F4A7C15L;
 
+    /**
+     * The dimensions of a table, computable without allocating it (the verifier checks a save file against them).
+     * {@code valueBytes} is what one slot value takes in a save file: ceil(slotBits / 8) bytes.
+     */
+    record Shape(long buckets, int window, int chapterBits, int slotBits, int slotsPerBucket) {
+        static Shape of(long expectedEntries, int window) {
+            int bits = VolumeIndex.chapterBits(window);
+            return new Shape(bucketsFor(expectedEntries, window), window, bits, FP_BITS + bits, (BUCKET_BYTES * 8) / (FP_BITS + bits));
+        }
+
+        int valueBytes() { return (slotBits + 7) / 8; }
+
+        /** Whether a slot value read from untrusted bytes is a possible entry, live for {@code openChapter}. */
+        boolean isLiveValue(long value, long openChapter) {
+            if (value <= 0 || value >>> slotBits != 0 || value >>> chapterBits == 0) return false;
+            long age = (openChapter - value) & ((1L << chapterBits) - 1);
+            return age >= 1 && age <= window;
+        }
+    }
+
     /** A table able to hold {@code expectedEntries} live entries of chapters aged 1..window. */
     VolumeIndex(long expectedEntries, int window) {
-        this.window = window;
-        this.chapterBits = chapterBits(window);
-        this.slotBits = FP_BITS + chapterBits;
-        this.slotsPerBucket = (BUCKET_BYTES * 8) / slotBits;
-        this.buckets = bucketsFor(expectedEntries, window);
+        this(Shape.of(expectedEntries, window));
+        Check.that(memoryBytes() == bytesFor(expectedEntries, window), "volume index allocation matches bytesFor");
+    }
+
+    VolumeIndex(Shape shape) {
+        this.shape = shape;
+        this.window = shape.window();
+        this.chapterBits = shape.chapterBits();
+        this.slotBits = shape.slotBits();
+        this.slotsPerBucket = shape.slotsPerBucket();
+        this.buckets = shape.buckets();
         this.chapterMask = (1L << chapterBits) - 1;
         this.slotMask = (1L << slotBits) - 1;
         this.sweepPeriod = (int) ((1L << chapterBits) - 1 - window);
@@ -76,7 +105,6 @@ final class VolumeIndex {
             long inSegment = Math.min(1L << SEGMENT_SHIFT, buckets - ((long) s << SEGMENT_SHIFT));
             segments[s] = new byte[(int) (inSegment * BUCKET_BYTES + SEGMENT_PADDING)];
         }
-        Check.that(memoryBytes() == bytesFor(expectedEntries, window), "volume index allocation matches bytesFor");
     }
 
     /** Chapter number bits for a window: enough that a dead entry has ≥ window/8 closes to be swept before wrapping. */
@@ -284,8 +312,33 @@ final class VolumeIndex {
         sweepCursor = cursor;
     }
 
-    /** The raw segments, for {@link SaveFile} to write and to fill when loading. */
-    byte[][] segments() { return segments; }
+    /**
+     * The live entries of bucket b (slot values, in slot order) into {@code out}; returns their count. Dead
+     * entries are left out: a save keeps only what can still answer. An empty bucket costs 8 word reads.
+     */
+    int liveEntries(long b, long openChapter, long[] out) {
+        byte[] seg = segments[(int) (b >>> SEGMENT_SHIFT)];
+        int base = (int) (b & ((1L << SEGMENT_SHIFT) - 1)) * BUCKET_BYTES;
+        long any = 0;
+        for (int w = 0; w < BUCKET_BYTES; w += 8) any |= (long) LONG.get(seg, base + w);
+        if (any == 0) return 0;
+        int n = 0;
+        for (int i = 0; i < slotsPerBucket; i++) {
+            long v = slot(b, i);
+            if (live(v, openChapter)) out[n++] = v;
+        }
+        return n;
+    }
+
+    /** Puts {@code count} entries into slots 0.. of bucket b, which must be empty (loading a save into a clear table). */
+    void setBucket(long b, long[] values, int count) {
+        Check.that(count >= 1 && count <= slotsPerBucket, "%d entries for a bucket of %d slots", count, slotsPerBucket);
+        for (int i = 0; i < slotsPerBucket; i++) Check.that(slot(b, i) == 0, "bucket %d is empty before a load", b);
+        for (int i = 0; i < count; i++) {
+            Check.that(values[i] != 0 && (values[i] & ~slotMask) == 0, "slot value %x fits %d bits", values[i], slotBits);
+            setSlot(b, i, values[i]);
+        }
+    }
 
     void clear() {
         for (byte[] s : segments) Arrays.fill(s, (byte) 0);

@@ -97,4 +97,52 @@ class ChapterFileTest {
         assertEquals(1, c.readPage(fs, "ix", ChapterFile.KIND_RECORD, 0).length / ChapterFile.PAGE);
         ByteBuffer.allocate(0);
     }
+
+    /** Damage behind valid page CRCs: only the whole-file verification sees it. */
+    @Test
+    void verifyFindsWhatNoSinglePageShows() throws IOException {
+        Fs fs = new LocalFs(tmp);
+        fs.mkdirs("ix");
+        OpenChapter open = new OpenChapter(1200);
+        SplittableRandom r = new SplittableRandom(3);
+        for (int i = 0; i < 1200; i++) open.add(new BlockName(r.nextLong(), r.nextLong(), r.nextLong(), r.nextLong()), 1 + i, -1);
+        ChapterFile.write(fs, "ix", ID, 9, open, 1200);
+        String name = ChapterFile.fileName("ix", 9);
+        byte[] good = fs.readAll(name);
+        ChapterFile c = ChapterFile.readHeader(fs, "ix", ID, 9);
+        List<String> problems = new ArrayList<>();
+        assertNotNull(ChapterFile.verify(fs, "ix", ID, 9, 1200, problems::add));
+        assertEquals(List.of(), problems, "a good chapter");
+
+        // An index entry pointing at another record page (still in range, still sorted: the last entry of page 0).
+        byte[] bad = good.clone();
+        int ip = c.filePage(ChapterFile.KIND_INDEX, 0) * ChapterFile.PAGE;
+        int last = ChapterFile.ENTRIES_PER_INDEX_PAGE - 1, at = ip + ChapterFile.PAGE_HEADER + 8 * last;
+        ByteBuffer b = ByteBuffer.wrap(bad).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        long e = b.getLong(at);
+        b.putLong(at, (e & ~0xffffffffL) | (((int) e + 1) % c.recordPages));
+        ChapterFile.sealPage(bad, ip, ChapterFile.KIND_INDEX, ChapterFile.ENTRIES_PER_INDEX_PAGE, 0, 9);
+        fs.writeAtomically(name, bad);
+        problems.clear();
+        ChapterFile.verify(fs, "ix", ID, 9, 1200, problems::add);
+        assertEquals(1, problems.size(), problems.toString());
+        assertTrue(problems.getFirst().contains("index entries expected to be the records' (key, record page) pairs"), problems.toString());
+
+        // A chunk id above the header's max chunk id.
+        bad = good.clone();
+        int rp = c.filePage(ChapterFile.KIND_RECORD, 3) * ChapterFile.PAGE;
+        ByteBuffer.wrap(bad).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(rp + ChapterFile.PAGE_HEADER + 32, 5000);
+        ChapterFile.sealPage(bad, rp, ChapterFile.KIND_RECORD, ChapterFile.RECORDS_PER_PAGE, 3, 9);
+        fs.writeAtomically(name, bad);
+        problems.clear();
+        ChapterFile.verify(fs, "ix", ID, 9, 1200, problems::add);
+        assertEquals(1, problems.size(), problems.toString());
+        assertTrue(problems.getFirst().contains("chunk id expected in [1, 1200]") && problems.getFirst().contains("found 5000"), problems.toString());
+
+        // More records than this index's chapters hold.
+        fs.writeAtomically(name, good);
+        problems.clear();
+        ChapterFile.verify(fs, "ix", ID, 9, 1000, problems::add);
+        assertTrue(problems.getFirst().contains("record count expected at most 1000"), problems.toString());
+    }
 }

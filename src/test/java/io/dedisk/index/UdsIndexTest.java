@@ -255,6 +255,7 @@ class UdsIndexTest {
             h.write(pos, b);
         }
         try (UdsIndex index = UdsIndex.open(fs, "index", TINY)) { // from the save: found on first read
+            assertEquals(3 * 64, index.entries(), "before the damage is found");
             for (int i = 0; i < names.size(); i++) {
                 long hit = index.lookup(names.get(i));
                 if (i / 64 == 1) assertTrue(hit == DedupIndex.NONE || hit == 1 + i, "corrupt chapter: right or missing");
@@ -262,11 +263,13 @@ class UdsIndexTest {
             }
             assertEquals(DedupIndex.NONE, index.lookup(names.get(64 + 63)), "the damaged page's chapter is dropped");
             assertEquals(DedupIndex.NONE, index.lookup(names.get(64)), "all of it");
+            assertEquals(2 * 64, index.entries(), "the dropped chapter's records no longer count");
         }
         fs.delete("index/" + SaveFile.FILE);
         try (UdsIndex index = UdsIndex.open(fs, "index", TINY)) { // rebuild: found while reading the chapter
             awaitRebuild(index);
             assertArrayEquals(new long[] {0, 2}, index.liveChapters());
+            assertEquals(2 * 64, index.entries());
             assertEquals(1, index.lookup(names.getFirst()));
             assertEquals(DedupIndex.NONE, index.lookup(names.get(64)));
             assertEquals(names.size(), index.lookup(names.getLast()));
