@@ -89,7 +89,15 @@ public final class ExactIndex implements DedupIndex {
 
     /** Rebuilt from the pool's live chunks at every open, so it never holds advice from before a crash. */
     @Override
-    public long maxChunkId() { return 0; }
+    public long maxChunkId() { return reservedThrough; }
+
+    /**
+     * Makes {@link #maxChunkId} at least {@code id}: used when this in-memory index stands in for index files that
+     * could not be opened (a full disk), whose advice may name ids up to {@code id} when they come back.
+     */
+    public void reserveIdsThrough(long id) { reservedThrough = Math.max(reservedThrough, id); }
+
+    private volatile long reservedThrough;
 
     /** Nothing to make durable: rebuilt from the pool's live chunks at every open. */
     @Override

@@ -13,6 +13,7 @@ import io.dedisk.index.UdsIndex;
 import io.dedisk.store.Backend;
 import io.dedisk.store.DirectoryBackend;
 import io.dedisk.store.Fs;
+import io.dedisk.store.NoSpaceLeftException;
 import io.dedisk.util.Check;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -150,10 +151,9 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         this.background = options.background();
         this.superblock = sb;
         this.backend = new DirectoryBackend(fs);
-        // A read-only open keeps the index in memory only: `check` and `stats` must not change its files.
-        this.index = sb.indexMemory() == 0 || options.readOnly() ? new ExactIndex() : openUdsIndex(fs, new IndexConfig(sb.indexMemory(), sb.sparseIndex()));
+        this.index = openIndex(fs, sb, options.readOnly());
         MetadataCache cache = new MetadataCache(options.metadataCacheBytes());
-        Recovery.Recovered r = Recovery.recover(backend, sb.poolId(), cache, index);
+        Recovery.Recovered r = Recovery.recover(backend, sb.poolId(), cache, options.readOnly() ? null : index);
         this.state = r.state();
         if (r.damage() != null) enterReadOnly(r.damage());
         for (long seq : backend.segments()) segmentBytes.put(seq, backend.segmentBytes(seq));
@@ -168,13 +168,13 @@ public final class Pool implements VolumeProvider, AutoCloseable {
             long rootSeg = MetaPage.segmentOf(r.rootUsed().address());
             for (long seq : segmentBytes.keySet()) if (seq < rootSeg && state.usage.live(seq) == 0) zeroInRoot.add(seq);
         }
-        this.checkpointer = new Checkpointer(backend, sb.poolId(), meta, segmentGuard, r.manifest(), zeroInRoot);
+        this.checkpointer = new Checkpointer(backend, sb.poolId(), index, meta, segmentGuard, r.manifest(), zeroInRoot);
         this.cleaner = new Cleaner(backend, sb.poolId(), meta);
         this.writes = new WritePipeline(this);
         this.reads = new ReadPath(this);
         this.space = new SpaceReserve(backend, sb.poolId(), 2L * sb.segmentSize() + options.metadataCacheBytes() / 2 + (4 << 20));
         this.maintenance = new Maintenance(this, background);
-        if (index instanceof ExactIndex) rebuildExactIndex();
+        if (index instanceof ExactIndex && sb.indexMemory() == 0) rebuildExactIndex();
         // Advice that survived a crash may name chunk ids whose creation did not: never reuse them.
         state.chunks.skipIdsThrough(index.maxChunkId());
         LOG.log(System.Logger.Level.INFO, "opened pool {0}: {1} volumes, {2} chunks, {3}",
@@ -183,11 +183,23 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     }
 
     /**
-     * Opens the pool's UDS index. Its answers are only advice, so an index whose header is damaged is discarded
-     * and started empty (dedup restarts from nothing; no data is at risk, and with its files gone none of its
-     * advice, nor the chunk ids it named, can come back).
+     * Opens the dedup index. Read-only (`check`, offline `stats`): the UDS index is opened without writing a byte.
+     * Writable: its answers are only advice, so an index whose header is damaged is discarded and started empty
+     * (dedup restarts from nothing; no data is at risk, and with its files gone none of its advice, nor the chunk
+     * ids it named, can come back). On a full disk, where the index cannot even open, the pool serves with an
+     * in-memory index for this run; chunk ids then continue above every id the files may still advise.
      */
-    private static UdsIndex openUdsIndex(Fs fs, IndexConfig config) throws IOException {
+    private static DedupIndex openIndex(Fs fs, Superblock sb, boolean readOnly) throws IOException {
+        if (sb.indexMemory() == 0) return new ExactIndex();
+        IndexConfig config = new IndexConfig(sb.indexMemory(), sb.sparseIndex());
+        if (readOnly) {
+            try {
+                return UdsIndex.openReadOnly(fs, INDEX_DIR, config);
+            } catch (CorruptionException e) {
+                LOG.log(System.Logger.Level.WARNING, "dedup index unreadable (advice lost, no data): {0}", e.getMessage());
+                return new ExactIndex();
+            }
+        }
         try {
             return UdsIndex.open(fs, INDEX_DIR, config);
         } catch (CorruptionException e) {
@@ -195,6 +207,12 @@ public final class Pool implements VolumeProvider, AutoCloseable {
             for (String f : fs.list(INDEX_DIR)) fs.delete(INDEX_DIR + "/" + f);
             fs.syncDir(INDEX_DIR);
             return UdsIndex.open(fs, INDEX_DIR, config);
+        } catch (NoSpaceLeftException e) {
+            long maxId = UdsIndex.verify(fs, INDEX_DIR, config).maxChunkId();
+            LOG.log(System.Logger.Level.WARNING, "the disk is full: dedup index kept in memory for this run ({0})", e.getMessage());
+            ExactIndex inMemory = new ExactIndex();
+            inMemory.reserveIdsThrough(maxId);
+            return inMemory;
         }
     }
 
@@ -514,15 +532,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     }
 
     public PoolStats stats() {
-        long indexDiskBytes;
-        try {
-            indexDiskBytes = 0;
-            for (String f : fs.list(INDEX_DIR)) {
-                try (Fs.FileHandle h = fs.open(INDEX_DIR + "/" + f, false)) { indexDiskBytes += h.size(); }
-            }
-        } catch (IOException e) {
-            indexDiskBytes = -1; // unknown; stats must not fail because a chapter file is being replaced
-        }
+        long indexDiskBytes = index.diskBytes();
         Checkpointer.Stats ck = checkpointer.stats();
         Cleaner.Stats cl = cleaner.stats();
         MetadataCache.Stats cache = state.cache.stats();

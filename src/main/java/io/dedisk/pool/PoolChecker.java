@@ -16,7 +16,7 @@ import java.util.TreeMap;
  * against the CRC its parent holds), recounts every reference from the block maps and compares it with the stored
  * refcounts, recomputes every segment's live bytes and compares them with the usage table, reads and verifies
  * (CRC32C, decode) every live chunk, walks every segment verifying records, LSN chains, seals and bodies, and
- * verifies the manifest and both roots it names.
+ * verifies the manifest and both roots it names, and the dedup index's files (damage there is advice lost).
  *
  * A repair (`--repair`, not built yet) would: drop map entries whose chunk is unreadable (they then read as zeros,
  * reported per LBA), rewrite refcounts from the recount, truncate the log at the first damaged record of a sealed
@@ -53,6 +53,7 @@ public final class PoolChecker {
         long chunksVerified = auditChunks(pool, problems);
         long[] log = auditLog(pool, problems, notes);
         long roots = auditRoots(pool, problems);
+        auditIndex(pool, problems, notes);
         if (problems.size() > MAX_REPORTED) {
             int more = problems.size() - MAX_REPORTED;
             problems.subList(MAX_REPORTED, problems.size()).clear();
@@ -205,6 +206,16 @@ public final class PoolChecker {
             if (end.sealed() && end.offset() != data.length) problems.add("log: segment " + seq + " has " + (data.length - end.offset()) + " bytes after its SEAL");
         }
         return new long[] {seqs.size(), records};
+    }
+
+    /** Verifies the dedup index's files without opening them for writing: damage there is advice lost, not data. */
+    private static void auditIndex(Pool pool, List<String> problems, List<String> notes) {
+        Superblock sb = pool.superblock();
+        if (sb.indexMemory() == 0) return; // the exact index has no files: it is rebuilt from the chunks at open
+        io.dedisk.index.IndexVerifier.Report r = io.dedisk.index.UdsIndex.verify(pool.fs, Pool.INDEX_DIR,
+                new io.dedisk.index.IndexConfig(sb.indexMemory(), sb.sparseIndex()));
+        for (io.dedisk.index.IndexVerifier.Problem p : r.problems()) problems.add("dedup index (advice lost, no data at risk): " + p);
+        notes.add("dedup index: " + r.chapters() + " chapters, " + r.entries() + " entries, " + r.diskBytes() + " bytes verified");
     }
 
     /** Verifies the manifest and the roots it names; returns how many roots verified. */

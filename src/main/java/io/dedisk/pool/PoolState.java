@@ -31,6 +31,7 @@ final class PoolState {
     final UsageTable usage;
     final Map<Integer, VolumeState> volumesById = new HashMap<>();
     final TreeMap<String, VolumeState> volumesByName = new TreeMap<>();
+    /** Null when the pool is open read-only: nothing is posted (a read-only index refuses inserts). */
     private final DedupIndex index;
     int nextVolumeId;
     long checkpointNumber;
@@ -167,7 +168,7 @@ final class PoolState {
             throw new CorruptionException("write record: [" + w.firstLba() + ", +" + count + ") beyond volume " + v.name);
         }
         long[] olds = new long[count];
-        byte[] block = names == null ? new byte[Pool.BLOCK_SIZE] : null;
+        byte[] block = names == null && index != null ? new byte[Pool.BLOCK_SIZE] : null;
         for (int i = 0; i < count; i++) {
             WriteRecord.Entry e = w.entries()[i];
             long ref = switch (e.kind()) {
@@ -181,7 +182,9 @@ final class PoolState {
                 }
                 chunks.create(ref, segmentSeq, (int) (payloadOffset + e.bodyPosition()), e.length(), e.codec(), e.crc());
                 usage.add(segmentSeq, e.length());
-                if (names != null) {
+                if (index == null) {
+                    // read-only open: advice is not needed and may not be written
+                } else if (names != null) {
                     index.insert(names[i], ref);
                 } else {
                     ChunkCodec.decode(e.codec(), payload.array(), payload.arrayOffset() + e.bodyPosition(), e.length(), block, 0, "chunk " + ref);
@@ -189,7 +192,7 @@ final class PoolState {
                 }
             } else if (e.kind() == WriteRecord.KIND_EXISTING) {
                 if (!chunks.isLive(ref)) throw new CorruptionException("write record: reference to chunk " + ref + " which is not live");
-                if (names != null) index.insert(names[i], ref); // a confirmed hit refreshes the name in the window
+                if (names != null && index != null) index.insert(names[i], ref); // a confirmed hit refreshes the name in the window
             }
             if (BlockMap.isChunk(ref)) chunks.increment(ref);
             olds[i] = v.map.set(w.firstLba() + i, ref);

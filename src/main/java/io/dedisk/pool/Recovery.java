@@ -29,6 +29,7 @@ final class Recovery {
 
     private Recovery() {}
 
+    /** {@code index} receives the names of chunks created in the replayed log; null to post none (read-only open). */
     static Recovered recover(Backend backend, UUID poolId, MetadataCache cache, DedupIndex index) throws IOException {
         PageTree.PageReader pages = (address, dst) -> backend.read(MetaPage.segmentOf(address), MetaPage.offsetOf(address), dst);
         byte[] mbytes = backend.readManifest();
