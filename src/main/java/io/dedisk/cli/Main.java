@@ -87,10 +87,15 @@ public final class Main {
 
     /** Serves the pool until the process is stopped (SIGINT/SIGTERM close it cleanly; kill -9 is survived). */
     static void serve(Path dir, String listen) throws IOException, InterruptedException {
+        serve(dir, listen, new NbdOptions());
+    }
+
+    static void serve(Path dir, String listen, NbdOptions nbdOptions) throws IOException, InterruptedException {
         InetSocketAddress address = parseListen(listen);
+        io.dedisk.nbd.NbdLimits limits = nbdOptions.toLimits();
         java.util.logging.Logger.getLogger("").setLevel(java.util.logging.Level.INFO);
         PoolDirectory p = PoolDirectory.open(dir);
-        NbdServer nbd = new NbdServer(p.pool, address);
+        NbdServer nbd = new NbdServer(p.pool, address, limits);
         ControlServer control = new ControlServer(p.pool);
         CountDownLatch stopped = new CountDownLatch(1);
         try {
@@ -205,10 +210,11 @@ public final class Main {
     static final class Serve implements Callable<Integer> {
         @Option(names = "--pool", required = true) Path pool;
         @Option(names = "--listen", defaultValue = DEFAULT_LISTEN, description = "HOST:PORT (default ${DEFAULT-VALUE}).") String listen;
+        @CommandLine.Mixin NbdOptions nbdOptions = new NbdOptions();
 
         @Override
         public Integer call() throws Exception {
-            serve(pool, listen);
+            serve(pool, listen, nbdOptions);
             return 0;
         }
     }

@@ -27,12 +27,11 @@ import io.dedisk.pool.VolumeProvider;
  * structured replies were negotiated.
  */
 final class Handshake {
-    private static final System.Logger LOG = System.getLogger("dedisk.nbd");
     private static final int CLIENT_FLAGS_KNOWN = NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES;
 
     private final Wire wire;
     private final VolumeProvider volumes;
-    private final String peer;
+    private final RateLimitedLog log;
 
     private boolean noZeroes;
     private boolean structuredReplies;
@@ -42,10 +41,10 @@ final class Handshake {
     private Session session;
     private boolean aborted;
 
-    Handshake(Wire wire, VolumeProvider volumes, String peer) {
+    Handshake(Wire wire, VolumeProvider volumes, RateLimitedLog log) {
         this.wire = wire;
         this.volumes = volumes;
-        this.peer = peer;
+        this.log = log;
     }
 
     /**
@@ -66,7 +65,7 @@ final class Handshake {
         }
         noZeroes = (clientFlags & NBD_FLAG_C_NO_ZEROES) != 0;
 
-        while (session == null && !aborted && wire.await(16)) {
+        while (session == null && !aborted && idleThenAwait(16)) {
             long magic = wire.readLong();
             if (magic != IHAVEOPT) {
                 throw new ProtocolViolation(String.format("option magic 0x%x, expected IHAVEOPT 0x%x",
@@ -85,7 +84,7 @@ final class Handshake {
                 continue;
             }
             ByteBuffer data = ByteBuffer.wrap(wire.readBytes((int) length));
-            LOG.log(Level.DEBUG, "{0}: {1} with {2} bytes of data", peer, optionName(option), length);
+            log.log(Level.DEBUG, () -> optionName(option) + " with " + length + " bytes of data", null);
             switch (option) {
                 case NBD_OPT_EXPORT_NAME -> exportName(data);
                 case NBD_OPT_ABORT -> abort();
@@ -97,6 +96,12 @@ final class Handshake {
             }
         }
         return Optional.ofNullable(session);
+    }
+
+    /** Between options the connection holds only the wire's small buffer. */
+    private boolean idleThenAwait(int n) throws IOException {
+        wire.idle();
+        return wire.await(n);
     }
 
     private void exportName(ByteBuffer data) throws IOException {
@@ -117,7 +122,7 @@ final class Handshake {
             reply(NBD_OPT_ABORT, NBD_REP_ACK, ByteBuffer.allocate(0));
         } catch (IOException e) {
             // The spec lets the client close right after NBD_OPT_ABORT without reading the reply.
-            LOG.log(Level.DEBUG, "{0}: NBD_OPT_ABORT reply not delivered: {1}", peer, e.toString());
+            log.log(Level.DEBUG, "NBD_OPT_ABORT reply not delivered: " + e);
         }
     }
 
@@ -296,8 +301,8 @@ final class Handshake {
     /** An error reply carrying {@code why} as its message. */
     private void error(int option, int type, String why) throws IOException {
         // Unsupported options are routine capability probing; the other refusals are client mistakes.
-        LOG.log(type == NBD_REP_ERR_UNSUP ? Level.DEBUG : Level.WARNING, "{0}: refused {1}: {2}", peer,
-                optionName(option), why);
+        log.log(type == NBD_REP_ERR_UNSUP ? Level.DEBUG : Level.WARNING, () -> "refused " + optionName(option) + ": "
+                + why, null);
         reply(option, type, ByteBuffer.wrap(message(why)));
     }
 
