@@ -78,15 +78,20 @@ final class RateLimitedLog {
         logger.log(level, oneLine(line));
     }
 
-    /** At the end of a connection: one line with the number of lines suppressed in all, if any were. */
+    /**
+     * At the end of a connection: one line with the number of lines suppressed in all, if any were. Limited by the
+     * parent only (it is the connection's last line).
+     */
     void close(Level level) {
         long total;
         synchronized (this) {
             total = suppressedTotal;
         }
-        if (total > 0 && logger.isLoggable(level)) {
-            log(level, () -> total + " log lines of this connection were suppressed in all", null);
-        }
+        if (total == 0 || !logger.isLoggable(level)) return;
+        long parents = parent == null ? 0 : parent.permit();
+        if (parents < 0) return;
+        logger.log(level, oneLine(prefix + total + " log lines of this connection were suppressed in all"
+                + (parents > 0 ? " [" + parents + " similar lines suppressed]" : "")));
     }
 
     /** Lines suppressed so far (for tests). */
