@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The long run of the durability tests (not part of scripts/test.sh, which stays fast):
 # many more simulation seeds and steps, more crash states per crash point over several scripts, and many real
-# kill -9 cycles. Figures are printed by the tests; docs/fault-model.md records them.
+# kill -9 cycles, and 10^6 requests of the NBD protocol fuzzer. Figures are printed by the tests; docs/fault-model.md records them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -13,3 +13,4 @@ for seed in 1 2 3; do
   ./mvnw -B -q test -Dtest=CrashPointTest -Ddedisk.crash.seed="$seed" -Ddedisk.crash.samples="$SAMPLES"
 done
 ./mvnw -B -q test -Dtest=KillNineTest -Ddedisk.killCycles="$KILLS"
+./mvnw -B -q test -Dtest=NbdFuzzTest -Ddedisk.long=true -Ddedisk.fuzz.seed="${FUZZ_SEED:-$RANDOM}"
