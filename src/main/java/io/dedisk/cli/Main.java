@@ -93,9 +93,10 @@ public final class Main {
     static void serve(Path dir, String listen, NbdOptions nbdOptions) throws IOException, InterruptedException {
         InetSocketAddress address = parseListen(listen);
         io.dedisk.nbd.NbdLimits limits = nbdOptions.toLimits();
+        io.dedisk.nbd.NbdTls tls = nbdOptions.toTls();
         java.util.logging.Logger.getLogger("").setLevel(java.util.logging.Level.INFO);
         PoolDirectory p = PoolDirectory.open(dir);
-        NbdServer nbd = new NbdServer(p.pool, address, limits);
+        NbdServer nbd = new NbdServer(p.pool, address, limits, tls);
         ControlServer control = new ControlServer(p.pool);
         CountDownLatch stopped = new CountDownLatch(1);
         try {

@@ -1,16 +1,21 @@
 package io.dedisk.cli;
 
+import java.io.IOException;
+import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 
 import io.dedisk.DediskException.InvalidRequestException;
 import io.dedisk.nbd.NbdLimits;
+import io.dedisk.nbd.NbdTls;
 import io.dedisk.util.Sizes;
 import picocli.CommandLine.Option;
 
 /**
- * The NBD limit flags of {@code serve} and {@code run} (a picocli mixin, so Main only names it), turned into
- * {@link NbdLimits}. Defaults are NbdLimits' and are documented in docs/operations.md. Parsed on the main thread,
+ * The NBD limit and TLS flags of {@code serve} and {@code run} (a picocli mixin, so Main only names it), turned
+ * into {@link NbdLimits} and {@link NbdTls}. Defaults are NbdLimits' and are documented in docs/operations.md. Parsed on the main thread,
  * once, before the server starts.
  */
 final class NbdOptions {
@@ -48,6 +53,43 @@ final class NbdOptions {
     @Option(names = "--inflight-total", paramLabel = "SIZE",
             description = "Request memory of all connections together; readers wait beyond it (default 160M).")
     String inflightTotal = "160M";
+
+    @Option(names = "--tls", paramLabel = "MODE", description = "off, on (clients may use NBD_OPT_STARTTLS) or "
+            + "require (plain clients get NBD_REP_ERR_TLS_REQD); default: on if --tls-cert is given, else off.")
+    String tls;
+
+    @Option(names = "--tls-cert", paramLabel = "FILE", description = "Server certificate chain (PEM).")
+    Path tlsCert;
+
+    @Option(names = "--tls-key", paramLabel = "FILE",
+            description = "Server private key (PEM, PKCS#8 'BEGIN PRIVATE KEY'; convert others with "
+                    + "openssl pkcs8 -topk8 -nocrypt).")
+    Path tlsKey;
+
+    @Option(names = "--tls-ca", paramLabel = "FILE", description = "CA certificates client certificates must chain to.")
+    Path tlsCa;
+
+    @Option(names = "--tls-verify-clients", description = "Require a client certificate signed by --tls-ca.")
+    boolean tlsVerifyClients;
+
+    @Option(names = "--tls-allow", paramLabel = "CN=NAME:EXPORT[,EXPORT...]",
+            description = "Exports a client certificate CN may open (* for all); repeatable. Implies "
+                    + "--tls-verify-clients; CNs not listed open nothing.")
+    List<String> tlsAllow = new ArrayList<>();
+
+    NbdTls toTls() throws IOException {
+        String mode = tls != null ? tls : tlsCert != null ? "on" : "off";
+        NbdTls.Mode parsed = switch (mode.toLowerCase(Locale.ROOT)) {
+            case "off" -> NbdTls.Mode.OFF;
+            case "on" -> NbdTls.Mode.ON;
+            case "require" -> NbdTls.Mode.REQUIRE;
+            default -> throw new InvalidRequestException("invalid --tls '" + mode + "': expected off, on or require");
+        };
+        if (parsed == NbdTls.Mode.OFF && (tlsCert != null || !tlsAllow.isEmpty() || tlsVerifyClients)) {
+            throw new InvalidRequestException("--tls=off with TLS options given; drop them or use --tls=on|require");
+        }
+        return NbdTls.load(parsed, tlsCert, tlsKey, tlsCa, tlsVerifyClients, tlsAllow);
+    }
 
     NbdLimits toLimits() {
         return NbdLimits.defaults()

@@ -21,6 +21,13 @@ import io.dedisk.pool.VolumeProvider;
  * option u32, reply type u32, length u32, data. Ends with NBD_OPT_GO + NBD_REP_ACK, with NBD_OPT_EXPORT_NAME +
  * size u64, transmission flags u16 and (unless NO_ZEROES) 124 zero bytes, with NBD_OPT_ABORT, or with a close.
  *
+ * TLS ({@link NbdTls}): NBD_OPT_STARTTLS is acknowledged, then the TLS handshake runs on this thread and every
+ * later byte is encrypted; negotiation state from before it (structured replies, metadata context) is forgotten,
+ * since a man in the middle could have chosen it. In require mode every other option before TLS is answered
+ * NBD_REP_ERR_TLS_REQD (NBD_OPT_EXPORT_NAME, which cannot fail with a reply, disconnects). Over TLS with an allow
+ * list, exports the client certificate's CN may not open are refused with NBD_REP_ERR_POLICY and left out of
+ * NBD_OPT_LIST.
+ *
  * Threads: runs on the connection's reader thread only; all fields are confined to it.
  * Invariants: a reply is sent for every option except NBD_OPT_EXPORT_NAME; option data is always consumed in
  * full, so the stream stays in sync after an error reply; metadata contexts are only ever selected after
@@ -32,6 +39,10 @@ final class Handshake {
     private final Wire wire;
     private final VolumeProvider volumes;
     private final RateLimitedLog log;
+    private final NbdTls tls;
+    /** Set once TLS is up: the client certificate's CN, if it sent a certificate. */
+    private Optional<String> clientName = Optional.empty();
+    private TlsTransport secure;
 
     private boolean noZeroes;
     private boolean structuredReplies;
@@ -41,10 +52,17 @@ final class Handshake {
     private Session session;
     private boolean aborted;
 
-    Handshake(Wire wire, VolumeProvider volumes, RateLimitedLog log) {
+    Handshake(Wire wire, VolumeProvider volumes, RateLimitedLog log, NbdTls tls) {
         this.wire = wire;
         this.volumes = volumes;
         this.log = log;
+        this.tls = tls;
+    }
+
+    /** After {@link #run}: "TLSv1.3, CN=alice" or "plain", for the connection's log line. */
+    String security() {
+        if (secure == null) return "plain";
+        return secure.engine().getSession().getProtocol() + clientName.map(cn -> ", CN=" + cn).orElse("");
     }
 
     /**
@@ -85,17 +103,62 @@ final class Handshake {
             }
             ByteBuffer data = ByteBuffer.wrap(wire.readBytes((int) length));
             log.log(Level.DEBUG, () -> optionName(option) + " with " + length + " bytes of data", null);
+            if (tls.required() && secure == null && option != NBD_OPT_STARTTLS && option != NBD_OPT_ABORT) {
+                if (option == NBD_OPT_EXPORT_NAME) {
+                    throw new ProtocolViolation("NBD_OPT_EXPORT_NAME without TLS, expected NBD_OPT_STARTTLS first: "
+                            + "this server requires TLS");
+                }
+                error(option, NBD_REP_ERR_TLS_REQD, "this server requires TLS: send NBD_OPT_STARTTLS first");
+                continue;
+            }
             switch (option) {
                 case NBD_OPT_EXPORT_NAME -> exportName(data);
                 case NBD_OPT_ABORT -> abort();
                 case NBD_OPT_INFO, NBD_OPT_GO -> infoOrGo(option, data);
                 case NBD_OPT_LIST -> list(data);
+                case NBD_OPT_STARTTLS -> {
+                    if (tls.offered()) startTls(data);
+                    else error(option, NBD_REP_ERR_UNSUP, "NBD_OPT_STARTTLS: TLS is not configured on this server");
+                }
                 case NBD_OPT_STRUCTURED_REPLY -> structuredReply(data);
                 case NBD_OPT_LIST_META_CONTEXT, NBD_OPT_SET_META_CONTEXT -> metaContext(option, data);
                 default -> error(option, NBD_REP_ERR_UNSUP, optionName(option) + " is not supported by this server");
             }
         }
         return Optional.ofNullable(session);
+    }
+
+    private void startTls(ByteBuffer data) throws IOException {
+        if (data.hasRemaining()) {
+            invalid(NBD_OPT_STARTTLS, "NBD_OPT_STARTTLS with " + data.remaining() + " bytes of data, expected none");
+            return;
+        }
+        if (secure != null) {
+            invalid(NBD_OPT_STARTTLS, "TLS is already running on this connection");
+            return;
+        }
+        reply(NBD_OPT_STARTTLS, NBD_REP_ACK, ByteBuffer.allocate(0));
+        // From here on there is no way back to plain text: a failed TLS handshake ends the connection.
+        secure = wire.startTls(tls.newEngine());
+        clientName = NbdTls.peerCommonName(secure.engine());
+        structuredReplies = false;
+        metaContextVolume = null;
+        log.log(Level.DEBUG, () -> "TLS started: " + security(), null);
+    }
+
+    /** Whether this client may open {@code name} (resolved volume name): TLS allow list, if any. */
+    private boolean allowed(String name) {
+        return secure == null || tls.allows(clientName, name);
+    }
+
+    /** The export names this client may see (all, unless a TLS allow list restricts it). */
+    private List<String> visibleNames() {
+        return volumes.volumeNames().stream().filter(this::allowed).toList();
+    }
+
+    private String notAllowed(String name) {
+        return "export '" + name + "' may not be opened with " + clientName.map(cn -> "certificate CN=" + cn)
+                .orElse("no client certificate");
     }
 
     /** Between options the connection holds only the wire's small buffer. */
@@ -108,7 +171,8 @@ final class Handshake {
         String name = UTF_8.decode(data).toString();
         // This option cannot fail with a reply: the spec says the server "MUST terminate the session".
         VolumeDevice volume = resolve(name).orElseThrow(() -> new ProtocolViolation(
-                "NBD_OPT_EXPORT_NAME for unknown export '" + name + "', expected one of " + volumes.volumeNames()));
+                "NBD_OPT_EXPORT_NAME for unknown export '" + name + "', expected one of " + visibleNames()));
+        if (!allowed(volume.name())) throw new ProtocolViolation("NBD_OPT_EXPORT_NAME: " + notAllowed(volume.name()));
         Session chosen = session(volume);
         ByteBuffer reply = ByteBuffer.allocate(10 + (noZeroes ? 0 : 124))
                 .putLong(chosen.size()).putShort((short) chosen.transmissionFlags());
@@ -157,10 +221,14 @@ final class Handshake {
         }
         Optional<VolumeDevice> found = resolve(name);
         if (found.isEmpty()) {
-            error(option, NBD_REP_ERR_UNKNOWN, "no export named '" + name + "'; exports: " + volumes.volumeNames());
+            error(option, NBD_REP_ERR_UNKNOWN, "no export named '" + name + "'; exports: " + visibleNames());
             return;
         }
         VolumeDevice volume = found.get();
+        if (!allowed(volume.name())) {
+            error(option, NBD_REP_ERR_POLICY, notAllowed(volume.name()));
+            return;
+        }
         Session offered = session(volume);
         info(option, ByteBuffer.allocate(12).putShort((short) NBD_INFO_EXPORT).putLong(offered.size())
                 .putShort((short) offered.transmissionFlags()).flip());
@@ -178,6 +246,7 @@ final class Handshake {
             return;
         }
         for (String name : volumes.volumeNames()) {
+            if (!allowed(name)) continue;
             byte[] bytes = name.getBytes(UTF_8);
             reply(NBD_OPT_LIST, NBD_REP_SERVER,
                     ByteBuffer.allocate(4 + bytes.length).putInt(bytes.length).put(bytes).flip());
@@ -246,7 +315,11 @@ final class Handshake {
         }
         Optional<VolumeDevice> volume = resolve(name);
         if (volume.isEmpty()) {
-            error(option, NBD_REP_ERR_UNKNOWN, "no export named '" + name + "'; exports: " + volumes.volumeNames());
+            error(option, NBD_REP_ERR_UNKNOWN, "no export named '" + name + "'; exports: " + visibleNames());
+            return;
+        }
+        if (!allowed(volume.get().name())) {
+            error(option, NBD_REP_ERR_POLICY, notAllowed(volume.get().name()));
             return;
         }
         // Listing: no query lists everything; "base:" is the wildcard for the base namespace. Setting: only the

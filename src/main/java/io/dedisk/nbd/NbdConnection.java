@@ -46,6 +46,7 @@ final class NbdConnection implements Runnable {
     private final BufferPool pool;
     private final ByteBudget budget;
     private final NbdLimits limits;
+    private final NbdTls tls;
     private final RateLimitedLog serverLog;
     private final RateLimitedLog log;
     private final String peer;
@@ -63,8 +64,9 @@ final class NbdConnection implements Runnable {
     private volatile String expired;
 
     NbdConnection(Transport transport, VolumeProvider volumes, BufferPool pool, ByteBudget budget, NbdLimits limits,
-                  RateLimitedLog serverLog, String peer) {
+                  NbdTls tls, RateLimitedLog serverLog, String peer) {
         this.volumes = volumes;
+        this.tls = tls;
         this.pool = pool;
         this.budget = budget;
         this.limits = limits;
@@ -82,10 +84,18 @@ final class NbdConnection implements Runnable {
         try {
             deadlineWhat = "handshake";
             deadline = System.nanoTime() + limits.handshakeTimeout().toNanos();
-            Optional<Session> session = new Handshake(wire, volumes, log).run();
+            Handshake handshake = new Handshake(wire, volumes, log, tls);
+            Optional<Session> session = handshake.run();
             deadline = Long.MAX_VALUE;
             deadlineWhat = null;
-            outcome = session.isPresent() ? transmit(session.get()) : "negotiation ended without an export";
+            outcome = session.isPresent() ? transmit(session.get(), handshake.security())
+                    : "negotiation ended without an export";
+            if (wire.transport() instanceof TlsTransport secure) {
+                // A soft disconnect over TLS: close_notify first (bounded by the payload deadline).
+                deadlineWhat = "TLS close";
+                deadline = System.nanoTime() + limits.payloadGrace().toNanos();
+                secure.finish();
+            }
         } catch (ProtocolViolation e) {
             log.log(Level.WARNING, "protocol error: " + e.getMessage() + "; closing the connection");
             outcome = "protocol error";
@@ -154,10 +164,11 @@ final class NbdConnection implements Runnable {
         wire.close();
     }
 
-    private String transmit(Session session) throws IOException {
+    private String transmit(Session session, String security) throws IOException {
         serverLog.log(Level.INFO, peer + ": serving export " + session.volume().name() + " (" + session.size()
                 + " bytes, flags 0x" + Integer.toHexString(session.transmissionFlags()) + ", structured replies "
-                + session.structuredReplies() + ", base:allocation " + session.baseAllocation() + ")");
+                + session.structuredReplies() + ", base:allocation " + session.baseAllocation() + ", " + security
+                + ")");
         ReplyWriter replies = new ReplyWriter(wire, pool, inflight, unitBytes, budget, limits,
                 session.structuredReplies(), log);
         writer = replies;

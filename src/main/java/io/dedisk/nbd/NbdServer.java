@@ -42,6 +42,7 @@ public final class NbdServer implements AutoCloseable {
     private final VolumeProvider volumes;
     private final InetSocketAddress listen;
     private final NbdLimits limits;
+    private final NbdTls tls;
     private final ByteBudget budget;
     private final BufferPool pool;
     private final RateLimitedLog log = RateLimitedLog.server(LOG);
@@ -64,9 +65,15 @@ public final class NbdServer implements AutoCloseable {
 
     /** Does not bind yet; see {@link #start}. */
     public NbdServer(VolumeProvider volumes, InetSocketAddress listen, NbdLimits limits) {
+        this(volumes, listen, limits, NbdTls.off());
+    }
+
+    /** With TLS (NBD_OPT_STARTTLS) as {@code tls} says. Does not bind yet; see {@link #start}. */
+    public NbdServer(VolumeProvider volumes, InetSocketAddress listen, NbdLimits limits, NbdTls tls) {
         this.volumes = volumes;
         this.listen = listen;
         this.limits = limits;
+        this.tls = tls;
         this.budget = new ByteBudget(limits.globalInflightBytes());
         this.pool = new BufferPool(limits.globalInflightBytes() / 4);
     }
@@ -89,7 +96,7 @@ public final class NbdServer implements AutoCloseable {
             bound = (InetSocketAddress) channel.getLocalAddress();
             acceptor = Thread.ofVirtual().name("nbd-accept").start(this::acceptLoop);
             watchdog = Thread.ofPlatform().daemon().name("nbd-watchdog").start(this::watchdogLoop);
-            LOG.log(Level.INFO, "NBD server listening on {0} (limits: {1})", bound, limits);
+            LOG.log(Level.INFO, "NBD server listening on {0} ({1}; limits: {2})", bound, tls, limits);
         }
     }
 
@@ -205,7 +212,7 @@ public final class NbdServer implements AutoCloseable {
             client.setOption(StandardSocketOptions.TCP_NODELAY, true);
             client.setOption(StandardSocketOptions.SO_KEEPALIVE, true); // notice clients that vanished
             NbdConnection connection = new NbdConnection(new Transport.Plain(client), volumes, pool, budget, limits,
-                    log, peer);
+                    tls, log, peer);
             Thread thread = Thread.ofVirtual().name("nbd-conn " + peer).unstarted(() -> {
                 try {
                     connection.run();

@@ -4,6 +4,8 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 
+import javax.net.ssl.SSLEngine;
+
 import io.dedisk.util.Check;
 
 /**
@@ -46,10 +48,18 @@ final class Wire {
         return transport;
     }
 
-    /** Replaces the transport (NBD_OPT_STARTTLS). Only with nothing buffered: the spec forbids data after it. */
-    void upgrade(Transport secure) {
-        Check.that(!in.hasRemaining(), "transport upgraded with %d unread plain bytes", in.remaining());
-        transport = secure;
+    /**
+     * Switches to TLS (after NBD_OPT_STARTTLS was acknowledged) and runs the TLS handshake. Bytes already buffered
+     * are the start of the client's TLS handshake and go to the TLS transport. Reader thread, plain transport only.
+     */
+    TlsTransport startTls(SSLEngine engine) throws IOException {
+        Check.that(transport instanceof Transport.Plain, "TLS started twice");
+        ByteBuffer early = ByteBuffer.allocate(in.remaining());
+        early.put(in).flip();
+        TlsTransport tls = new TlsTransport((Transport.Plain) transport, engine, early);
+        transport = tls;
+        tls.handshake();
+        return tls;
     }
 
     /** Bytes received but not consumed yet. */

@@ -35,6 +35,22 @@ class NbdOptionsTest {
     }
 
     @Test
+    void tlsFlagsAreCheckedBeforeAnythingIsLoaded() throws Exception {
+        assertEquals(io.dedisk.nbd.NbdTls.Mode.OFF, new NbdOptions().toTls().mode(), "no TLS flag: TLS off");
+        NbdOptions bad = new NbdOptions();
+        new CommandLine(bad).parseArgs("--tls", "maybe");
+        var e = assertThrows(InvalidRequestException.class, bad::toTls);
+        assertTrue(e.getMessage().contains("expected off, on or require"), e.getMessage());
+        NbdOptions contradictory = new NbdOptions();
+        new CommandLine(contradictory).parseArgs("--tls", "off", "--tls-cert", "c.pem", "--tls-key", "k.pem");
+        assertThrows(InvalidRequestException.class, contradictory::toTls);
+        NbdOptions noKey = new NbdOptions();
+        new CommandLine(noKey).parseArgs("--tls", "require");
+        var missing = assertThrows(InvalidRequestException.class, noKey::toTls);
+        assertTrue(missing.getMessage().contains("needs --tls-cert and --tls-key"), missing.getMessage());
+    }
+
+    @Test
     void badValuesSayWhatWasExpected() {
         var e = assertThrows(InvalidRequestException.class, () -> NbdOptions.duration("--idle-timeout", "soon"));
         assertTrue(e.getMessage().contains("--idle-timeout 'soon'") && e.getMessage().contains("expected"),
