@@ -62,7 +62,8 @@ final class Handshake {
     /** After {@link #run}: "TLSv1.3, CN=alice" or "plain", for the connection's log line. */
     String security() {
         if (secure == null) return "plain";
-        return secure.engine().getSession().getProtocol() + clientName.map(cn -> ", CN=" + cn).orElse("");
+        return secure.engine().getSession().getProtocol() + " " + secure.engine().getSession().getCipherSuite()
+                + clientName.map(cn -> ", CN=" + cn).orElse("");
     }
 
     /**

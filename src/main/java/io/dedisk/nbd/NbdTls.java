@@ -145,6 +145,8 @@ public final class NbdTls {
         engine.setUseClientMode(false);
         SSLParameters parameters = engine.getSSLParameters();
         parameters.setProtocols(PROTOCOLS);
+        parameters.setCipherSuites(cipherSuites(parameters.getCipherSuites()));
+        parameters.setUseCipherSuitesOrder(true);
         parameters.setNeedClientAuth(verifyClients);
         engine.setSSLParameters(parameters);
         return engine;
@@ -159,6 +161,19 @@ public final class NbdTls {
 
     boolean restricted() {
         return !allow.isEmpty();
+    }
+
+    /**
+     * The JDK's suites with AES-128-GCM first: with AES-NI it is the fastest the JDK offers (about 45% more
+     * throughput than AES-256-GCM through SSLEngine here, docs/decisions.md); the order is otherwise the JDK's.
+     */
+    private static String[] cipherSuites(String[] defaults) {
+        List<String> ordered = new java.util.ArrayList<>(List.of(defaults));
+        for (String preferred : List.of("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                "TLS_AES_128_GCM_SHA256")) {
+            if (ordered.remove(preferred)) ordered.addFirst(preferred);
+        }
+        return ordered.toArray(new String[0]);
     }
 
     /** The CN of the peer's certificate, if it sent one. */

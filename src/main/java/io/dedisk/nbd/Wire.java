@@ -56,7 +56,7 @@ final class Wire {
         Check.that(transport instanceof Transport.Plain, "TLS started twice");
         ByteBuffer early = ByteBuffer.allocate(in.remaining());
         early.put(in).flip();
-        TlsTransport tls = new TlsTransport((Transport.Plain) transport, engine, early);
+        TlsTransport tls = new TlsTransport((Transport.Plain) transport, engine, early, pool, budget);
         transport = tls;
         tls.handshake();
         return tls;
