@@ -9,7 +9,8 @@
 #   3. Log output while 8 connections flood NBD_OPT_LIST with data: bytes per minute.
 # Environment: LIMITS_PORT (10931), LIMITS_JAVA_OPTS ("-Xmx256m -XX:MaxDirectMemorySize=256m"),
 #   LIMITS_IDLE (5000), LIMITS_STALLED (5000), LIMITS_WRITERS (100), LIMITS_FIO_RUNTIME (10),
-#   LIMITS_ROUNDS (3), LIMITS_FLOOD_SECONDS (60), LIMITS_OUT (bench/out/limits).
+#   LIMITS_ROUNDS (3), LIMITS_FLOOD_SECONDS (60), LIMITS_OUT (bench/out/limits),
+#   LIMITS_ONLY ("hold tls flood": the phases to run).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 cd "$DEDISK_ROOT"
@@ -23,6 +24,8 @@ FIO_RUNTIME="${LIMITS_FIO_RUNTIME:-10}"
 ROUNDS="${LIMITS_ROUNDS:-3}"
 FLOOD_SECONDS="${LIMITS_FLOOD_SECONDS:-60}"
 OUT="${LIMITS_OUT:-$DEDISK_ROOT/bench/out/limits}"
+ONLY="${LIMITS_ONLY:-hold tls flood}"
+phase() { [[ " $ONLY " == *" $1 "* ]]; }
 # Deadlines of the server under test (flags below); the hold phase checks the closes against them.
 HANDSHAKE_S=30 IDLE_S=30 GRACE_S=20 RATE=4M
 WRITER_DEADLINE_S=$((GRACE_S + 32 / 4))
@@ -97,34 +100,50 @@ budget_mib() { # -Xmx + -XX:MaxDirectMemorySize of JAVA_OPTS, in MiB
 rss_mib() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$SERVER_PID/status"; }
 now_ms() { date +%s%3N; }
 
+verdict() { if [[ "$1" == 1 ]]; then echo "met"; else echo "MISSED"; fi; }
+REPORT="$OUT/report.txt"
+: >"$REPORT"
+
 # --- 1. hostile connections ------------------------------------------------------------------------------------
-log "limits: $STALLED stalled + $IDLE idle connections and $WRITERS stalled 32 MiB writers..."
-rss_before=$(rss_mib)
-python3 bench/limits_clients.py hold 127.0.0.1 "$PORT" vol --handshake "$STALLED" --idle "$IDLE" \
-    --writers "$WRITERS" --max-seconds 120 >"$OUT/hold.json" 2>"$OUT/hold.err" &
-HOLD_PID=$!
-rss_max=0 probes=0 probe_max_ms=0 probe_fail=0
-while kill -0 "$HOLD_PID" 2>/dev/null; do
-    r=$(rss_mib)
-    ((r > rss_max)) && rss_max=$r
-    t0=$(now_ms)
-    if qemu-io -f raw "$PLAIN/vol" -c "write -P 0x5a 0 1M" -c "read -P 0x5a 0 1M" >"$OUT/probe.out" 2>&1 &&
-        ! grep -q failed "$OUT/probe.out"; then
-        ms=$(($(now_ms) - t0))
-        ((ms > probe_max_ms)) && probe_max_ms=$ms
-    else
-        probe_fail=$((probe_fail + 1))
-    fi
-    probes=$((probes + 1))
-    sleep 2
-done
-wait "$HOLD_PID" || die "hold clients failed: $(cat "$OUT/hold.err")"
-hold=$(cat "$OUT/hold.json")
+hold_phase() {
+    log "limits: $STALLED stalled + $IDLE idle connections and $WRITERS stalled 32 MiB writers..."
+    local rss_before rss_max=0 probes=0 probe_max_ms=0 probe_fail=0 r t0 ms hold budget
+    rss_before=$(rss_mib)
+    python3 bench/limits_clients.py hold 127.0.0.1 "$PORT" vol --handshake "$STALLED" --idle "$IDLE" \
+        --writers "$WRITERS" --max-seconds 120 >"$OUT/hold.json" 2>"$OUT/hold.err" &
+    local hold_pid=$!
+    while kill -0 "$hold_pid" 2>/dev/null; do
+        r=$(rss_mib)
+        ((r > rss_max)) && rss_max=$r
+        t0=$(now_ms)
+        if qemu-io -f raw "$PLAIN/vol" -c "write -P 0x5a 0 1M" -c "read -P 0x5a 0 1M" >"$OUT/probe.out" 2>&1 &&
+            ! grep -q failed "$OUT/probe.out"; then
+            ms=$(($(now_ms) - t0))
+            ((ms > probe_max_ms)) && probe_max_ms=$ms
+        else
+            probe_fail=$((probe_fail + 1))
+        fi
+        probes=$((probes + 1))
+        sleep 2
+    done
+    wait "$hold_pid" || die "hold clients failed: $(cat "$OUT/hold.err")"
+    hold=$(cat "$OUT/hold.json")
+    py() { python3 -c "import json,sys; h=json.loads(sys.argv[1]); print($1)" "$hold"; }
+    local closed_all within
+    closed_all=$(py "int(all(h[g]['closed_by_server'] == h[g]['count'] for g in ('handshake','idle','writers')))")
+    within=$(py "int(h['handshake']['max_seconds_to_close'] <= $HANDSHAKE_S + $SLACK_S and h['idle']['max_seconds_to_close'] <= $IDLE_S + $SLACK_S and h['writers']['max_seconds_to_close'] <= $WRITER_DEADLINE_S + $SLACK_S)")
+    budget=$(budget_mib)
+    cat >>"$REPORT" <<PART
+hostile connections: $STALLED stalled in the handshake, $IDLE idle after NBD_OPT_GO, $WRITERS stalled 32 MiB writers
+  all open after            $(py "h['opened_seconds']") s; held for $(py "h['held_seconds']") s until the server closed them
+  closed by the server      handshake $(py "h['handshake']['closed_by_server']")/$STALLED, idle $(py "h['idle']['closed_by_server']")/$IDLE, writers $(py "h['writers']['closed_by_server']")/$WRITERS   [$(verdict "$closed_all")]
+  longest time to close     handshake $(py "h['handshake']['max_seconds_to_close']") s (deadline ${HANDSHAKE_S} s), idle $(py "h['idle']['max_seconds_to_close']") s (${IDLE_S} s), writers $(py "h['writers']['max_seconds_to_close']") s (${WRITER_DEADLINE_S} s)   [$(verdict "$within")]
+  server RSS                ${rss_before} MiB before, ${rss_max} MiB at most; configured ${budget} MiB + 64 MiB = $((budget + 64)) MiB   [$(verdict "$((rss_max <= budget + 64))")]
+  qemu-io write+read 1 MiB  $probes probes, $probe_fail failed, slowest ${probe_max_ms} ms (target < 1000 ms)   [$(verdict "$((probe_fail == 0 && probe_max_ms < 1000))")]
+PART
+}
 
 # --- 2. TLS cost ---------------------------------------------------------------------------------------------
-log "limits: filling the fio volume, then fio 4k randread and nbdcopy read, plain vs TLS ($ROUNDS rounds)..."
-fio --name=fill --ioengine=nbd --uri="$PLAIN/fio" --rw=write --bs=1M --iodepth=8 --size=256M --refill_buffers \
-    >/dev/null
 mkdir -p "$OUT/home/.pki/libnbd"
 cp "$OUT/certs/ca-cert.pem" "$OUT/home/.pki/libnbd/" # fio's nbd engine may not name files: libnbd's default dir
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
@@ -141,59 +160,62 @@ copy_mbs() { # URI
     echo $((256 * 1000 / (t1 - t0)))
 }
 RESULTS="$OUT/tls-rounds.txt"
-: >"$RESULTS"
-for ((round = 1; round <= ROUNDS; round++)); do
-    order="plain tls"
-    ((round % 2 == 0)) && order="tls plain"
-    for mode in $order; do
-        if [[ $mode == plain ]]; then fio_uri="$PLAIN/fio" copy_uri="$PLAIN/fio"
-        else fio_uri="$TLS/fio" copy_uri="$TLS/fio$TLS_QUERY"; fi
-        c0=$(cpu_ticks)
-        i=$(fio_iops "$fio_uri")
-        c1=$(cpu_ticks)
-        m=$(copy_mbs "$copy_uri")
-        c2=$(cpu_ticks)
-        log "  round $round $mode: fio $i IOPS (server $((c1 - c0)) cs), nbdcopy $m MB/s (server $((c2 - c1)) cs)"
-        echo "$mode $i $m $((c1 - c0)) $((c2 - c1))" >>"$RESULTS"
-    done
-done
 median() { # MODE COLUMN: median of that column over the rounds
     awk -v m="$1" -v c="$2" '$1 == m {print $c}' "$RESULTS" | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)}'
 }
-
-# --- 3. log flood --------------------------------------------------------------------------------------------
-log "limits: 8 connections flooding NBD_OPT_LIST with data for ${FLOOD_SECONDS}s..."
-log_before=$(stat -c %s "$LOG")
-flood=$(python3 bench/limits_clients.py flood 127.0.0.1 "$PORT" --connections 8 --seconds "$FLOOD_SECONDS")
-sleep 1
-log_after=$(stat -c %s "$LOG")
-log_per_min=$(((log_after - log_before) * 60 / FLOOD_SECONDS))
-
-# --- report --------------------------------------------------------------------------------------------------
-budget=$(budget_mib)
-verdict() { if [[ "$1" == 1 ]]; then echo "met"; else echo "MISSED"; fi; }
-py() { python3 -c "import json,sys; h=json.loads(sys.argv[1]); print($1)" "$hold"; }
-closed_all=$(py "all(h[g]['closed_by_server'] == h[g]['count'] for g in ('handshake','idle','writers'))")
-within=$(py "h['handshake']['max_seconds_to_close'] <= $HANDSHAKE_S + $SLACK_S and h['idle']['max_seconds_to_close'] <= $IDLE_S + $SLACK_S and h['writers']['max_seconds_to_close'] <= $WRITER_DEADLINE_S + $SLACK_S")
-iops_plain=$(median plain 2) iops_tls=$(median tls 2) mbs_plain=$(median plain 3) mbs_tls=$(median tls 3)
-cpu_fio_plain=$(median plain 4) cpu_fio_tls=$(median tls 4) cpu_copy_plain=$(median plain 5) cpu_copy_tls=$(median tls 5)
-iops_cost=$(python3 -c "print(round(100 * (1 - $iops_tls / $iops_plain), 1))")
-mbs_cost=$(python3 -c "print(round(100 * (1 - $mbs_tls / $mbs_plain), 1))")
-cat <<REPORT
-
-== bench/limits.sh: issue 8 targets ($(date -u +%FT%TZ), $(nproc) CPUs, java opts: $JAVA_OPTS) ==
-hostile connections: $STALLED stalled in the handshake, $IDLE idle after NBD_OPT_GO, $WRITERS stalled 32 MiB writers
-  all open after            $(py "h['opened_seconds']") s; held for $(py "h['held_seconds']") s until the server closed them
-  closed by the server      handshake $(py "h['handshake']['closed_by_server']")/$STALLED, idle $(py "h['idle']['closed_by_server']")/$IDLE, writers $(py "h['writers']['closed_by_server']")/$WRITERS   [$(verdict "$([[ $closed_all == True ]] && echo 1)")]
-  longest time to close     handshake $(py "h['handshake']['max_seconds_to_close']") s (deadline ${HANDSHAKE_S} s), idle $(py "h['idle']['max_seconds_to_close']") s (${IDLE_S} s), writers $(py "h['writers']['max_seconds_to_close']") s (${WRITER_DEADLINE_S} s)   [$(verdict "$([[ $within == True ]] && echo 1)")]
-  server RSS                ${rss_before} MiB before, ${rss_max} MiB at most; configured ${budget} MiB + 64 MiB = $((budget + 64)) MiB   [$(verdict "$((rss_max <= budget + 64))")]
-  qemu-io write+read 1 MiB  $probes probes, $probe_fail failed, slowest ${probe_max_ms} ms (target < 1000 ms)   [$(verdict "$((probe_fail == 0 && probe_max_ms < 1000))")]
+tls_phase() {
+    log "limits: filling the fio volume, then fio 4k randread and nbdcopy read, plain vs TLS ($ROUNDS rounds)..."
+    fio --name=fill --ioengine=nbd --uri="$PLAIN/fio" --rw=write --bs=1M --iodepth=8 --size=256M --refill_buffers \
+        --output="$OUT/fill.txt" >/dev/null
+    : >"$RESULTS"
+    local round order mode fio_uri copy_uri c0 c1 c2 i m
+    for ((round = 1; round <= ROUNDS; round++)); do
+        order="plain tls"
+        ((round % 2 == 0)) && order="tls plain"
+        for mode in $order; do
+            if [[ $mode == plain ]]; then fio_uri="$PLAIN/fio" copy_uri="$PLAIN/fio"
+            else fio_uri="$TLS/fio" copy_uri="$TLS/fio$TLS_QUERY"; fi
+            c0=$(cpu_ticks)
+            i=$(fio_iops "$fio_uri")
+            c1=$(cpu_ticks)
+            m=$(copy_mbs "$copy_uri")
+            c2=$(cpu_ticks)
+            log "  round $round $mode: fio $i IOPS (server $((c1 - c0)) cs), nbdcopy $m MB/s (server $((c2 - c1)) cs)"
+            echo "$mode $i $m $((c1 - c0)) $((c2 - c1))" >>"$RESULTS"
+        done
+    done
+    local iops_plain iops_tls mbs_plain mbs_tls iops_cost mbs_cost
+    iops_plain=$(median plain 2) iops_tls=$(median tls 2) mbs_plain=$(median plain 3) mbs_tls=$(median tls 3)
+    iops_cost=$(python3 -c "print(round(100 * (1 - $iops_tls / $iops_plain), 1))")
+    mbs_cost=$(python3 -c "print(round(100 * (1 - $mbs_tls / $mbs_plain), 1))")
+    cat >>"$REPORT" <<PART
 TLS cost (same server, medians of $ROUNDS alternating rounds; server CPU in centiseconds per phase)
   fio 4k randread QD32      plain $iops_plain IOPS, TLS $iops_tls IOPS: ${iops_cost} % slower (target <= 15 %)   [$(verdict "$(python3 -c "print(int($iops_cost <= 15))")")]
-                            server CPU ${FIO_RUNTIME} s run: plain ${cpu_fio_plain} cs, TLS ${cpu_fio_tls} cs
+                            server CPU per ${FIO_RUNTIME} s run: plain $(median plain 4) cs, TLS $(median tls 4) cs
   nbdcopy read 256 MiB      plain $mbs_plain MB/s, TLS $mbs_tls MB/s: ${mbs_cost} % slower (target <= 15 %)   [$(verdict "$(python3 -c "print(int($mbs_cost <= 15))")")]
-                            server CPU per copy: plain ${cpu_copy_plain} cs, TLS ${cpu_copy_tls} cs
-  load average at the end   $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared: figures are noisy)
+                            server CPU per copy: plain $(median plain 5) cs, TLS $(median tls 5) cs
+  load average              $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared: figures are noisy)
+PART
+}
+
+# --- 3. log flood --------------------------------------------------------------------------------------------
+flood_phase() {
+    log "limits: 8 connections flooding NBD_OPT_LIST with data for ${FLOOD_SECONDS}s..."
+    local log_before log_after flood per_min
+    log_before=$(stat -c %s "$LOG")
+    flood=$(python3 bench/limits_clients.py flood 127.0.0.1 "$PORT" --connections 8 --seconds "$FLOOD_SECONDS")
+    sleep 1
+    log_after=$(stat -c %s "$LOG")
+    per_min=$(((log_after - log_before) * 60 / ${FLOOD_SECONDS%.*}))
+    cat >>"$REPORT" <<PART
 log under the NBD_OPT_LIST flood ($flood)
-  server log                $((log_after - log_before)) bytes in ${FLOOD_SECONDS} s = $log_per_min bytes per minute (target <= 1 MB)   [$(verdict "$((log_per_min <= 1000000))")]
-REPORT
+  server log                $((log_after - log_before)) bytes in ${FLOOD_SECONDS} s = $per_min bytes per minute (target <= 1 MB)   [$(verdict "$((per_min <= 1000000))")]
+PART
+}
+
+for p in hold tls flood; do
+    if phase "$p"; then "${p}_phase"; fi
+done
+echo
+echo "== bench/limits.sh: issue 8 targets ($(date -u +%FT%TZ), $(nproc) CPUs, java opts: $JAVA_OPTS) =="
+cat "$REPORT"

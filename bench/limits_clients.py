@@ -8,7 +8,8 @@
       the count, how many the server closed, and the longest time from a connection's last byte to its close.
   limits_clients.py flood HOST PORT --connections N --seconds S
       N connections send NBD_OPT_LIST with 64 bytes of data (refused by the server) as fast as it answers,
-      for S seconds; prints one JSON object with the number of options sent.
+      for S seconds, reconnecting whenever the server closes them (its handshake deadline); prints one JSON
+      object with the number of options sent and of reconnects.
 """
 import argparse
 import json
@@ -119,23 +120,30 @@ def hold(args):
 
 def flood(args):
     sent = [0] * args.connections
+    reconnects = [0] * args.connections
     stop = time.monotonic() + args.seconds
 
     def run(i):
-        s = greet(args.host, args.port)
-        s.sendall(struct.pack(">I", 3))
         junk = b"x" * 64
         while time.monotonic() < stop:
-            option(s, OPT_LIST, junk)
-            sent[i] += 1
-        s.close()
+            s = greet(args.host, args.port)
+            s.sendall(struct.pack(">I", 3))
+            try:
+                while time.monotonic() < stop:
+                    option(s, OPT_LIST, junk)
+                    sent[i] += 1
+            except (EOFError, ConnectionError):
+                reconnects[i] += 1  # the handshake deadline passed: come back, as an attacker would
+            finally:
+                s.close()
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(args.connections)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    print(json.dumps({"connections": args.connections, "seconds": args.seconds, "options": sum(sent)}), flush=True)
+    print(json.dumps({"connections": args.connections, "seconds": args.seconds, "options": sum(sent),
+                      "reconnects": sum(reconnects)}), flush=True)
 
 
 def main():

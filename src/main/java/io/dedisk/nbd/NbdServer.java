@@ -20,8 +20,10 @@ import io.dedisk.pool.VolumeProvider;
  * flush is global), within the {@link NbdLimits} it was given.
  *
  * Threads: {@link #start} launches the accept loop on a virtual thread and the deadline watchdog on a platform
- * daemon thread; every accepted connection has one reader, a virtual thread ({@link NbdConnection}), and every
- * request runs on its own virtual thread. Public methods may be called from any thread.
+ * daemon thread; every accepted connection has one reader, a virtual thread that hands the request loop to a
+ * platform thread while fewer than {@link NbdConnection#PLATFORM_READERS} connections have one
+ * ({@link NbdConnection}), and every request runs on its own virtual thread. Public methods may be called from any
+ * thread.
  *
  * Hostile clients: connections over {@link NbdLimits#maxConnections} or over the per-address limit are closed
  * before the greeting; the watchdog closes connections whose handshake, payload, reply or idle deadline passed
@@ -50,6 +52,8 @@ public final class NbdServer implements AutoCloseable {
     /** Open connections per client address; an entry exists exactly while its count is positive. */
     private final Map<InetAddress, Integer> perClient = new ConcurrentHashMap<>();
     private final AtomicLong refused = new AtomicLong();
+    private final java.util.concurrent.Semaphore platformReaders =
+            new java.util.concurrent.Semaphore(NbdConnection.PLATFORM_READERS);
     private final Object lifecycle = new Object();
     // Guarded by lifecycle.
     private ServerSocketChannel server;
@@ -175,18 +179,26 @@ public final class NbdServer implements AutoCloseable {
             channel = server;
         }
         while (!closed) {
-            SocketChannel client = null;
+            SocketChannel client;
             try {
                 client = channel.accept();
-                admit(client);
             } catch (ClosedChannelException e) {
                 return; // close() closed the listening socket.
             } catch (Throwable e) {
                 // E.g. out of file descriptors or of memory: keep serving the connections we have, retry shortly.
-                if (client != null) closeQuietly(client);
                 if (closed) return;
                 log.log(Level.WARNING, () -> "accepting an NBD connection failed", e);
                 sleep(ACCEPT_RETRY);
+                continue;
+            }
+            try {
+                admit(client);
+            } catch (Throwable e) {
+                // This client only (e.g. it reset the connection before we could look at it); no back-off, or a
+                // client resetting in a loop would slow down accepting for everyone. Out of memory backs off.
+                closeQuietly(client);
+                log.log(Level.INFO, () -> "dropping a connection that failed during setup", e);
+                if (e instanceof OutOfMemoryError) sleep(ACCEPT_RETRY);
             }
         }
     }
@@ -212,7 +224,7 @@ public final class NbdServer implements AutoCloseable {
             client.setOption(StandardSocketOptions.TCP_NODELAY, true);
             client.setOption(StandardSocketOptions.SO_KEEPALIVE, true); // notice clients that vanished
             NbdConnection connection = new NbdConnection(new Transport.Plain(client), volumes, pool, budget, limits,
-                    tls, log, peer);
+                    tls, platformReaders, log, peer);
             Thread thread = Thread.ofVirtual().name("nbd-conn " + peer).unstarted(() -> {
                 try {
                     connection.run();

@@ -9,21 +9,24 @@ import io.dedisk.util.Check;
 
 /**
  * A log that a client cannot use to fill the disk: the first {@code burst} lines pass, after that at most one line
- * per {@code interval}, and that line says how many were suppressed since the last one that went out. A limiter may
+ * per {@code interval}, and that line says how many were suppressed since the last one that went out (a token
+ * bucket of {@code burst} lines refilled by one line per interval, so a limiter that stays quiet long enough lets a
+ * burst through again). A limiter may
  * have a parent (the server's), which must also let a line through: per-connection limits stop one noisy
  * connection, the parent stops many connections (or a reconnect loop) from adding up.
  *
  * Every line is exactly one line: control characters in messages (which may quote client data, e.g. an export
  * name) are escaped, and a throwable is reduced to its description and top frames on the same line.
  *
- * Threads: any thread; state is guarded by the instance's monitor. Invariant: lines emitted ≤ burst + 1 per
- * interval elapsed since the burst was used up (so a flood costs a bounded number of bytes per minute).
+ * Threads: any thread; state is guarded by the instance's monitor. Invariant: lines emitted in any span of time
+ * ≤ burst + span / interval (so a flood costs a bounded number of bytes per minute); 0 ≤ credit ≤ burst lines.
  */
 final class RateLimitedLog {
     static final int CONNECTION_BURST = 5;
     static final long CONNECTION_INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(60);
     static final int SERVER_BURST = 100;
-    static final long SERVER_INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(1);
+    /** Server-wide: 100 lines a minute once the burst is spent. */
+    static final long SERVER_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(600);
     private static final int MAX_LINE_CHARS = 2000;
     private static final int FRAMES = 3;
 
@@ -34,10 +37,11 @@ final class RateLimitedLog {
     private final RateLimitedLog parent;
     private final String prefix;
     // Guarded by this.
-    private int emitted;
+    /** Lines that may go out now, in nanoseconds of refill (one line costs {@code intervalNanos}). */
+    private long credit;
+    private long lastRefill;
     private long suppressed;
     private long suppressedTotal;
-    private long nextAllowed;
 
     RateLimitedLog(System.Logger logger, int burst, long intervalNanos, LongSupplier clock, RateLimitedLog parent,
                    String prefix) {
@@ -48,6 +52,8 @@ final class RateLimitedLog {
         this.clock = clock;
         this.parent = parent;
         this.prefix = prefix;
+        this.credit = burst * intervalNanos;
+        this.lastRefill = clock.getAsLong();
     }
 
     /** The server-wide limiter. */
@@ -102,13 +108,12 @@ final class RateLimitedLog {
     /** -1: suppress this line; otherwise it goes out, and the value is how many were suppressed before it. */
     private synchronized long permit() {
         long now = clock.getAsLong();
-        if (emitted < burst) {
-            emitted++;
-            if (emitted == burst) nextAllowed = now + intervalNanos;
-            return 0;
-        }
-        if (now - nextAllowed >= 0) {
-            nextAllowed = now + intervalNanos;
+        long max = burst * intervalNanos;
+        credit = Math.min(max, credit + Math.max(0, now - lastRefill));
+        lastRefill = now;
+        Check.that(credit >= 0 && credit <= max, "log credit %d outside [0, %d]", credit, max);
+        if (credit >= intervalNanos) {
+            credit -= intervalNanos;
             long dropped = suppressed;
             suppressed = 0;
             return dropped;

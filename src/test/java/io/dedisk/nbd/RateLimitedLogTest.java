@@ -57,6 +57,19 @@ class RateLimitedLogTest {
     }
 
     @Test
+    void aLimiterQuietForLongLetsABurstThroughAgainButNeverMore() {
+        Recorder out = new Recorder();
+        AtomicLong now = new AtomicLong();
+        RateLimitedLog log = new RateLimitedLog(out, 2, 10, now::get, null, "");
+        for (int i = 0; i < 5; i++) log.log(Level.WARNING, "a" + i);
+        assertEquals(List.of("a0", "a1"), out.lines);
+        now.set(1_000_000);
+        for (int i = 0; i < 5; i++) log.log(Level.WARNING, "b" + i);
+        assertEquals(List.of("a0", "a1", "b0 [3 similar lines suppressed]", "b1"), out.lines,
+                "a burst of 2 after the quiet span, not 100,000 intervals' worth");
+    }
+
+    @Test
     void theParentBoundsManyChildren() {
         Recorder out = new Recorder();
         AtomicLong now = new AtomicLong();
