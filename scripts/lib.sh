@@ -27,6 +27,7 @@ DEDISK_TOOL_PACKAGES=(
     "nbdkit:nbdkit"
     "fio:fio"
     "fusermount3:fuse3"
+    "openssl:openssl"
 )
 
 die() {
