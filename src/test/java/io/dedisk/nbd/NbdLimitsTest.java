@@ -224,6 +224,32 @@ class NbdLimitsTest {
     }
 
     @Test
+    void connectionsBeyondThePlatformReadersAreServedOnVirtualOnes() throws Exception {
+        InetSocketAddress address = start(NbdLimits.defaults());
+        int count = NbdConnection.PLATFORM_READERS + 8;
+        List<TestNbdClient> clients = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            TestNbdClient c = keep(TestNbdClient.negotiated(address, false));
+            c.go("disk");
+            clients.add(c);
+        }
+        // Platform threads only (virtual ones are not listed); the hand-off follows the NBD_OPT_GO reply.
+        await("all platform reader slots taken", () -> platformReaders() == NbdConnection.PLATFORM_READERS);
+        Thread.sleep(100);
+        assertEquals(NbdConnection.PLATFORM_READERS, platformReaders(), "platform reader threads beyond the cap");
+        for (int i = 0; i < count; i++) {
+            byte[] data = new byte[4096];
+            data[0] = (byte) i;
+            clients.get(i).write(i * 4096L, data);
+        }
+        for (int i = 0; i < count; i++) assertEquals((byte) i, clients.get(i).read(i * 4096L, 4096)[0], "client " + i);
+    }
+
+    private static long platformReaders() {
+        return Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().startsWith("nbd-conn ")).count();
+    }
+
+    @Test
     void limitsAreValidatedWithExpectedAndFoundValues() {
         var e = assertThrows(DediskException.InvalidRequestException.class,
                 () -> NbdLimits.defaults().withMaxConnections(0, 1));
