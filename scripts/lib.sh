@@ -29,6 +29,7 @@ DEDISK_TOOL_PACKAGES=(
     "fusermount3:fuse3"
     "promtool:prometheus"
     "chromium:chromium"
+    "openssl:openssl"
 )
 
 die() {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The long run of the durability tests (not part of scripts/test.sh, which stays fast): many more simulation
 # seeds and steps (concurrent writers, background tasks, checkpoints, the cleaner, crashes inside them), crash
-# at every write point for many scripts and crash states (>= 10^5 recoveries), and many real kill -9 cycles with
-# the cleaner running. Figures are printed by the tests; docs/fault-model.md records them.
+# at every write point for many scripts and crash states (>= 10^5 recoveries), many real kill -9 cycles with
+# the cleaner running, and 10^6 requests of the NBD protocol fuzzer. Figures are printed by the tests;
+# docs/fault-model.md records them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -14,3 +15,4 @@ for seed in $(seq 1 "$CRASH_SEEDS"); do
   ./mvnw -B -q test -Dtest=CrashPointTest -Ddedisk.crash.seed="$seed" -Ddedisk.crash.samples="$SAMPLES"
 done
 ./mvnw -B -q test -Dtest=KillNineTest -Ddedisk.killCycles="$KILLS"
+./mvnw -B -q test -Dtest=NbdFuzzTest -Ddedisk.long=true -Ddedisk.fuzz.seed="${FUZZ_SEED:-$RANDOM}"

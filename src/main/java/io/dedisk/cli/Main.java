@@ -88,13 +88,16 @@ public final class Main {
     }
 
     /** Serves the pool until the process is stopped (SIGINT/SIGTERM close it cleanly; kill -9 is survived). */
-    static void serve(Path dir, String listen, String metadataCache, Observability.Options watch) throws IOException, InterruptedException {
+    static void serve(Path dir, String listen, String metadataCache, Observability.Options watch, NbdOptions nbdOptions)
+            throws IOException, InterruptedException {
         InetSocketAddress address = parseListen(listen);
         long cache = Sizes.parse(metadataCache);
         if (cache < (4 << 20)) throw new DediskException.InvalidRequestException("--metadata-cache must be at least 4M, got " + metadataCache);
+        io.dedisk.nbd.NbdLimits limits = nbdOptions.toLimits();
+        io.dedisk.nbd.NbdTls tls = nbdOptions.toTls();
         java.util.logging.Logger.getLogger("").setLevel(java.util.logging.Level.INFO);
         PoolDirectory p = PoolDirectory.open(dir, Pool.OpenOptions.defaults().withMetadataCache(cache));
-        NbdServer nbd = new NbdServer(p.pool, address);
+        NbdServer nbd = new NbdServer(p.pool, address, limits, tls);
         ControlServer control = new ControlServer(p.pool);
         CountDownLatch stopped = new CountDownLatch(1);
         Observability observability = null;
@@ -223,10 +226,11 @@ public final class Main {
                 description = "Memory for block-map and chunk-table pages (default ${DEFAULT-VALUE}); the rest lives in the log.") String metadataCache;
         @Option(names = "--metrics", paramLabel = "HOST:PORT", description = "Serve Prometheus metrics on http://HOST:PORT/metrics (default: off).") String metrics;
         @Option(names = "--stats-interval", defaultValue = "60s", description = "Record a stats sample in POOL/stats-history this often (ms, s, m, h; 0 = off; default ${DEFAULT-VALUE}).") String statsInterval;
+        @CommandLine.Mixin NbdOptions nbdOptions = new NbdOptions();
 
         @Override
         public Integer call() throws Exception {
-            serve(pool, listen, metadataCache, new Observability.Options(metrics, Observability.parseInterval(statsInterval)));
+            serve(pool, listen, metadataCache, new Observability.Options(metrics, Observability.parseInterval(statsInterval)), nbdOptions);
             return 0;
         }
     }
@@ -247,7 +251,7 @@ public final class Main {
                 }
                 System.out.println("created pool " + pool + " with volume 'default' (" + size + ")");
             }
-            serve(pool, listen, metadataCache, Observability.Options.none());
+            serve(pool, listen, metadataCache, Observability.Options.none(), new NbdOptions());
             return 0;
         }
     }

@@ -19,7 +19,9 @@ import io.dedisk.util.Check;
  *
  * Threads: any thread may acquire and release. Invariants: a buffer is in at most one place at a time (pooled, or
  * owned by exactly one request); the pool keeps at most {@link #MAX_PER_CLASS} buffers per class and at most
- * {@link #MAX_POOLED_BYTES} in all; buffers beyond that are left to the garbage collector.
+ * {@code maxPooledBytes} in all (a quarter of the global in-flight budget by default, so idle memory stays a fixed
+ * share of the budget); buffers beyond that are left to the garbage collector. The pool does not limit what is in
+ * use: callers pay for every buffer from the server's {@link ByteBudget} first ({@link #capacityFor} is the price).
  */
 final class BufferPool {
     /** Room for the largest reply header: structured chunk header (20) + the offset of OFFSET_DATA (8). */
@@ -27,13 +29,28 @@ final class BufferPool {
     private static final int MIN_SHIFT = 12;
     private static final int MAX_SHIFT = 25;
     private static final int MAX_PER_CLASS = 256;
-    private static final long MAX_POOLED_BYTES = 128L << 20;
 
     /** Index: size class shift; classes below MIN_SHIFT are never used. */
     private final List<ConcurrentLinkedDeque<ByteBuffer>> free =
             Stream.generate(ConcurrentLinkedDeque<ByteBuffer>::new).limit(MAX_SHIFT + 1).toList();
     private final AtomicIntegerArray pooled = new AtomicIntegerArray(MAX_SHIFT + 1);
     private final AtomicLong pooledBytes = new AtomicLong();
+    private final long maxPooledBytes;
+
+    BufferPool(long maxPooledBytes) {
+        Check.that(maxPooledBytes >= 0, "pool retention %d", maxPooledBytes);
+        this.maxPooledBytes = maxPooledBytes;
+    }
+
+    /** Direct memory a buffer for {@code dataLength} bytes occupies (headroom + its size class). */
+    static long capacityFor(int dataLength) {
+        return HEADROOM + (1L << shiftFor(dataLength));
+    }
+
+    /** Bytes of free buffers kept for reuse (for tests). */
+    long pooledBytes() {
+        return pooledBytes.get();
+    }
 
     /** A buffer with position = {@link #HEADROOM} and limit = HEADROOM + dataLength. dataLength ≤ 32 MiB. */
     ByteBuffer acquire(int dataLength) {
@@ -56,7 +73,7 @@ final class BufferPool {
                 "released buffer of capacity %d is not from the pool", buffer.capacity());
         // Reserve first, then undo if over a limit: the counts may overshoot briefly, never the pool itself.
         boolean fits = pooled.incrementAndGet(shift) <= MAX_PER_CLASS;
-        fits &= pooledBytes.addAndGet(buffer.capacity()) <= MAX_POOLED_BYTES;
+        fits &= pooledBytes.addAndGet(buffer.capacity()) <= maxPooledBytes;
         if (fits) {
             free.get(shift).offerFirst(buffer.clear());
         } else {

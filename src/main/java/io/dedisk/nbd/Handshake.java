@@ -21,18 +21,30 @@ import io.dedisk.pool.VolumeProvider;
  * option u32, reply type u32, length u32, data. Ends with NBD_OPT_GO + NBD_REP_ACK, with NBD_OPT_EXPORT_NAME +
  * size u64, transmission flags u16 and (unless NO_ZEROES) 124 zero bytes, with NBD_OPT_ABORT, or with a close.
  *
+ * TLS ({@link NbdTls}): NBD_OPT_STARTTLS is acknowledged, then the TLS handshake runs on this thread and every
+ * later byte is encrypted; negotiation state from before it (structured replies, metadata context) is forgotten,
+ * since a man in the middle could have chosen it. In require mode every other option before TLS is answered
+ * NBD_REP_ERR_TLS_REQD (NBD_OPT_EXPORT_NAME, which cannot fail with a reply, disconnects). Over TLS with an allow
+ * list, exports the client certificate's CN may not open are refused with NBD_REP_ERR_POLICY and left out of
+ * NBD_OPT_LIST.
+ *
  * Threads: runs on the connection's reader thread only; all fields are confined to it.
  * Invariants: a reply is sent for every option except NBD_OPT_EXPORT_NAME; option data is always consumed in
  * full, so the stream stays in sync after an error reply; metadata contexts are only ever selected after
  * structured replies were negotiated.
  */
 final class Handshake {
-    private static final System.Logger LOG = System.getLogger("dedisk.nbd");
     private static final int CLIENT_FLAGS_KNOWN = NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES;
 
     private final Wire wire;
     private final VolumeProvider volumes;
-    private final String peer;
+    private final RateLimitedLog log;
+    private final NbdTls tls;
+    /** Set once TLS is up: the client certificate's CN, if it sent a certificate. */
+    private Optional<String> clientName = Optional.empty();
+    private TlsTransport secure;
+    /** Set by the connection before {@link #run}; TLS handshakes are counted there. */
+    io.dedisk.metrics.NbdMetrics metrics = io.dedisk.metrics.NbdMetrics.NOOP;
 
     private boolean noZeroes;
     private boolean structuredReplies;
@@ -42,10 +54,18 @@ final class Handshake {
     private Session session;
     private boolean aborted;
 
-    Handshake(Wire wire, VolumeProvider volumes, String peer) {
+    Handshake(Wire wire, VolumeProvider volumes, RateLimitedLog log, NbdTls tls) {
         this.wire = wire;
         this.volumes = volumes;
-        this.peer = peer;
+        this.log = log;
+        this.tls = tls;
+    }
+
+    /** After {@link #run}: "TLSv1.3, CN=alice" or "plain", for the connection's log line. */
+    String security() {
+        if (secure == null) return "plain";
+        return secure.engine().getSession().getProtocol() + " " + secure.engine().getSession().getCipherSuite()
+                + clientName.map(cn -> ", CN=" + cn).orElse("");
     }
 
     /**
@@ -66,7 +86,7 @@ final class Handshake {
         }
         noZeroes = (clientFlags & NBD_FLAG_C_NO_ZEROES) != 0;
 
-        while (session == null && !aborted && wire.await(16)) {
+        while (session == null && !aborted && idleThenAwait(16)) {
             long magic = wire.readLong();
             if (magic != IHAVEOPT) {
                 throw new ProtocolViolation(String.format("option magic 0x%x, expected IHAVEOPT 0x%x",
@@ -85,12 +105,24 @@ final class Handshake {
                 continue;
             }
             ByteBuffer data = ByteBuffer.wrap(wire.readBytes((int) length));
-            LOG.log(Level.DEBUG, "{0}: {1} with {2} bytes of data", peer, optionName(option), length);
+            log.log(Level.DEBUG, () -> optionName(option) + " with " + length + " bytes of data", null);
+            if (tls.required() && secure == null && option != NBD_OPT_STARTTLS && option != NBD_OPT_ABORT) {
+                if (option == NBD_OPT_EXPORT_NAME) {
+                    throw new ProtocolViolation("NBD_OPT_EXPORT_NAME without TLS, expected NBD_OPT_STARTTLS first: "
+                            + "this server requires TLS");
+                }
+                error(option, NBD_REP_ERR_TLS_REQD, "this server requires TLS: send NBD_OPT_STARTTLS first");
+                continue;
+            }
             switch (option) {
                 case NBD_OPT_EXPORT_NAME -> exportName(data);
                 case NBD_OPT_ABORT -> abort();
                 case NBD_OPT_INFO, NBD_OPT_GO -> infoOrGo(option, data);
                 case NBD_OPT_LIST -> list(data);
+                case NBD_OPT_STARTTLS -> {
+                    if (tls.offered()) startTls(data);
+                    else error(option, NBD_REP_ERR_UNSUP, "NBD_OPT_STARTTLS: TLS is not configured on this server");
+                }
                 case NBD_OPT_STRUCTURED_REPLY -> structuredReply(data);
                 case NBD_OPT_LIST_META_CONTEXT, NBD_OPT_SET_META_CONTEXT -> metaContext(option, data);
                 default -> error(option, NBD_REP_ERR_UNSUP, optionName(option) + " is not supported by this server");
@@ -99,11 +131,57 @@ final class Handshake {
         return Optional.ofNullable(session);
     }
 
+    private void startTls(ByteBuffer data) throws IOException {
+        if (data.hasRemaining()) {
+            invalid(NBD_OPT_STARTTLS, "NBD_OPT_STARTTLS with " + data.remaining() + " bytes of data, expected none");
+            return;
+        }
+        if (secure != null) {
+            invalid(NBD_OPT_STARTTLS, "TLS is already running on this connection");
+            return;
+        }
+        reply(NBD_OPT_STARTTLS, NBD_REP_ACK, ByteBuffer.allocate(0));
+        // From here on there is no way back to plain text: a failed TLS handshake ends the connection.
+        try {
+            secure = wire.startTls(tls.newEngine());
+        } catch (IOException | RuntimeException e) {
+            metrics.tlsHandshake(false);
+            throw e;
+        }
+        metrics.tlsHandshake(true);
+        clientName = NbdTls.peerCommonName(secure.engine());
+        structuredReplies = false;
+        metaContextVolume = null;
+        log.log(Level.DEBUG, () -> "TLS started: " + security(), null);
+    }
+
+    /** Whether this client may open {@code name} (resolved volume name): TLS allow list, if any. */
+    private boolean allowed(String name) {
+        return secure == null || tls.allows(clientName, name);
+    }
+
+    /** The export names this client may see (all, unless a TLS allow list restricts it). */
+    private List<String> visibleNames() {
+        return volumes.volumeNames().stream().filter(this::allowed).toList();
+    }
+
+    private String notAllowed(String name) {
+        return "export '" + name + "' may not be opened with " + clientName.map(cn -> "certificate CN=" + cn)
+                .orElse("no client certificate");
+    }
+
+    /** Between options the connection holds only the wire's small buffer. */
+    private boolean idleThenAwait(int n) throws IOException {
+        wire.idle();
+        return wire.await(n);
+    }
+
     private void exportName(ByteBuffer data) throws IOException {
         String name = UTF_8.decode(data).toString();
         // This option cannot fail with a reply: the spec says the server "MUST terminate the session".
         VolumeDevice volume = resolve(name).orElseThrow(() -> new ProtocolViolation(
-                "NBD_OPT_EXPORT_NAME for unknown export '" + name + "', expected one of " + volumes.volumeNames()));
+                "NBD_OPT_EXPORT_NAME for unknown export '" + name + "', expected one of " + visibleNames()));
+        if (!allowed(volume.name())) throw new ProtocolViolation("NBD_OPT_EXPORT_NAME: " + notAllowed(volume.name()));
         Session chosen = session(volume);
         ByteBuffer reply = ByteBuffer.allocate(10 + (noZeroes ? 0 : 124))
                 .putLong(chosen.size()).putShort((short) chosen.transmissionFlags());
@@ -117,7 +195,7 @@ final class Handshake {
             reply(NBD_OPT_ABORT, NBD_REP_ACK, ByteBuffer.allocate(0));
         } catch (IOException e) {
             // The spec lets the client close right after NBD_OPT_ABORT without reading the reply.
-            LOG.log(Level.DEBUG, "{0}: NBD_OPT_ABORT reply not delivered: {1}", peer, e.toString());
+            log.log(Level.DEBUG, "NBD_OPT_ABORT reply not delivered: " + e);
         }
     }
 
@@ -152,10 +230,14 @@ final class Handshake {
         }
         Optional<VolumeDevice> found = resolve(name);
         if (found.isEmpty()) {
-            error(option, NBD_REP_ERR_UNKNOWN, "no export named '" + name + "'; exports: " + volumes.volumeNames());
+            error(option, NBD_REP_ERR_UNKNOWN, "no export named '" + name + "'; exports: " + visibleNames());
             return;
         }
         VolumeDevice volume = found.get();
+        if (!allowed(volume.name())) {
+            error(option, NBD_REP_ERR_POLICY, notAllowed(volume.name()));
+            return;
+        }
         Session offered = session(volume);
         info(option, ByteBuffer.allocate(12).putShort((short) NBD_INFO_EXPORT).putLong(offered.size())
                 .putShort((short) offered.transmissionFlags()).flip());
@@ -173,6 +255,7 @@ final class Handshake {
             return;
         }
         for (String name : volumes.volumeNames()) {
+            if (!allowed(name)) continue;
             byte[] bytes = name.getBytes(UTF_8);
             reply(NBD_OPT_LIST, NBD_REP_SERVER,
                     ByteBuffer.allocate(4 + bytes.length).putInt(bytes.length).put(bytes).flip());
@@ -241,7 +324,11 @@ final class Handshake {
         }
         Optional<VolumeDevice> volume = resolve(name);
         if (volume.isEmpty()) {
-            error(option, NBD_REP_ERR_UNKNOWN, "no export named '" + name + "'; exports: " + volumes.volumeNames());
+            error(option, NBD_REP_ERR_UNKNOWN, "no export named '" + name + "'; exports: " + visibleNames());
+            return;
+        }
+        if (!allowed(volume.get().name())) {
+            error(option, NBD_REP_ERR_POLICY, notAllowed(volume.get().name()));
             return;
         }
         // Listing: no query lists everything; "base:" is the wildcard for the base namespace. Setting: only the
@@ -296,8 +383,8 @@ final class Handshake {
     /** An error reply carrying {@code why} as its message. */
     private void error(int option, int type, String why) throws IOException {
         // Unsupported options are routine capability probing; the other refusals are client mistakes.
-        LOG.log(type == NBD_REP_ERR_UNSUP ? Level.DEBUG : Level.WARNING, "{0}: refused {1}: {2}", peer,
-                optionName(option), why);
+        log.log(type == NBD_REP_ERR_UNSUP ? Level.DEBUG : Level.WARNING, () -> "refused " + optionName(option) + ": "
+                + why, null);
         reply(option, type, ByteBuffer.wrap(message(why)));
     }
 

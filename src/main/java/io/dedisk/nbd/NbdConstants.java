@@ -42,7 +42,9 @@ final class NbdConstants {
     static final int NBD_REP_META_CONTEXT = 4;
     static final int NBD_REP_FLAG_ERROR = 1 << 31;
     static final int NBD_REP_ERR_UNSUP = NBD_REP_FLAG_ERROR | 1;
+    static final int NBD_REP_ERR_POLICY = NBD_REP_FLAG_ERROR | 2;
     static final int NBD_REP_ERR_INVALID = NBD_REP_FLAG_ERROR | 3;
+    static final int NBD_REP_ERR_TLS_REQD = NBD_REP_FLAG_ERROR | 5;
     static final int NBD_REP_ERR_UNKNOWN = NBD_REP_FLAG_ERROR | 6;
     static final int NBD_REP_ERR_TOO_BIG = NBD_REP_FLAG_ERROR | 9;
 

@@ -26,11 +26,14 @@ import io.dedisk.util.Check;
  * under load many replies share a system call and no request thread waits for another's write.
  *
  * Invariants: every reply is one buffer obtained from the {@link BufferPool} (header in its headroom); after it was
- * written, or dropped because the connection broke, the buffer goes back to the pool and the request's in-flight
- * units go back to the connection's semaphore. So once all units are back, every reply has left (or was dropped).
+ * written, or dropped because the connection broke, the buffer goes back to the pool, the request's in-flight
+ * units go back to the connection's semaphore and its reply charge to the server's {@link ByteBudget}. So once all
+ * units are back, every reply has left (or was dropped).
+ *
+ * Deadline: while a gathering write is blocked (the client does not read), {@link #writeDeadline} is when it must
+ * have finished ({@link NbdLimits#transferNanos} of its bytes); the server's watchdog closes the connection after.
  */
 final class ReplyWriter {
-    private static final System.Logger LOG = System.getLogger("dedisk.nbd");
     /** Buffers per gathering write (far below IOV_MAX); there are rarely more replies pending than in-flight units. */
     private static final int BATCH = NbdConnection.INFLIGHT_UNITS;
 
@@ -38,33 +41,55 @@ final class ReplyWriter {
     private static final class Pending {
         final ByteBuffer bytes;
         final int units;
+        final long charge;
         Pending next;
 
-        Pending(ByteBuffer bytes, int units) {
+        Pending(ByteBuffer bytes, int units, long charge) {
             this.bytes = bytes;
             this.units = units;
+            this.charge = charge;
         }
     }
 
     private final Wire wire;
     private final BufferPool pool;
     private final Semaphore inflight;
+    private final long unitBytes;
+    private final ByteBudget budget;
+    private final NbdLimits limits;
     private final boolean structured;
-    private final String peer;
+    private final RateLimitedLog log;
+    /** Deadline (System.nanoTime) of the write in progress, or Long.MAX_VALUE when none is. */
+    private volatile long writeDeadline = Long.MAX_VALUE;
+    /** When the last reply left (System.nanoTime); the idle clock starts there. */
+    private volatile long lastReply = System.nanoTime();
     /** Replies finished but not yet taken by a writer, newest first. */
     private final AtomicReference<Pending> pending = new AtomicReference<>();
     private final ReentrantLock lock = new ReentrantLock();
     // Guarded by lock.
     private final ByteBuffer[] buffers = new ByteBuffer[BATCH];
     private final int[] units = new int[BATCH];
+    private final long[] charges = new long[BATCH];
     private boolean broken;
 
-    ReplyWriter(Wire wire, BufferPool pool, Semaphore inflight, boolean structured, String peer) {
+    ReplyWriter(Wire wire, BufferPool pool, Semaphore inflight, long unitBytes, ByteBudget budget, NbdLimits limits,
+                boolean structured, RateLimitedLog log) {
         this.wire = wire;
         this.pool = pool;
         this.inflight = inflight;
+        this.unitBytes = unitBytes;
+        this.budget = budget;
+        this.limits = limits;
         this.structured = structured;
-        this.peer = peer;
+        this.log = log;
+    }
+
+    long writeDeadline() {
+        return writeDeadline;
+    }
+
+    long lastReply() {
+        return lastReply;
     }
 
     /**
@@ -130,9 +155,10 @@ final class ReplyWriter {
      * connection is dropped (hard disconnect) and the request's in-flight units are returned.
      */
     void abandon(Request request, Throwable failure) {
-        LOG.log(Level.ERROR, peer + ": cannot reply to " + request + "; dropping the connection", failure);
-        closeQuietly();
-        inflight.release(request.inflightUnits());
+        log.log(Level.ERROR, () -> "cannot reply to " + request + "; dropping the connection", failure);
+        wire.close();
+        budget.release(request.replyCharge());
+        inflight.release(request.inflightUnits(unitBytes));
     }
 
     private static void simpleHeader(ByteBuffer b, Request request, int error) {
@@ -145,7 +171,7 @@ final class ReplyWriter {
     }
 
     private void enqueue(Request request, ByteBuffer reply) {
-        Pending node = new Pending(reply, request.inflightUnits());
+        Pending node = new Pending(reply, request.inflightUnits(unitBytes), request.replyCharge());
         Pending top;
         do {
             top = pending.get();
@@ -176,6 +202,7 @@ final class ReplyWriter {
             for (; oldest != null && n < BATCH; oldest = oldest.next, n++) {
                 buffers[n] = oldest.bytes;
                 units[n] = oldest.units;
+                charges[n] = oldest.charge;
             }
             write(n);
         }
@@ -183,26 +210,25 @@ final class ReplyWriter {
 
     private void write(int n) {
         if (!broken) {
+            long bytes = 0;
+            for (int i = 0; i < n; i++) bytes += buffers[i].remaining();
+            writeDeadline = System.nanoTime() + limits.transferNanos(bytes);
             try {
                 wire.writeFully(buffers, n);
+                lastReply = System.nanoTime();
             } catch (IOException e) {
                 broken = true;
-                LOG.log(Level.INFO, "{0}: cannot send replies ({1}); dropping the connection", peer, e.toString());
-                closeQuietly();
+                log.log(Level.INFO, "cannot send replies (" + e + "); dropping the connection");
+                wire.close();
+            } finally {
+                writeDeadline = Long.MAX_VALUE;
             }
         }
         for (int i = 0; i < n; i++) {
             pool.release(buffers[i]);
             buffers[i] = null;
+            budget.release(charges[i]);
             inflight.release(units[i]);
-        }
-    }
-
-    private void closeQuietly() {
-        try {
-            wire.channel().close();
-        } catch (IOException e) {
-            LOG.log(Level.DEBUG, "{0}: close failed: {1}", peer, e.toString());
         }
     }
 }

@@ -40,13 +40,27 @@ record Request(int flags, int type, long cookie, long offset, long length) {
     }
 
     /**
-     * Share of the connection's in-flight budget ({@link NbdConnection#INFLIGHT_UNITS}) this request holds from
-     * the moment its header is read until its reply has left: one unit per started MiB of payload or read data
-     * (reads beyond the maximum payload are refused and cost nothing extra), at least one.
+     * Share of the connection's in-flight budget ({@link NbdConnection#INFLIGHT_UNITS} units of {@code unitBytes})
+     * this request holds from the moment its header is read until its reply has left: one unit per started
+     * {@code unitBytes} of payload or read data (reads beyond the maximum payload are refused and cost nothing
+     * extra), at least one, at most all of them.
      */
-    int inflightUnits() {
+    int inflightUnits(long unitBytes) {
         long bytes = Math.min(Math.max(payloadLength(), replyDataLength()), MAX_PAYLOAD);
-        return (int) Math.max(1, (bytes + (1 << 20) - 1) >> 20);
+        long units = Math.max(1, (bytes + unitBytes - 1) / unitBytes);
+        return (int) Math.min(units, NbdConnection.INFLIGHT_UNITS);
+    }
+
+    /**
+     * Bytes of the server's global budget ({@link ByteBudget}) this request's reply buffer costs, taken by the
+     * reader when the header arrives and given back when the reply has left: the read data's buffer for a read the
+     * server will serve, the block-status buffer, else one minimum-size buffer (simple or error reply). A write's
+     * payload pieces are paid for separately as they arrive ({@link Payload}).
+     */
+    long replyCharge() {
+        if (type == NBD_CMD_READ && length <= MAX_PAYLOAD) return BufferPool.capacityFor((int) length);
+        if (type == NBD_CMD_BLOCK_STATUS) return BufferPool.capacityFor(4 + 8 * MAX_BLOCK_STATUS_DESCRIPTORS);
+        return BufferPool.capacityFor(0);
     }
 
     boolean has(int flag) {

@@ -17,14 +17,17 @@ import io.dedisk.util.Check;
  *
  * Error mapping: InvalidRequestException → NBD_EINVAL, ReadOnlyException → NBD_EPERM, NoSpaceException →
  * NBD_ENOSPC, anything else (CorruptionException, StorageException, other exceptions and java.lang.Error, i.e.
- * bugs) → NBD_EIO, logged with its stack trace. A failure only ever fails its own request.
+ * bugs) → NBD_EIO, logged on one line with its top frames through the connection's {@link RateLimitedLog} (a
+ * client that provokes errors in a loop cannot flood the log). A failure only ever fails its own request.
+ *
+ * Writes arrive as a {@link Payload} of one or more pieces; a multi-piece write is one device write per piece, and
+ * with FUA the pieces are written without it and followed by a device flush (a superset of FUA).
  *
  * Threads: {@link #handle} runs on the request's own virtual thread; the handler itself is immutable and shared by
  * all requests of one connection. Invariant: exactly one reply per request, and every pool buffer it was given or
- * took is either passed on to the writer or released.
+ * took is either passed on to the writer or released (with its budget charge).
  */
 final class RequestHandler {
-    private static final System.Logger LOG = System.getLogger("dedisk.nbd");
     /** Bound on device extents one NBD_CMD_BLOCK_STATUS looks at, so tiny extents cannot stall it. */
     private static final int MAX_EXTENTS_EXAMINED = 65536;
 
@@ -32,23 +35,25 @@ final class RequestHandler {
     private final VolumeDevice device;
     private final ReplyWriter writer;
     private final BufferPool pool;
-    private final String peer;
+    private final ByteBudget budget;
+    private final RateLimitedLog log;
     /** Set by the connection before the first request starts (thread start publishes it); never changed after. */
     io.dedisk.metrics.NbdMetrics metrics = io.dedisk.metrics.NbdMetrics.NOOP;
 
-    RequestHandler(Session session, ReplyWriter writer, BufferPool pool, String peer) {
+    RequestHandler(Session session, ReplyWriter writer, BufferPool pool, ByteBudget budget, RateLimitedLog log) {
         this.session = session;
         this.device = session.volume();
         this.writer = writer;
         this.pool = pool;
-        this.peer = peer;
+        this.budget = budget;
+        this.log = log;
     }
 
     /**
      * Checks the request ({@link Request#check}) and executes it or refuses it. {@code payload} is the write data
-     * (a pool buffer, data in [position, limit)) for NBD_CMD_WRITE, else null; this method releases it.
+     * for NBD_CMD_WRITE, else null; this method releases it.
      */
-    void handle(Request request, ByteBuffer payload) {
+    void handle(Request request, Payload payload) {
         long started = System.nanoTime();
         int result = 0;
         try {
@@ -57,8 +62,8 @@ final class RequestHandler {
                 execute(request, payload);
             } else {
                 result = rejection.error();
-                LOG.log(Level.WARNING, "{0}: refused {1}: {2}", peer, Request.commandName(request.type()),
-                        rejection.message());
+                log.log(Level.WARNING, () -> "refused " + Request.commandName(request.type()) + ": "
+                        + rejection.message(), null);
                 writer.error(request, rejection.error(), rejection.message());
             }
         } catch (Throwable failure) {
@@ -70,17 +75,17 @@ final class RequestHandler {
                 writer.abandon(request, failure);
             }
         } finally {
-            if (payload != null) pool.release(payload);
+            if (payload != null) payload.release(pool, budget);
             metrics.requestDone(request.type(), result, System.nanoTime() - started, request.length());
         }
     }
 
-    private void execute(Request request, ByteBuffer payload) {
+    private void execute(Request request, Payload payload) {
         boolean fua = request.has(NBD_CMD_FLAG_FUA);
         switch (request.type()) {
             case NBD_CMD_READ -> read(request);
             case NBD_CMD_WRITE -> {
-                device.write(request.offset(), payload, fua);
+                write(request.offset(), payload, fua);
                 writer.ok(request);
             }
             case NBD_CMD_FLUSH -> {
@@ -100,6 +105,25 @@ final class RequestHandler {
             case NBD_CMD_BLOCK_STATUS -> blockStatus(request);
             default -> throw new Check.InvariantViolation("unchecked command reached the handler: " + request);
         }
+    }
+
+    private void write(long offset, Payload payload, boolean fua) {
+        Check.that(payload.bytes() == (int) payload.bytes() && payload.bytes() > 0, "write payload of %d bytes",
+                payload.bytes());
+        if (payload.pieces() == 1) {
+            device.write(offset, payload.piece(0), fua);
+            return;
+        }
+        long position = offset;
+        for (int i = 0; i < payload.pieces(); i++) {
+            ByteBuffer piece = payload.piece(i);
+            int length = piece.remaining();
+            device.write(position, piece, false);
+            position += length;
+        }
+        Check.that(position - offset == payload.bytes(), "pieces wrote %d of %d bytes", position - offset,
+                payload.bytes());
+        if (fua) device.flush();
     }
 
     private void read(Request request) {
@@ -170,14 +194,14 @@ final class RequestHandler {
         };
         String message;
         if (error == NBD_EIO) {
-            LOG.log(Level.ERROR, peer + ": " + Request.commandName(request.type()) + " at offset "
+            log.log(Level.ERROR, () -> Request.commandName(request.type()) + " at offset "
                     + Long.toUnsignedString(request.offset()) + " length " + request.length() + " failed", failure);
             message = failure instanceof DediskException
                     ? "I/O error: " + failure.getMessage()
                     : "internal server error (" + failure.getClass().getSimpleName() + "), see the server log";
         } else {
-            LOG.log(Level.INFO, "{0}: {1} refused by the volume: {2}", peer, Request.commandName(request.type()),
-                    failure.getMessage());
+            log.log(Level.INFO, () -> Request.commandName(request.type()) + " refused by the volume: "
+                    + failure.getMessage(), null);
             message = failure.getMessage();
         }
         writer.error(request, error, message == null ? failure.getClass().getSimpleName() : message);

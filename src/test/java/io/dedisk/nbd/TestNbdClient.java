@@ -50,9 +50,9 @@ final class TestNbdClient implements AutoCloseable {
         }
     }
 
-    private final Socket socket;
-    private final DataInputStream in;
-    private final DataOutputStream out;
+    private Socket socket;
+    private DataInputStream in;
+    private DataOutputStream out;
     private final int handshakeFlags;
     /** Cookie → length of reads sent but not answered, to know whether a simple reply carries data. */
     private final Map<Long, Long> pendingReads = new ConcurrentHashMap<>();
@@ -77,6 +77,28 @@ final class TestNbdClient implements AutoCloseable {
         client.clientFlags(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
         if (structured) client.expectAck(client.option(NBD_OPT_STRUCTURED_REPLY, new byte[0]));
         return client;
+    }
+
+    /**
+     * After NBD_OPT_STARTTLS was acknowledged: runs the TLS handshake (verifying the server's certificate against
+     * 127.0.0.1) and continues over TLS.
+     */
+    void startTls(javax.net.ssl.SSLContext context) throws IOException {
+        javax.net.ssl.SSLSocket tls = (javax.net.ssl.SSLSocket) context.getSocketFactory()
+                .createSocket(socket, "127.0.0.1", socket.getPort(), true);
+        tls.setUseClientMode(true);
+        javax.net.ssl.SSLParameters parameters = tls.getSSLParameters();
+        parameters.setEndpointIdentificationAlgorithm("HTTPS");
+        tls.setSSLParameters(parameters);
+        tls.startHandshake();
+        socket = tls;
+        in = new DataInputStream(new BufferedInputStream(tls.getInputStream()));
+        out = new DataOutputStream(new BufferedOutputStream(tls.getOutputStream()));
+    }
+
+    /** The TLS protocol in use ("TLSv1.3"), or null on a plain connection. */
+    String tlsProtocol() {
+        return socket instanceof javax.net.ssl.SSLSocket tls ? tls.getSession().getProtocol() : null;
     }
 
     int handshakeFlags() {
