@@ -11,8 +11,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
 /**
  * When the pool's upkeep runs: checkpoints (due every checkpoint interval of log bytes or when dirty pages pass
  * half the metadata cache, queued on the background executor; every 30 s while the log grows, in the server),
- * cleaning (the {@link Cleaner}, while garbage is above {@link #CLEAN_ABOVE_GARBAGE} of the segments, and on
- * everything with garbage when the disk is within the reserve) and `dedisk gc`. The server runs {@link #round} on
+ * cleaning (the {@link Cleaner}, while garbage is above {@link #CLEAN_ABOVE_GARBAGE} of the segments; when the
+ * disk is within the reserve, one segment at a time that frees at least a tenth of itself, deleted before the
+ * next, so cleaning never eats the reserve it relies on) and `dedisk gc`. The server runs {@link #round} on
  * its maintenance thread, at once again while there is cleaning to do, else every second; the simulation calls
  * {@link #clean} and {@link #checkpoint} as steps and runs the queued tasks itself.
  *
@@ -24,6 +25,8 @@ final class Maintenance {
     static final double CLEAN_ABOVE_GARBAGE = 0.20;
     /** Segments the background cleaner cleans per round before it lets a checkpoint free them. */
     static final int CLEAN_PER_ROUND = 8;
+    /** Live fraction below which a segment is worth cleaning when the disk is within the reserve. */
+    static final double PRESSED_MAX_UTILISATION = 0.9;
     /** A checkpoint at least this often while anything changed (the server's background work). */
     static final long CHECKPOINT_EVERY_NANOS = 30_000_000_000L;
 
@@ -123,8 +126,13 @@ final class Maintenance {
         } finally { pool.meta.readLock().unlock(); }
         boolean pressed = pool.noSpaceReason() != null;
         boolean cleaned = false;
-        if (pressed || total > 4L * pool.superblock().segmentSize() && total - live > CLEAN_ABOVE_GARBAGE * total) {
-            cleaned = clean(CLEAN_PER_ROUND, pressed ? 1.0 : 0.95) > 0;
+        if (pressed) {
+            // Within the reserve, which holds about two segments: copy one segment that frees at least a tenth of
+            // itself, then let two checkpoints delete it, so every round gives space back before it takes more.
+            cleaned = clean(1, PRESSED_MAX_UTILISATION) > 0;
+            if (cleaned) checkpoint();
+        } else if (total > 4L * pool.superblock().segmentSize() && total - live > CLEAN_ABOVE_GARBAGE * total) {
+            cleaned = clean(CLEAN_PER_ROUND, 0.95) > 0;
         }
         boolean changed = log.bytesAppended() != logBytesAtCheckpoint;
         boolean stale = changed && System.nanoTime() - lastCheckpointNanos > CHECKPOINT_EVERY_NANOS;
