@@ -29,14 +29,16 @@ final class Cleaner {
     private final Backend backend;
     private final UUID poolId;
     private final ReentrantReadWriteLock meta;
+    private final ReentrantReadWriteLock segmentGuard;
     private long segmentsCleaned;
     private long bytesMoved;
     private long pagesRewritten;
 
-    Cleaner(Backend backend, UUID poolId, ReentrantReadWriteLock meta) {
+    Cleaner(Backend backend, UUID poolId, ReentrantReadWriteLock meta, ReentrantReadWriteLock segmentGuard) {
         this.backend = backend;
         this.poolId = poolId;
         this.meta = meta;
+        this.segmentGuard = segmentGuard;
     }
 
     record Stats(long segmentsCleaned, long bytesMoved, long pagesRewritten) {}
@@ -74,10 +76,13 @@ final class Cleaner {
      * under the write lock, as every mutation does). Returns the bytes moved.
      */
     long clean(long victim, PoolState state, Appender append) throws IOException {
-        long size = backend.segmentBytes(victim);
-        ByteBuffer buf = ByteBuffer.allocate((int) size);
-        backend.read(victim, 0, buf);
-        byte[] data = buf.array();
+        byte[] data;
+        segmentGuard.readLock().lock(); // a reader like any other: the victim cannot be deleted under it
+        try {
+            ByteBuffer buf = ByteBuffer.allocate((int) backend.segmentBytes(victim));
+            backend.read(victim, 0, buf);
+            data = buf.array();
+        } finally { segmentGuard.readLock().unlock(); }
         List<Body> bodies = new ArrayList<>();
         List<long[]> pages = new ArrayList<>(); // {tree, level, index, address}
         LogReader.walk(data, 0, LogReader.ANY_LSN, victim, poolId, r -> {

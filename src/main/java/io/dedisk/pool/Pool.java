@@ -168,8 +168,11 @@ public final class Pool implements VolumeProvider, AutoCloseable {
             long rootSeg = MetaPage.segmentOf(r.rootUsed().address());
             for (long seq : segmentBytes.keySet()) if (seq < rootSeg && state.usage.live(seq) == 0) zeroInRoot.add(seq);
         }
-        this.checkpointer = new Checkpointer(backend, sb.poolId(), index, meta, segmentGuard, r.manifest(), zeroInRoot);
-        this.cleaner = new Cleaner(backend, sb.poolId(), meta);
+        // Opened from the previous root (the newest did not verify): that one is what the next manifest keeps.
+        Manifest manifest = r.manifest() != null && r.rootUsed().present() && !r.rootUsed().equals(r.manifest().newest())
+                ? new Manifest(sb.poolId(), r.manifest().epoch(), r.rootUsed(), Manifest.RootRef.NONE) : r.manifest();
+        this.checkpointer = new Checkpointer(backend, sb.poolId(), index, meta, segmentGuard, manifest, zeroInRoot);
+        this.cleaner = new Cleaner(backend, sb.poolId(), meta, segmentGuard);
         this.writes = new WritePipeline(this);
         this.reads = new ReadPath(this);
         this.space = new SpaceReserve(backend, sb.poolId(), 2L * sb.segmentSize() + options.metadataCacheBytes() / 2 + (4 << 20));
