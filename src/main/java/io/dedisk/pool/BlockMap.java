@@ -100,11 +100,27 @@ final class BlockMap {
                 lba = lastWhole << LEAF_SHIFT;
                 continue;
             }
-            for (long b = lba; b < leafEnd; b++) {
-                long old = set(b, ref);
-                if (old != ref && old != UNMAPPED) released.accept(old);
-            }
+            setInLeaf(leafNo, (int) (lba - leafStart), (int) (leafEnd - leafStart), ref, released);
             lba = leafEnd;
+        }
+    }
+
+    /** Sets entries [from, to) of one leaf to ref: one tree lookup per leaf, not per block. */
+    private void setInLeaf(long leafNo, int from, int to, long ref, LongConsumer released) {
+        MetaPage leaf = tree.leaf(leafNo);
+        if (leaf == null && ref == UNMAPPED) return;
+        boolean writable = false;
+        for (int i = from; i < to; i++) {
+            long old = leaf == null ? UNMAPPED : leaf.getLong(i * 8);
+            if (old == ref) continue;
+            if (!writable) {
+                leaf = tree.leafForWrite(leafNo);
+                writable = true;
+            }
+            leaf.putLong(i * 8, ref);
+            count(old, -1);
+            count(ref, +1);
+            if (old != UNMAPPED) released.accept(old);
         }
     }
 

@@ -41,6 +41,9 @@ final class MetadataCache {
         return p;
     }
 
+    /** Whether a page is cached, without counting a hit or miss or touching its recency (a probe, not a use). */
+    synchronized boolean contains(MetaPage.Key key) { return pages.containsKey(key); }
+
     /** Adds a page (loaded or new) unless one with its key is there; returns the cached one. */
     synchronized MetaPage insert(MetaPage page) {
         MetaPage there = pages.putIfAbsent(page.key, page);

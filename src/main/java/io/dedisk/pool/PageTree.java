@@ -76,6 +76,7 @@ final class PageTree {
     /** Leaf n for reading, or null when absent (every entry empty). */
     MetaPage leaf(long n) { return n >= 0 && n < capacity() ? page(0, n, false) : null; }
 
+
     /** Leaf n for changing: created when absent; it and its ancestors are marked dirty. */
     MetaPage leafForWrite(long n) {
         Check.that(n >= 0 && n < capacity(), "leaf %d within capacity %d", n, capacity());
@@ -144,8 +145,7 @@ final class PageTree {
         if (parent == null) return;
         int i = (int) (n & (MetaPage.FANOUT - 1));
         long address = parent.childAddress(i);
-        MetaPage cached = cache.get(key);
-        if (address == 0 && cached == null) return;
+        if (address == 0 && !cache.contains(key)) return;
         if (address != 0) released.accept(address);
         cache.remove(key);
         markDirty(parent);
@@ -170,8 +170,9 @@ final class PageTree {
             for (int i = 0; i < MetaPage.FANOUT; i++) {
                 long childFirst = (first + i) * span;
                 if (childFirst >= to || childFirst + span <= from) continue;
-                MetaPage.Key ck = new MetaPage.Key(tree, level - 1, first + i);
-                if (p.childAddress(i) == 0 && cache.get(ck) == null) continue;
+                // An absent child can be in the cache only if it was created since the parent was written, which
+                // made the parent dirty: a clean parent's absent children need no lookup.
+                if (p.childAddress(i) == 0 && (!p.dirty || !cache.contains(new MetaPage.Key(tree, level - 1, first + i)))) continue;
                 MetaPage child = page(level - 1, first + i, false);
                 if (child != null) visit(child, from, to, visitor);
             }
