@@ -2,7 +2,6 @@ package io.dedisk.nbd;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import java.io.File;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.net.InetAddress;
@@ -10,12 +9,8 @@ import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
 import java.util.Random;
-import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -32,28 +27,20 @@ import org.junit.jupiter.api.io.TempDir;
 class RealClientsNbdTest {
     private static final int SIZE = 64 << 20;
     private static final int MIB = 1 << 20;
-    private static final Map<String, String> DEBIAN_PACKAGES = Map.of(
-            "nbdinfo", "libnbd-bin", "nbdcopy", "libnbd-bin", "nbdsh", "python3-libnbd",
-            "qemu-io", "qemu-utils", "qemu-img", "qemu-utils", "fio", "fio");
-    /** Subprocesses find the Debian tools (and the python3 that has the nbd module) first. */
-    private static final String PATH = "/usr/bin:/bin:" + System.getenv().getOrDefault("PATH", "");
 
     @TempDir
     Path dir;
+
+    private ClientTools tools;
 
     private MemoryVolume disk;
     private MemoryVolume readOnly;
     private NbdServer server;
     private String base;
 
-    private record Run(int exit, String out, String err) {
-        String all() {
-            return "exit " + exit + "\n--- stdout\n" + out + "\n--- stderr\n" + err;
-        }
-    }
-
     @BeforeEach
     void start() throws IOException {
+        tools = new ClientTools(dir);
         disk = new MemoryVolume("disk", SIZE);
         readOnly = new MemoryVolume("ro", MIB, true);
         server = new NbdServer(new MemoryVolumeProvider(disk, readOnly),
@@ -93,7 +80,7 @@ class RealClientsNbdTest {
 
     @Test
     void qemuIoWritesReadsZeroesDiscardsAndFlushes() throws Exception {
-        Run run = ok("qemu-io", "-f", "raw", base + "disk",
+        ClientTools.Run run = ok("qemu-io", "-f", "raw", base + "disk",
                 "-c", "write -P 0xab 0 1M", "-c", "read -P 0xab 0 1M",
                 "-c", "write -P 0xcd -f 1M 1M", "-c", "write -z 1M 64k", "-c", "read -P 0 1M 64k",
                 "-c", "write -P 0x11 3M 1M", "-c", "discard 3M 1M",
@@ -137,7 +124,7 @@ class RealClientsNbdTest {
 
     @Test
     void fioRandomWritesVerifyWithCrc32c() throws Exception {
-        Run run = ok("fio", "--name=verify", "--ioengine=nbd", "--uri=" + base + "disk", "--rw=randwrite", "--bs=4k",
+        ClientTools.Run run = ok("fio", "--name=verify", "--ioengine=nbd", "--uri=" + base + "disk", "--rw=randwrite", "--bs=4k",
                 "--size=16M", "--iodepth=32", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1");
         assertTrue(run.out().contains("err= 0"), run.all());
         assertFalse(run.out().contains("verify: bad"), run.all());
@@ -167,7 +154,7 @@ class RealClientsNbdTest {
                 print("one", one)
                 h.shutdown()
                 """.formatted(base + "disk");
-        Run run = ok("nbdsh", "-c", script);
+        ClientTools.Run run = ok("nbdsh", "-c", script);
         assertTrue(run.out().contains("read Error EINVAL"), run.all());
         assertTrue(run.out().contains("write Error ENOSPC"), run.all());
         assertTrue(run.out().contains("zero Error ENOSPC"), run.all());
@@ -196,34 +183,7 @@ class RealClientsNbdTest {
         return bytes;
     }
 
-    private Run ok(String... command) throws Exception {
-        Run run = run(command);
-        assertEquals(0, run.exit(), String.join(" ", command) + " failed:\n" + run.all());
-        return run;
-    }
+    private ClientTools.Run ok(String... command) throws Exception { return tools.ok(command); }
 
-    private Run run(String... command) throws Exception {
-        requireTool(command[0]);
-        List<String> args = new ArrayList<>(Arrays.asList(command));
-        Path out = Files.createTempFile(dir, "out", ".txt");
-        Path err = Files.createTempFile(dir, "err", ".txt");
-        ProcessBuilder builder = new ProcessBuilder(args).directory(dir.toFile())
-                .redirectOutput(out.toFile()).redirectError(err.toFile());
-        builder.environment().put("PATH", PATH);
-        builder.environment().put("LIBNBD_DEBUG", "0");
-        Process process = builder.start();
-        if (!process.waitFor(60, TimeUnit.SECONDS)) {
-            process.destroyForcibly();
-            fail(String.join(" ", command) + " did not finish within 60 s; stderr:\n" + Files.readString(err));
-        }
-        return new Run(process.exitValue(), Files.readString(out), Files.readString(err));
-    }
-
-    private static void requireTool(String tool) {
-        for (String directory : PATH.split(File.pathSeparator)) {
-            if (!directory.isEmpty() && Files.isExecutable(Path.of(directory, tool))) return;
-        }
-        fail(tool + " is not installed: install the Debian package " + DEBIAN_PACKAGES.get(tool)
-                + " (apt-get install " + DEBIAN_PACKAGES.get(tool) + ")");
-    }
+    private ClientTools.Run run(String... command) throws Exception { return tools.run(command); }
 }

@@ -2,16 +2,10 @@ package io.dedisk.nbd;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import java.io.File;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -27,26 +21,20 @@ import org.junit.jupiter.api.io.TempDir;
 @Tag("clients")
 class TlsRealClientsTest {
     private static final int SIZE = 16 << 20;
-    private static final Map<String, String> DEBIAN_PACKAGES = Map.of("nbdinfo", "libnbd-bin", "qemu-img",
-            "qemu-utils", "qemu-io", "qemu-utils");
-    private static final String PATH = "/usr/bin:/bin:" + System.getenv().getOrDefault("PATH", "");
 
     @TempDir
     Path dir;
+
+    private ClientTools tools;
 
     private TestCertificates certs;
     private MemoryVolume disk;
     private NbdServer server;
     private int port;
 
-    private record Run(int exit, String out, String err) {
-        String all() {
-            return "exit " + exit + "\n--- stdout\n" + out + "\n--- stderr\n" + err;
-        }
-    }
-
     @BeforeEach
     void start() throws Exception {
+        tools = new ClientTools(dir);
         certs = TestCertificates.make(dir);
         disk = new MemoryVolume("disk", SIZE);
         NbdTls tls = NbdTls.load(NbdTls.Mode.REQUIRE, certs.serverCert, certs.serverKey, certs.caCert, true,
@@ -69,7 +57,7 @@ class TlsRealClientsTest {
         String out = ok("nbdinfo", "nbds://127.0.0.1:" + port + "/disk?tls-certificates=" + reader).out();
         assertTrue(out.contains("export-size: " + SIZE), out);
         // The reader's certificate may open "disk" only.
-        Run refused = run("nbdinfo", "nbds://127.0.0.1:" + port + "/secret?tls-certificates=" + reader);
+        ClientTools.Run refused = run("nbdinfo", "nbds://127.0.0.1:" + port + "/secret?tls-certificates=" + reader);
         assertNotEquals(0, refused.exit(), refused.all());
     }
 
@@ -80,7 +68,7 @@ class TlsRealClientsTest {
         String image = "driver=nbd,host=127.0.0.1,port=" + port + ",export=disk,tls-creds=tls0";
         String info = ok("qemu-img", "info", "--object", object, "--image-opts", image).out();
         assertTrue(info.contains("virtual size: 16 MiB"), info);
-        Run io = ok("qemu-io", "--object", object, "--image-opts", image,
+        ClientTools.Run io = ok("qemu-io", "--object", object, "--image-opts", image,
                 "-c", "write -P 0x5a 1M 1M", "-c", "read -P 0x5a 1M 1M", "-c", "flush");
         assertFalse(io.out().contains("failed"), io.all());
         assertEquals((byte) 0x5a, disk.snapshot((1 << 20) + 12345, 1)[0]);
@@ -88,45 +76,20 @@ class TlsRealClientsTest {
 
     @Test
     void plainClientsAreRefused() throws Exception {
-        Run nbdinfo = run("nbdinfo", "nbd://127.0.0.1:" + port + "/disk");
+        ClientTools.Run nbdinfo = run("nbdinfo", "nbd://127.0.0.1:" + port + "/disk");
         assertNotEquals(0, nbdinfo.exit(), nbdinfo.all());
         // libnbd reports NBD_REP_ERR_TLS_REQD as "Operation not supported" on its plain connection.
         assertTrue(nbdinfo.out().contains("without TLS") && nbdinfo.err().contains("opt_go"), nbdinfo.all());
-        Run qemu = run("qemu-img", "info", "nbd://127.0.0.1:" + port + "/disk");
+        ClientTools.Run qemu = run("qemu-img", "info", "nbd://127.0.0.1:" + port + "/disk");
         assertNotEquals(0, qemu.exit(), qemu.all());
         assertTrue(qemu.err().contains("TLS"), qemu.all());
         // A certificate from the right CA but without a CN in the allow list opens nothing.
         Path stranger = certs.client("stranger", "stranger");
-        Run other = run("nbdinfo", "nbds://127.0.0.1:" + port + "/disk?tls-certificates=" + stranger);
+        ClientTools.Run other = run("nbdinfo", "nbds://127.0.0.1:" + port + "/disk?tls-certificates=" + stranger);
         assertNotEquals(0, other.exit(), other.all());
     }
 
-    private Run ok(String... command) throws Exception {
-        Run run = run(command);
-        assertEquals(0, run.exit(), String.join(" ", command) + " failed:\n" + run.all());
-        return run;
-    }
+    private ClientTools.Run ok(String... command) throws Exception { return tools.ok(command); }
 
-    private Run run(String... command) throws Exception {
-        requireTool(command[0]);
-        List<String> args = new ArrayList<>(Arrays.asList(command));
-        Path out = Files.createTempFile(dir, "out", ".txt");
-        Path err = Files.createTempFile(dir, "err", ".txt");
-        ProcessBuilder builder = new ProcessBuilder(args).directory(dir.toFile())
-                .redirectOutput(out.toFile()).redirectError(err.toFile());
-        builder.environment().put("PATH", PATH);
-        Process process = builder.start();
-        if (!process.waitFor(60, TimeUnit.SECONDS)) {
-            process.destroyForcibly();
-            fail(String.join(" ", command) + " did not finish within 60 s; stderr:\n" + Files.readString(err));
-        }
-        return new Run(process.exitValue(), Files.readString(out), Files.readString(err));
-    }
-
-    private static void requireTool(String tool) {
-        for (String directory : PATH.split(File.pathSeparator)) {
-            if (!directory.isEmpty() && Files.isExecutable(Path.of(directory, tool))) return;
-        }
-        fail(tool + " is not installed: install the Debian package " + DEBIAN_PACKAGES.get(tool));
-    }
+    private ClientTools.Run run(String... command) throws Exception { return tools.run(command); }
 }
