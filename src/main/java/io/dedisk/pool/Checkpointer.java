@@ -67,16 +67,16 @@ final class Checkpointer {
 
     /**
      * Writes a checkpoint of {@code state}. {@code sync} makes the log durable up to a point (the pool's flush).
-     * Returns false when the pool cannot be written (read-only).
+     * Returns the segments it deleted, or null when the pool cannot be written (read-only).
      */
-    boolean checkpoint(PoolState state, LogWriter log, ThrowingRunnable sync, java.util.function.Supplier<String> readOnly) throws IOException {
+    Set<Long> checkpoint(PoolState state, LogWriter log, ThrowingRunnable sync, java.util.function.Supplier<String> readOnly) throws IOException {
         lock.lock();
         try {
             Manifest.RootRef ref;
             Set<Long> zeroNow;
             meta.writeLock().lock();
             try {
-                if (readOnly.get() != null || log == null) return false;
+                if (readOnly.get() != null || log == null) return null;
                 long number = state.checkpointNumber + 1;
                 // The index's advice up to here becomes durable before the root that replay will start after: names
                 // posted later are recomputed by that replay, so a crash loses none. No insert can slip in between
@@ -109,7 +109,7 @@ final class Checkpointer {
             }
             deletable.removeIf(seq -> seq >= limit);
             deleteSegments(deletable);
-            return true;
+            return deletable;
         } finally {
             lock.unlock();
         }

@@ -33,6 +33,13 @@ final class LogWriter implements AutoCloseable {
     private final long syncAhead;
     private final java.util.concurrent.Executor background;
     private final java.util.function.Consumer<IOException> syncFailed;
+    /** Told the size of every segment the log writes, each time it grows (the pool's segment sizes). */
+    private final SegmentSizes sizes;
+
+    /** Receives (segment, bytes) whenever a segment of the log grows; called under the pool's metadata write lock. */
+    interface SegmentSizes {
+        void sized(long segment, long bytes);
+    }
     private final java.util.concurrent.atomic.AtomicBoolean syncAheadRunning = new java.util.concurrent.atomic.AtomicBoolean();
     private long unsyncedBytes;
 
@@ -51,8 +58,9 @@ final class LogWriter implements AutoCloseable {
 
     /** Continues the log at (segmentSeq, offset), the end of the last valid record found by replay. */
     LogWriter(Backend backend, UUID poolId, int segmentSize, long segmentSeq, long offset, long nextLsn,
-              java.util.concurrent.Executor background, java.util.function.Consumer<IOException> syncFailed) throws IOException {
+              java.util.concurrent.Executor background, java.util.function.Consumer<IOException> syncFailed, SegmentSizes sizes) throws IOException {
         this.backend = backend;
+        this.sizes = sizes;
         this.background = background;
         this.syncFailed = syncFailed;
         this.poolId = poolId;
@@ -78,6 +86,7 @@ final class LogWriter implements AutoCloseable {
             tail.truncate(offset);
             tail.sync();
             this.tailOffset = offset;
+            sizes.sized(segmentSeq, offset);
         }
     }
 
@@ -143,6 +152,7 @@ final class LogWriter implements AutoCloseable {
                 // Only advance after the write succeeded: a failed write leaves the tail where it was and the next
                 // append overwrites the partial bytes.
                 tailOffset = end;
+                sizes.sized(segmentSeq, end);
                 nextLsn += j - i;
                 bytesAppended += bytes;
                 unsyncedBytes += bytes;
@@ -207,6 +217,7 @@ final class LogWriter implements AutoCloseable {
         sealedThrough = segmentSeq;
         backend.sealed(segmentSeq);
         tailOffset += seal.limit();
+        sizes.sized(segmentSeq, tailOffset);
         nextLsn++;
         bytesAppended += seal.limit();
         sealedAwaitingNext = true;
@@ -239,6 +250,7 @@ final class LogWriter implements AutoCloseable {
             segmentSeq = seq;
         }
         tailOffset = headerRecordSize();
+        sizes.sized(seq, tailOffset);
         unsyncedBytes = 0;
         nextLsn++;
         bytesAppended += headerRecordSize();

@@ -22,7 +22,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 final class Maintenance {
     private static final System.Logger LOG = System.getLogger("dedisk.maintenance");
     /** Garbage fraction of the segments above which the background cleaner works. */
-    static final double CLEAN_ABOVE_GARBAGE = 0.20;
+    static final double CLEAN_ABOVE_GARBAGE = 0.15;
     /** Segments the background cleaner cleans per round before it lets a checkpoint free them. */
     static final int CLEAN_PER_ROUND = 8;
     /** Live fraction below which a segment is worth cleaning when the disk is within the reserve. */
@@ -62,18 +62,19 @@ final class Maintenance {
     void checkpoint() throws IOException {
         LogWriter log = pool.log;
         long at = log == null ? 0 : log.bytesAppended();
+        Set<Long> deleted;
         try {
-            if (pool.checkpointer().checkpoint(pool.state, log, pool::sync, pool::readOnlyReason)) {
-                logBytesAtCheckpoint = at;
-                lastCheckpointNanos = System.nanoTime();
-            }
+            deleted = pool.checkpointer().checkpoint(pool.state, log, pool::sync, pool::readOnlyReason);
         } catch (IOException e) {
             throw pool.storageFailure("checkpoint", e);
         }
-        List<Long> existing = pool.backend.segments();
-        pool.meta.writeLock().lock();
+        if (deleted == null) return;
+        logBytesAtCheckpoint = at;
+        lastCheckpointNanos = System.nanoTime();
+        if (deleted.isEmpty()) return;
+        pool.meta.writeLock().lock(); // after the deletion let go of the segment guard: meta before guard, always
         try {
-            pool.segmentBytes().keySet().retainAll(new HashSet<>(existing));
+            pool.segmentBytes().keySet().removeAll(deleted);
         } finally { pool.meta.writeLock().unlock(); }
     }
 

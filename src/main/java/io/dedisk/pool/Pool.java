@@ -160,7 +160,8 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         // A damaged log is left exactly as found (no truncation, no appends) for the operator and `dedisk check`.
         LogWriter writer = null;
         if (r.end() != null && !options.readOnly()) {
-            writer = new LogWriter(backend, sb.poolId(), sb.segmentSize(), r.end().segment(), r.end().offset(), r.end().nextLsn(), background, this::fsyncFailed);
+            writer = new LogWriter(backend, sb.poolId(), sb.segmentSize(), r.end().segment(), r.end().offset(), r.end().nextLsn(), background, this::fsyncFailed,
+                    segmentBytes::put);
         }
         this.log = writer;
         Set<Long> zeroInRoot = new HashSet<>();
@@ -301,8 +302,6 @@ public final class Pool implements VolumeProvider, AutoCloseable {
 
     /** Accounts appended bytes (write lock held). */
     void appended(long bytes) {
-        long seq = log.segmentSeq();
-        segmentBytes.put(seq, log.tailOffset());
         userBytesAppended += bytes;
     }
 

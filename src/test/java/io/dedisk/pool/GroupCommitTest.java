@@ -122,6 +122,11 @@ class GroupCommitTest {
             PoolChecker.Report report = PoolChecker.check(pool);
             assertTrue(report.ok(), report.toText());
             assertTrue(pool.stats().log().segmentsDeleted() > 0, "cleaned segments were deleted under load");
+            long onDisk;
+            try (var segs = java.nio.file.Files.list(dir.resolve("segments"))) {
+                onDisk = segs.mapToLong(f -> f.toFile().length()).sum();
+            }
+            assertEquals(onDisk, pool.stats().logBytes(), "the pool's segment sizes are the files' (every append, seal and page batch counted)");
             assertNull(pool.readOnlyReason());
         }
         try (Pool pool = Pool.open(new LocalFs(dir))) {
