@@ -539,7 +539,7 @@ for p in $PARTS; do "part_$p"; done
     echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)," \
         "$(awk '/^MemTotal:/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo) GiB RAM, load average $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "java: $("$JAVA" -version 2>&1 | head -n 1); $(fio --version); $(nbdinfo --version 2>/dev/null | head -n 1)"
-    echo "parts: $PARTS; churn: ${CHURN_VOLUME} volume, ${CHURN} overwrites; unique: $(gib "${MEM_SIZE:-$(to_bytes "$UNIQUE")}") ($MEM_OPTS)"
+    echo "parts: $PARTS$([[ " $PARTS " == *" churn "* ]] && echo "; churn: ${CHURN_VOLUME} volume, ${CHURN} overwrites")$([[ -n "${MEM_SIZE:-}" ]] && echo "; unique: $(gib "$MEM_SIZE") ($MEM_OPTS)")$([[ " $PARTS " == *" restart "* ]] && echo "; $RESTARTS restart rounds")"
     echo
     awk -F'\t' '$1 == "note" { notes[++n] = $2; next }
         { r[++m] = $0; w1 = length($1) > w1 ? length($1) : w1; w2 = length($2) > w2 ? length($2) : w2 }
