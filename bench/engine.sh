@@ -103,7 +103,8 @@ v = eval(sys.argv[2], {"d": d})
 print(v)' "$1" "$2"
 }
 
-du_pool() { du -sb "$1" | awk '{ print $1 }'; }
+# du_pool DIR: apparent bytes of everything under DIR (a file deleted while du runs is just not counted)
+du_pool() { { du -sb "$1" 2>/dev/null || true; } | awk 'END { print ($1 == "" ? 0 : $1) }'; }
 
 # ---------------------------------------------------------------- servers and background jobs
 
@@ -197,7 +198,7 @@ sampler() {
     echo "$SAMPLE_COLS" | tr ' ' '\t' >"$file"
     while kill -0 "$pid" 2>/dev/null; do
         m=$(metrics)
-        printf '%s\t%s\t%s\t%s\n' "$(elapsed "$t0" "$(now)")" "$(du_pool "$pool" 2>/dev/null || echo 0)" "$(rss_of "$pid")" \
+        printf '%s\t%s\t%s\t%s\n' "$(elapsed "$t0" "$(now)")" "$(du_pool "$pool")" "$(rss_of "$pid")" \
             "$(awk '
                 { v[$1] = $2 }
                 END {
