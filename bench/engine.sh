@@ -372,7 +372,7 @@ part_memory() {
     fi
     ((size > 2 * GiB)) || die "ENGINE_BENCH_UNIQUE must be more than 2 GiB (RSS is compared at 2 GiB and at the end)"
     MEM_SIZE="$size"
-    MEM_OPTS_RUN="$MEM_OPTS -Xlog:gc:file=$LOGDIR/memory-jvm-gc.log"
+    MEM_OPTS_RUN="$MEM_OPTS -Xlog:gc:file=$LOGDIR/memory-jvm-gc-%p.log"
     log "== memory: --index-memory 16M, $MEM_OPTS, $(gib "$size") of unique data =="
     rm -rf "$pool"
     ./dedisk create --pool "$pool" --index-memory 16M >>"$LOGDIR/cli.log"
