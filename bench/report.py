@@ -128,7 +128,8 @@ def main():
         if f"{s}.write.secs" not in r:
             continue
         m = {"physicalBytes": num(r, f"{s}.physical"),
-             "poolDuBytes": num(r, f"{s}.pooldu"),
+             "statsPhysicalBytes": num(r, f"{s}.stats.physicalUsedBytes"),
+             "indexDiskBytes": num(r, f"{s}.stats.indexDiskBytes"),
              "peakRssBytes": num(r, f"{s}.hwm"),
              "verify": "ok" if ALL.get(f"{s}.verify") and all(v == "ok" for v in ALL[f"{s}.verify"])
                        else " ".join(ALL.get(f"{s}.verify", ["skipped"]))}
@@ -166,12 +167,17 @@ def main():
 
     # space
     dp, np_ = d.get("physicalBytes"), n.get("physicalBytes")
-    row("physical bytes used", gib(dp), gib(np_), f2(ratio(dp, np_)),
+    row("physical bytes used (du)", gib(dp), gib(np_), f2(ratio(dp, np_)),
         target("space", ratio(dp, ideal), TARGETS["space"], False, "<= 1.05x ideal") if "dedisk" in srv else "")
     if ideal:
         row("  / ideal", f2(ratio(dp, ideal)), f2(ratio(np_, ideal)), "", f"ideal = {gib(ideal)}")
-    if d.get("poolDuBytes") is not None:
-        row("  pool dir du (check)", gib(d["poolDuBytes"]), "", "", "")
+    if d.get("statsPhysicalBytes") is not None:
+        row("  stats physicalUsedBytes (check)", gib(d["statsPhysicalBytes"]), "", "",
+            f"du - stats = {gib(dp - d['statsPhysicalBytes'])}" if dp is not None else "")
+    if d.get("indexDiskBytes") is not None and dp is not None:
+        row("  of which dedup index files", gib(d["indexDiskBytes"]), "", "", "fixed by --index-memory")
+        if ideal:
+            row("  without the index / ideal", f2(ratio(dp - d["indexDiskBytes"], ideal)), "", "", "")
     for ph, label in (("write", "nbdcopy write MB/s"), ("read", "nbdcopy read MB/s")):
         dv, nv = d.get(f"{ph}MBps"), n.get(f"{ph}MBps")
         tgt = ""

@@ -400,10 +400,21 @@ physical_nbdkit() {
     du -B1 -c "${files[@]}" | awk 'END { print $1 }'
 }
 
+# dedisk's physical figure is everything its pool directory holds on disk (du, like nbdkit's files): log
+# segments, manifest, superblock, the dedup index's files, stats history. The stats' own physicalUsedBytes
+# (segments + index + superblock + manifest, as the engine accounts them) is recorded next to it as a check.
 physical_dedisk() {
-    ./dedisk stats --pool "$RUNDIR/dedisk-pool" --json >"$RUNDIR/dedisk-stats.json" 2>>"$LOGDIR/dedisk-cli.log" ||
-        { log "warning: dedisk stats --json failed (see $LOGDIR/dedisk-cli.log)"; return 0; }
-    json_field "$RUNDIR/dedisk-stats.json" physicalUsedBytes || true
+    local f
+    sync
+    if ./dedisk stats --pool "$RUNDIR/dedisk-pool" --json >"$RUNDIR/dedisk-stats.json" 2>>"$LOGDIR/dedisk-cli.log"; then
+        for f in physicalUsedBytes segmentBytes; do
+            record "dedisk.stats.$f" "$(json_field "$RUNDIR/dedisk-stats.json" "$f")" || true
+        done
+        record dedisk.stats.indexDiskBytes "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["index"]["diskBytes"])' "$RUNDIR/dedisk-stats.json")" || true
+    else
+        log "warning: dedisk stats --json failed (see $LOGDIR/dedisk-cli.log)"
+    fi
+    du -s -B1 "$RUNDIR/dedisk-pool" | awk '{ print $1 }'
 }
 
 json_field() { # FILE KEY: prints a top-level field of a JSON object
@@ -424,10 +435,6 @@ run_server() { # SERVER
     phase write write_all
     phys=$("physical_$1")
     [[ -n "$phys" ]] && record "$1.physical" "$phys"
-    if [[ "$1" == dedisk ]]; then
-        sync
-        record dedisk.pooldu "$(du -s -B1 "$RUNDIR/dedisk-pool" | awk '{ print $1 }')"
-    fi
     maybe_drop_caches
     log "$1: reading images back with nbdcopy..."
     phase read read_all
