@@ -22,7 +22,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 final class Maintenance {
     private static final System.Logger LOG = System.getLogger("dedisk.maintenance");
     /** Garbage fraction of the segments above which the background cleaner works. */
-    static final double CLEAN_ABOVE_GARBAGE = 0.15;
+    static final double CLEAN_ABOVE_GARBAGE = 0.20;
     /** Segments the background cleaner cleans per round before it lets a checkpoint free them. */
     static final int CLEAN_PER_ROUND = 8;
     /** Live fraction below which a segment is worth cleaning when the disk is within the reserve. */
@@ -46,7 +46,12 @@ final class Maintenance {
         LogWriter log = pool.log;
         if (log == null) return;
         boolean due = log.bytesAppended() - logBytesAtCheckpoint > pool.superblock().checkpointInterval() || pool.state.cache.overDirtyLimit();
-        if (due && checkpointScheduled.compareAndSet(false, true)) {
+        if (due) checkpointSoon();
+    }
+
+    /** Queues a checkpoint on the background executor unless one is queued already. */
+    void checkpointSoon() {
+        if (checkpointScheduled.compareAndSet(false, true)) {
             background.execute(() -> {
                 try {
                     checkpoint();

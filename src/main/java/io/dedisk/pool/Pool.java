@@ -178,6 +178,8 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         this.reads = new ReadPath(this);
         this.space = new SpaceReserve(backend, sb.poolId(), 2L * sb.segmentSize() + options.metadataCacheBytes() / 2 + (4 << 20));
         this.maintenance = new Maintenance(this, background);
+        // A crash left a log tail to replay: checkpoint it soon, so a second crash does not replay it all again.
+        if (log != null && r.recordsReplayed() > 1) maintenance.checkpointSoon();
         if (index instanceof ExactIndex && sb.indexMemory() == 0) rebuildExactIndex();
         // Advice that survived a crash may name chunk ids whose creation did not: never reuse them.
         state.chunks.skipIdsThrough(index.maxChunkId());

@@ -25,7 +25,7 @@ final class Recovery {
     private static final System.Logger LOG = System.getLogger("dedisk.recovery");
 
     /** What opening found: the state, where the log continues (null: damaged, do not append), why read-only. */
-    record Recovered(PoolState state, LogPosition end, String damage, Manifest manifest, Manifest.RootRef rootUsed) {}
+    record Recovered(PoolState state, LogPosition end, String damage, Manifest manifest, Manifest.RootRef rootUsed, long recordsReplayed) {}
 
     private Recovery() {}
 
@@ -59,7 +59,7 @@ final class Recovery {
         PoolState state = new PoolState(root, cache, pages, index);
         Replay replay = new Replay(backend, poolId, state);
         LogPosition end = replay.run(start);
-        return new Recovered(state, end, replay.damage, manifest, used);
+        return new Recovered(state, end, replay.damage, manifest, used, replay.applied);
     }
 
     record RootAt(CheckpointRoot root, LogPosition after) {}
@@ -92,6 +92,7 @@ final class Recovery {
         private final UUID poolId;
         private final PoolState state;
         String damage;
+        long applied;
 
         Replay(Backend backend, UUID poolId, PoolState state) {
             this.backend = backend;
@@ -133,6 +134,7 @@ final class Recovery {
                     if (r.type() == LogRecord.SEAL) return true;
                     try {
                         state.apply(r.type(), r.payload(), r.covered(), seq, r.payloadOffset(), null);
+                        applied++;
                         } catch (CorruptionException e) {
                             throw new CorruptionException("log: segment " + seq + " record LSN " + r.lsn() + " at offset " + (r.payloadOffset() - LogRecord.HEADER_SIZE) + ": " + e.getMessage(), e);
                         }

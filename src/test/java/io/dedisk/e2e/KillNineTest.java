@@ -31,6 +31,8 @@ class KillNineTest {
         ServerProcess.cli("create", "--pool", pool.toString(), "--segment-size", "1M", "--checkpoint-interval", "4M");
         ServerProcess.cli("volume", "create", "--pool", pool.toString(), "vm", "--size", "128M");
         ServerProcess server = new ServerProcess(pool);
+        // Flushed region i (1 MiB at i MiB, i < 64) holds flushedPatterns[i]; later cycles reuse regions, so a region
+        // is checked against its latest flushed pattern. [64M, 128M) belongs to the unflushed and churn writers.
         List<Integer> flushedPatterns = new ArrayList<>();
         try {
             for (int cycle = 0; cycle < cycles; cycle++) {
@@ -38,10 +40,11 @@ class KillNineTest {
                 String u = server.uri("vm");
                 verifyFlushed(u, flushedPatterns, "seed " + seed + " cycle " + cycle);
                 int pattern = 1 + cycle % 250;
-                // A flushed region per cycle at 1 MiB * cycle, 1 MiB long (half of it shared content with cycle 0).
-                long off = (long) cycle << 20;
+                // A flushed region per cycle at 1 MiB * (cycle mod 64), 1 MiB long.
+                int region = cycle % 64;
+                long off = (long) region << 20;
                 run(120, "qemu-io", "-f", "raw", "-c", "write -P " + pattern + " " + off + " 1M", "-c", "flush", u);
-                flushedPatterns.add(pattern);
+                if (region < flushedPatterns.size()) flushedPatterns.set(region, pattern); else flushedPatterns.add(pattern);
                 // Fresh random overwrites of [96M, 128M), flushed: garbage for the cleaner, which then runs while we kill.
                 run(120, "fio", "--name=churn", "--ioengine=nbd", "--uri=" + u, "--rw=randwrite", "--bs=64k", "--size=32M",
                         "--offset=96M", "--io_size=8M", "--refill_buffers", "--randrepeat=0", "--iodepth=8", "--end_fsync=1",
