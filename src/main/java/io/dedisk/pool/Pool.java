@@ -178,11 +178,12 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         this.reads = new ReadPath(this);
         this.space = new SpaceReserve(backend, sb.poolId(), 2L * sb.segmentSize() + options.metadataCacheBytes() / 2 + (4 << 20));
         this.maintenance = new Maintenance(this, background);
-        // A crash left a log tail to replay: checkpoint it soon, so a second crash does not replay it all again.
-        if (log != null && r.recordsReplayed() > 1) maintenance.checkpointSoon();
         if (index instanceof ExactIndex && sb.indexMemory() == 0) rebuildExactIndex();
         // Advice that survived a crash may name chunk ids whose creation did not: never reuse them.
         state.chunks.skipIdsThrough(index.maxChunkId());
+        // A crash left a log tail to replay: checkpoint it soon, so a second crash does not replay it all again.
+        // Last: the state (ids above the index's advice included) is complete now.
+        if (log != null && r.recordsReplayed() > 1) maintenance.checkpointSoon();
         LOG.log(System.Logger.Level.INFO, "opened pool {0}: {1} volumes, {2} chunks, {3}",
                 sb.poolId(), state.volumesById.size(), state.chunks.liveChunks(),
                 readOnlyReason != null ? "READ-ONLY: " + readOnlyReason : log == null ? "opened read-only" : "log at segment " + log.segmentSeq() + " offset " + log.tailOffset());

@@ -187,7 +187,8 @@ class FaultTest {
         // The manifest names the newest root (offset 40: u64 address = segment << 32 | offset): rot one bit of it.
         long address = ByteBuffer.wrap(fs.readAll("manifest")).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong(40);
         fs.flipBit(String.format("segments/%016x.seg", address >>> 32), (address & 0xffffffffL) + 40, 0);
-        try (Pool q = SimulationTest.open(fs)) {
+        // Background tasks are dropped: the checkpoint an open after a replay queues would replace the bad root.
+        try (Pool q = Pool.open(fs, task -> { })) {
             assertArrayEquals(a, read(q, 0, a.length));
             assertTrue(PoolChecker.check(q).problems().stream().anyMatch(m -> m.contains("newest checkpoint root")), "check reports the bad root");
         }
