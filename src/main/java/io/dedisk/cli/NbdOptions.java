@@ -88,7 +88,9 @@ final class NbdOptions {
         if (parsed == NbdTls.Mode.OFF && (tlsCert != null || !tlsAllow.isEmpty() || tlsVerifyClients)) {
             throw new InvalidRequestException("--tls=off with TLS options given; drop them or use --tls=on|require");
         }
-        return NbdTls.load(parsed, tlsCert, tlsKey, tlsCa, tlsVerifyClients, tlsAllow);
+        NbdTls loaded = NbdTls.load(parsed, tlsCert, tlsKey, tlsCa, tlsVerifyClients, tlsAllow);
+        loaded.warmUp();
+        return loaded;
     }
 
     NbdLimits toLimits() {

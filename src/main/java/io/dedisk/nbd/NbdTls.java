@@ -152,6 +152,14 @@ public final class NbdTls {
         return engine;
     }
 
+    /**
+     * Starts compiling the TLS hot path (a daemon thread pushes in-memory traffic through a server engine, see
+     * {@link TlsWarmUp}); for `dedisk serve`, so that its first TLS clients are not served by interpreted AES-GCM.
+     */
+    public void warmUp() {
+        if (context != null) TlsWarmUp.start(newEngine());
+    }
+
     /** Whether a TLS client whose certificate CN is {@code cn} (empty: no certificate) may open {@code export}. */
     boolean allows(Optional<String> cn, String export) {
         if (allow.isEmpty()) return true;

@@ -4,6 +4,8 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
+import java.util.concurrent.ConcurrentLinkedDeque;
+import java.util.concurrent.atomic.AtomicInteger;
 
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLEngineResult;
@@ -17,12 +19,12 @@ import io.dedisk.util.Check;
  *
  * Buffers: {@code netIn} (heap) holds received TLS records not yet decrypted (drain mode: [position, limit)
  * pending), {@code appIn} (heap) decrypted bytes not yet handed out (drain mode); together about 33 KiB per TLS
- * connection. Reads large enough to take a whole record decrypt straight into the caller's buffer. Encrypted
- * output goes through a direct buffer of {@link #OUT_RECORDS} records borrowed from the {@link BufferPool} for one
- * write (paid for in the {@link ByteBudget}; a heap buffer of one record if the budget is spent), so an idle TLS
- * connection holds no output buffer and a large reply leaves in one system call per few records. Encrypting into
- * a direct buffer and sending it from there is ~45% faster than through a heap buffer (measured with AES-128-GCM,
- * JDK 25, docs/decisions.md).
+ * connection. Reads large enough to take a whole record decrypt straight into the caller's buffer. Output records
+ * are sealed in a heap scratch buffer (shared stack, one per write in progress) and gathered in a direct buffer of
+ * up to {@link #OUT_BYTES} borrowed from the {@link BufferPool} for one write (paid for in the {@link ByteBudget};
+ * if the budget is spent each record is sent from the scratch buffer), so an idle TLS connection holds no output
+ * buffer and a 256 KiB reply leaves in two system calls. Sealing on the heap is about twice as fast as in a direct
+ * buffer with the JDK 25 AES-GCM (docs/decisions.md).
  *
  * Threads: {@link #handshake} and {@link #read} run on the connection's reader thread (which owns netIn and
  * appIn); {@link #write} runs under {@code writeLock} (the handshake thread, then {@link ReplyWriter}), which also
@@ -41,7 +43,17 @@ final class TlsTransport implements Transport {
     private final ByteBudget budget;
     private final int packet;
     private static final ByteBuffer[] NOTHING = {ByteBuffer.allocate(0)};
-    static final int OUT_RECORDS = 3;
+    /** Largest direct send buffer a write borrows: 15 full TLS 1.3 records per system call. */
+    static final int OUT_BYTES = 256 << 10;
+    /**
+     * Heap buffers of one packet each that writes seal records into, shared by all connections: a writer takes
+     * one for a write and gives it back (at most {@link #MAX_SCRATCH_KEPT} are kept, ~1 MiB of heap); so there are
+     * never more than there are writes in progress plus those kept.
+     */
+    private static final ConcurrentLinkedDeque<ByteBuffer> SCRATCH = new ConcurrentLinkedDeque<>();
+    private static final AtomicInteger SCRATCH_KEPT = new AtomicInteger();
+    private static final int MAX_SCRATCH_KEPT = 64;
+    private static final int MAX_SCRATCH = 64 << 10;
 
     /** {@code early} are bytes the client sent right after STARTTLS that the plain wire had already buffered. */
     TlsTransport(Transport.Plain plain, SSLEngine engine, ByteBuffer early, BufferPool pool, ByteBudget budget) {
@@ -168,35 +180,80 @@ final class TlsTransport implements Transport {
         }
     }
 
-    /** Encrypts everything in srcs[0..count) (at least one record, even if empty) and sends it. Holds writeLock. */
+    /**
+     * Encrypts everything in srcs[0..count) (at least one record, even if empty) and sends it. Holds writeLock.
+     *
+     * Each record is sealed into a heap scratch buffer of one packet: the JDK's AES-GCM runs its combined AES-NI
+     * + CLMUL intrinsic over a heap record in one call, but over a direct buffer only 512 bytes at a time through
+     * two copies, so sealing on the heap and copying the record into the direct send buffer is about twice as
+     * fast (docs/decisions.md). The sealed records gather in a direct buffer of up to {@link #OUT_BYTES} borrowed
+     * from the pool, sized to this write (one system call per {@link #OUT_BYTES}; a 4 KiB reply borrows 32 KiB).
+     */
     private void wrapAndSend(ByteBuffer[] srcs, int count) throws IOException {
-        int length = OUT_RECORDS * packet;
+        long total = 0;
+        for (int i = 0; i < count; i++) total += srcs[i].remaining();
+        int length = (int) Math.min(OUT_BYTES, total + packet);
         long charge = BufferPool.capacityFor(length);
         ByteBuffer borrowed = budget.tryAcquire(charge) ? pool.acquire(length) : null;
-        ByteBuffer netOut = borrowed != null ? borrowed.slice(BufferPool.HEADROOM, length) : ByteBuffer.allocate(packet);
+        // The whole size class is paid for; use all of it.
+        ByteBuffer netOut = borrowed == null ? null
+                : borrowed.clear().slice(BufferPool.HEADROOM, borrowed.capacity() - BufferPool.HEADROOM);
+        ByteBuffer scratch = takeScratch(packet);
         try {
             int first = 0;
             do {
-                netOut.clear();
-                // Fill the output buffer with as many records as fit, then send them with one write.
-                do {
-                    SSLEngineResult result = engine.wrap(srcs, first, count - first, netOut);
-                    if (result.getStatus() == SSLEngineResult.Status.CLOSED) {
-                        throw new SSLException("TLS session closed");
+                scratch.clear();
+                SSLEngineResult result = engine.wrap(srcs, first, count - first, scratch);
+                switch (result.getStatus()) {
+                    case OK -> { }
+                    case CLOSED -> throw new SSLException("TLS session closed");
+                    case BUFFER_OVERFLOW -> { // the session's records grew (e.g. after renegotiation)
+                        scratch = ByteBuffer.allocate(engine.getSession().getPacketBufferSize());
+                        continue;
                     }
-                    Check.that(result.getStatus() == SSLEngineResult.Status.OK, "TLS wrap status %s",
-                            result.getStatus());
-                    if (result.getHandshakeStatus() == HandshakeStatus.NEED_TASK) runTasks();
-                    while (first < count && !srcs[first].hasRemaining()) first++;
-                } while (first < count && netOut.remaining() >= packet);
-                netOut.flip();
-                while (netOut.hasRemaining()) channel.write(netOut);
+                    default -> throw new Check.InvariantViolation("TLS wrap status " + result.getStatus());
+                }
+                if (result.getHandshakeStatus() == HandshakeStatus.NEED_TASK) runTasks();
+                while (first < count && !srcs[first].hasRemaining()) first++;
+                scratch.flip();
+                if (netOut == null) { // budget spent: one record per system call
+                    send(scratch);
+                } else {
+                    if (netOut.remaining() < scratch.remaining()) {
+                        send(netOut.flip());
+                        netOut.clear();
+                    }
+                    netOut.put(scratch);
+                }
             } while (first < count);
+            if (netOut != null && netOut.position() > 0) send(netOut.flip());
         } finally {
+            giveScratch(scratch);
             if (borrowed != null) {
                 pool.release(borrowed);
                 budget.release(charge);
             }
+        }
+    }
+
+    private void send(ByteBuffer b) throws IOException {
+        while (b.hasRemaining()) channel.write(b);
+    }
+
+    /** A heap buffer of at least {@code size} bytes from the shared scratch stack (or a new one). */
+    private static ByteBuffer takeScratch(int size) {
+        ByteBuffer b = SCRATCH.pollFirst();
+        if (b == null) return ByteBuffer.allocate(size);
+        SCRATCH_KEPT.decrementAndGet();
+        return b.capacity() >= size ? b : ByteBuffer.allocate(size);
+    }
+
+    private static void giveScratch(ByteBuffer b) {
+        if (b.capacity() > MAX_SCRATCH) return;
+        if (SCRATCH_KEPT.incrementAndGet() <= MAX_SCRATCH_KEPT) {
+            SCRATCH.offerFirst(b.clear());
+        } else {
+            SCRATCH_KEPT.decrementAndGet();
         }
     }
 

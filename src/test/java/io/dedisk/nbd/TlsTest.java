@@ -209,4 +209,10 @@ class TlsTest {
         client.write(65536, data);
         assertArrayEquals(data, client.read(65536, data.length));
     }
+
+    @Test
+    void warmUpTalksToTheServersEngine() throws Exception {
+        NbdTls tls = NbdTls.load(NbdTls.Mode.REQUIRE, certs.serverCert, certs.serverKey, certs.caCert, true, List.of());
+        new TlsWarmUp(tls.newEngine()).warmUp(); // throws if the in-memory client and server could not talk
+    }
 }
