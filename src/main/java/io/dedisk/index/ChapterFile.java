@@ -105,17 +105,10 @@ final class ChapterFile {
     /** Marks the chapter unusable; true for the caller that dropped it (the one that logs). */
     boolean drop() { return dropped.compareAndSet(false, true); }
 
-    static String fileName(String dir, long chapter) { return dir + "/" + PREFIX + String.format("%016x", chapter); }
+    static String fileName(String dir, long chapter) { return IndexFiles.fileName(dir, PREFIX, chapter); }
 
     /** The chapter number of a file name in the index directory, or -1 when it is not a chapter file. */
-    static long parseFileName(String name) {
-        if (!name.startsWith(PREFIX) || name.length() != PREFIX.length() + 16) return -1;
-        try {
-            return Long.parseUnsignedLong(name.substring(PREFIX.length()), 16);
-        } catch (NumberFormatException e) {
-            return -1;
-        }
-    }
+    static long parseFileName(String name) { return IndexFiles.parseFileName(name, PREFIX); }
 
     /** A name's chapter index key: the top 32 bits of its word a. */
     static int key(long a) { return (int) (a >>> 32); }

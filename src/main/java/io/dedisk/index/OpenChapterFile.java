@@ -51,17 +51,10 @@ final class OpenChapterFile {
 
     private OpenChapterFile() {}
 
-    static String fileName(String dir, long chapter) { return dir + "/" + PREFIX + String.format("%016x", chapter); }
+    static String fileName(String dir, long chapter) { return IndexFiles.fileName(dir, PREFIX, chapter); }
 
     /** The chapter number of a file name in the index directory, or -1 when it is not an open chapter file. */
-    static long parseFileName(String name) {
-        if (!name.startsWith(PREFIX) || name.length() != PREFIX.length() + 16) return -1;
-        try {
-            return Long.parseUnsignedLong(name.substring(PREFIX.length()), 16);
-        } catch (NumberFormatException e) {
-            return -1;
-        }
-    }
+    static long parseFileName(String name) { return IndexFiles.parseFileName(name, PREFIX); }
 
     static byte[] header(UUID indexId, long chapter) {
         ByteBuffer b = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
@@ -144,16 +137,7 @@ final class OpenChapterFile {
         String name = fileName(dir, chapter);
         try (Fs.FileHandle h = fs.open(name, false)) {
             long size = h.size();
-            if (size < HEADER_BYTES) throw new CorruptionException(name + ": expected a " + HEADER_BYTES + "-byte header, found " + size + " bytes");
-            byte[] head = new byte[HEADER_BYTES];
-            h.readFully(0, ByteBuffer.wrap(head));
-            ByteSource src = new ByteSource(ByteBuffer.wrap(head), name);
-            long magic = src.getLong();
-            src.expect(magic == MAGIC, "magic expected %016x (DDSKOPEN), found %016x (not an open chapter file)", MAGIC, magic);
-            int computed = Crc.of(head, 0, HEADER_BYTES - 4), stored = ByteBuffer.wrap(head).order(ByteOrder.LITTLE_ENDIAN).getInt(HEADER_BYTES - 4);
-            src.expect(stored == computed, "header CRC32C expected %08x, found %08x", computed, stored);
-            int version = src.getInt();
-            src.expect(version == VERSION, "format version expected %d (the only one this dedisk reads), found %d", VERSION, version);
+            ByteSource src = IndexFiles.readHeader(h, HEADER_BYTES, MAGIC, "DDSKOPEN", VERSION, "an open chapter file", name);
             int flags = src.getInt();
             src.expect(flags == 0, "flags expected 0, found %x", flags);
             UUID id = new UUID(src.getLong(), src.getLong());

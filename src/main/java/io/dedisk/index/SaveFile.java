@@ -184,16 +184,7 @@ final class SaveFile {
     /** Reads and checks the 64-byte header (untrusted) of a save of an index with {@code tables} tables. */
     static Header readHeader(Fs.FileHandle h, UUID indexId, int tables, String name) throws IOException {
         long size = h.size();
-        if (size < HEADER_BYTES) throw new CorruptionException(name + ": expected at least a " + HEADER_BYTES + "-byte header, found " + size + " bytes");
-        byte[] head = new byte[HEADER_BYTES];
-        h.readFully(0, ByteBuffer.wrap(head));
-        ByteSource src = new ByteSource(ByteBuffer.wrap(head), name);
-        long magic = src.getLong();
-        src.expect(magic == MAGIC, "magic expected %016x (DDSKSAVE), found %016x (not a save file)", MAGIC, magic);
-        int computed = Crc.of(head, 0, HEADER_BYTES - 4), stored = ByteBuffer.wrap(head).order(ByteOrder.LITTLE_ENDIAN).getInt(HEADER_BYTES - 4);
-        src.expect(stored == computed, "header CRC32C expected %08x, found %08x", computed, stored);
-        int version = src.getInt();
-        src.expect(version == VERSION, "format version expected %d (the only one this dedisk reads), found %d", VERSION, version);
+        ByteSource src = IndexFiles.readHeader(h, HEADER_BYTES, MAGIC, "DDSKSAVE", VERSION, "a save file", name);
         int tableCount = src.getInt();
         src.expect(tableCount == tables, "table count expected %d, found %d", tables, tableCount);
         UUID id = new UUID(src.getLong(), src.getLong());
