@@ -391,11 +391,19 @@ class TransmissionTest {
 
     @Test
     void serverCloseEndsIdleAndBusyConnections() throws Exception {
-        disk.delay((op, offset) -> op == MemoryVolume.Op.READ ? 200 : 0);
+        java.util.concurrent.CountDownLatch reading = new java.util.concurrent.CountDownLatch(1);
+        disk.delay((op, offset) -> {
+            if (op != MemoryVolume.Op.READ) return 0;
+            reading.countDown();
+            return 200;
+        });
         TestNbdClient idle = open("disk", false, false);
         TestNbdClient busy = open("disk", false, false);
         TestNbdClient haggling = TestNbdClient.negotiated(address, false);
         busy.send(0, NBD_CMD_READ, 7, 0, 4096, null);
+        // The request must be in flight (being served), not still in the socket: closing a socket with unread bytes
+        // resets it, and the reply would never arrive.
+        assertTrue(reading.await(10, java.util.concurrent.TimeUnit.SECONDS), "the server started the read");
         assertEquals(3, server.activeConnections());
         server.close();
         assertEquals(0, server.activeConnections());
