@@ -13,7 +13,7 @@ import java.util.UUID;
  * size, the segment is sealed (SEAL record, fsync) and a new one is started (SEGMENT_HEADER record, directory
  * fsync), so every segment but the last ends with SEAL and is durable.
  *
- * Threads: {@link #append} is called only under the pool's metadata write lock, which orders records and LSNs.
+ * Threads: {@link #appendAll} is called only under the pool's metadata write lock, which orders records and LSNs.
  * {@link #sync} may run concurrently with appends from any thread: it syncs the segment that is current when it
  * starts; a segment sealed meanwhile was synced by the seal.
  *
@@ -94,9 +94,6 @@ final class LogWriter implements AutoCloseable {
     long segmentSeq() { return sealedAwaitingNext ? segmentSeq + 1 : segmentSeq; }
     long tailOffset() { return sealedAwaitingNext ? 0 : tailOffset; }
     long nextLsn() { return nextLsn; }
-
-    /** Where the next record goes and the LSN it gets. */
-    LogPosition position() { return new LogPosition(segmentSeq(), tailOffset(), nextLsn); }
     long bytesAppended() { return bytesAppended; }
 
     /** A record to append: payload in [HEADER_SIZE, position) of buffer, {@code covered} bytes under the CRC. */
@@ -104,13 +101,6 @@ final class LogWriter implements AutoCloseable {
 
     /** Where appended records went: records [0, written) are in the log at (segments[i], offsets[i]); the rest failed with error. */
     record Appended(long[] segments, long[] offsets, int written, IOException error) {}
-
-    /** Appends one record; returns its offset in segment {@link #segmentSeq()} (read after the call). */
-    long append(ByteBuffer record, int type, int covered) throws IOException {
-        Appended a = appendAll(java.util.List.of(new Pending(record, type, covered)));
-        if (a.error() != null) throw a.error();
-        return a.offsets()[0];
-    }
 
     /**
      * Appends records in order, with one write per run of records that fits in the current segment (group

@@ -86,11 +86,6 @@ final class MetaPage {
         putInt(i * CHILD_BYTES + 12, 0);
     }
 
-    boolean allChildrenAbsent() {
-        for (int i = 0; i < FANOUT; i++) if (childAddress(i) != 0) return false;
-        return true;
-    }
-
     /** The PAGE record payload for this page, in a record buffer (header space reserved). */
     ByteBuffer encode(long generation) {
         ByteBuffer b = LogRecord.newBuffer(PAYLOAD);

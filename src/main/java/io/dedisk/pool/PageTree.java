@@ -53,8 +53,6 @@ final class PageTree {
 
     Root root() { return new Root(rootAddress, rootCrc, height); }
 
-    int height() { return height; }
-
     /** Leaves the tree can hold at its height. */
     long capacity() { return 1L << (MetaPage.FANOUT_SHIFT * height); }
 
