@@ -88,23 +88,12 @@ final class OpenChapterFile {
 
     /** Writes a base: the header and the payloads, atomically replacing any file of that chapter; returns its size. */
     static long writeBase(Fs fs, String dir, UUID indexId, long chapter, List<byte[]> payloads) throws IOException {
-        String name = fileName(dir, chapter), tmp = name + ".tmp";
-        boolean done = false;
-        long size;
-        try (Fs.FileHandle h = fs.open(tmp, true)) {
-            h.truncate(0);
+        return fs.writeAtomically(fileName(dir, chapter), h -> {
             h.write(0, ByteBuffer.wrap(header(indexId, chapter)));
             BlockStream.Writer w = new BlockStream.Writer(h, HEADER_BYTES, 0);
             for (byte[] p : payloads) w.write(p, 0, p.length);
-            size = w.pos();
-            h.sync();
-            done = true;
-        } finally {
-            if (!done) fs.delete(tmp);
-        }
-        fs.rename(tmp, name);
-        fs.syncDir(dir);
-        return size;
+            return w.pos();
+        });
     }
 
     /**

@@ -47,7 +47,7 @@ import java.util.UUID;
  * is still consistent: those inserts only reached the open chapter, and its checkpoint file brings them back
  * ({@link OpenChapterFile}).
  *
- * Written streamed with the protocol of {@link Fs#writeAtomically} (temp file, sync, rename, directory sync).
+ * Written streamed through {@link Fs#writeAtomically(String, Fs.Writer)} (temp file, sync, rename, directory sync).
  * Reading checks everything against the geometry (counts, numbers, entry liveness, exhaustion of the blocks), so
  * the loader and {@link IndexVerifier} share one decoder that calls a {@link Sink}. Threads: none inside; the
  * owner holds its write lock while saving and loading.
@@ -84,11 +84,7 @@ final class SaveFile {
                       OpenChapter open, VolumeIndex[] tables) throws IOException {
         List<ChapterFile> sorted = new ArrayList<>(chapters);
         sorted.sort(Comparator.comparingLong(c -> c.number));
-        String name = dir + "/" + FILE, tmp = name + ".tmp";
-        boolean done = false;
-        long length;
-        try (Fs.FileHandle h = fs.open(tmp, true)) {
-            h.truncate(0);
+        return fs.writeAtomically(dir + "/" + FILE, h -> {
             BlockStream.Writer w = new BlockStream.Writer(h, HEADER_BYTES, 0);
             Items out = new Items(w);
             out.buf.putVarLong(open.count()).putVarLong(sorted.size());
@@ -106,7 +102,7 @@ final class SaveFile {
             }
             for (VolumeIndex t : tables) writeTable(t, openChapter, out);
             out.flush();
-            length = w.pos();
+            long length = w.pos();
             ByteBuffer head = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
             head.putLong(MAGIC).putInt(VERSION).putInt(tables.length)
                     .putLong(indexId.getMostSignificantBits()).putLong(indexId.getLeastSignificantBits())
@@ -114,14 +110,8 @@ final class SaveFile {
             head.putInt(Crc.of(head.array(), 0, HEADER_BYTES - 4));
             h.write(0, head.flip());
             Check.that(h.size() == length, "save file is %d bytes as its header says (%d)", h.size(), length);
-            h.sync();
-            done = true;
-        } finally {
-            if (!done) fs.delete(tmp);
-        }
-        fs.rename(tmp, name);
-        fs.syncDir(dir);
-        return length;
+            return length;
+        });
     }
 
     private static void writeTable(VolumeIndex t, long openChapter, Items out) throws IOException {

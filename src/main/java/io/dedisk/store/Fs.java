@@ -53,15 +53,37 @@ public interface Fs {
      * sync the directory. After a crash the target holds either its old content or the new one.
      */
     default void writeAtomically(String name, byte[] content) throws IOException {
+        writeAtomically(name, h -> {
+            h.write(0, ByteBuffer.wrap(content));
+            return content.length;
+        });
+    }
+
+    /** What {@link #writeAtomically(String, Writer)} runs on the empty temporary file; returns the bytes it wrote. */
+    interface Writer {
+        long write(FileHandle h) throws IOException;
+    }
+
+    /**
+     * As {@link #writeAtomically(String, byte[])}, with the content streamed by {@code body} into the temporary file
+     * (deleted again if the body fails). Returns what the body returned.
+     */
+    default long writeAtomically(String name, Writer body) throws IOException {
         String tmp = name + ".tmp";
+        boolean done = false;
+        long size;
         try (FileHandle h = open(tmp, true)) {
             h.truncate(0);
-            h.write(0, ByteBuffer.wrap(content));
+            size = body.write(h);
             h.sync();
+            done = true;
+        } finally {
+            if (!done) delete(tmp);
         }
         rename(tmp, name);
         int slash = name.lastIndexOf('/');
         syncDir(slash < 0 ? "" : name.substring(0, slash));
+        return size;
     }
 
     /** One open file. Positional reads and writes may be issued concurrently from several threads. */
