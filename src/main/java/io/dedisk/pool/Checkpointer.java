@@ -34,6 +34,8 @@ final class Checkpointer {
     private final Backend backend;
     private final UUID poolId;
     private final io.dedisk.index.DedupIndex index;
+    /** The segments that exist (the pool's segment sizes, kept by the log writer); read under the write lock. */
+    private final java.util.function.Supplier<java.util.Collection<Long>> segments;
     private final ReentrantReadWriteLock meta;
     private final ReentrantReadWriteLock segmentGuard;
     private final java.util.concurrent.locks.ReentrantLock lock = new java.util.concurrent.locks.ReentrantLock();
@@ -45,9 +47,10 @@ final class Checkpointer {
     private long checkpoints;
     private long segmentsDeleted;
 
-    Checkpointer(Backend backend, UUID poolId, io.dedisk.index.DedupIndex index, ReentrantReadWriteLock meta, ReentrantReadWriteLock segmentGuard,
-                 Manifest manifest, Set<Long> zeroInNewest) {
+    Checkpointer(Backend backend, UUID poolId, io.dedisk.index.DedupIndex index, java.util.function.Supplier<java.util.Collection<Long>> segments,
+                 ReentrantReadWriteLock meta, ReentrantReadWriteLock segmentGuard, Manifest manifest, Set<Long> zeroInNewest) {
         this.backend = backend;
+        this.segments = segments;
         this.poolId = poolId;
         this.index = index;
         this.meta = meta;
@@ -152,10 +155,10 @@ final class Checkpointer {
         state.cache.evictToCapacity();
     }
 
-    /** Existing segments before {@code below} that hold nothing live. */
-    private Set<Long> zeroSegments(PoolState state, long below) throws IOException {
+    /** Existing segments before {@code below} that hold nothing live (no directory listing under the write lock). */
+    private Set<Long> zeroSegments(PoolState state, long below) {
         Set<Long> out = new HashSet<>();
-        for (long seq : backend.segments()) if (seq < below && state.usage.live(seq) == 0) out.add(seq);
+        for (long seq : segments.get()) if (seq < below && state.usage.live(seq) == 0) out.add(seq);
         return out;
     }
 

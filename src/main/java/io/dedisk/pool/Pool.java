@@ -172,7 +172,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         // Opened from the previous root (the newest did not verify): that one is what the next manifest keeps.
         Manifest manifest = r.manifest() != null && r.rootUsed().present() && !r.rootUsed().equals(r.manifest().newest())
                 ? new Manifest(sb.poolId(), r.manifest().epoch(), r.rootUsed(), Manifest.RootRef.NONE) : r.manifest();
-        this.checkpointer = new Checkpointer(backend, sb.poolId(), index, meta, segmentGuard, manifest, zeroInRoot);
+        this.checkpointer = new Checkpointer(backend, sb.poolId(), index, segmentBytes::keySet, meta, segmentGuard, manifest, zeroInRoot);
         this.cleaner = new Cleaner(backend, sb.poolId(), meta, segmentGuard);
         this.writes = new WritePipeline(this);
         this.reads = new ReadPath(this);
