@@ -8,6 +8,8 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.TreeMap;
+import java.util.HashMap;
+import java.util.Map;
 
 /**
  * The simulated twin of {@link ObjectStore}, seeded and deterministic: a sorted map of objects with the faults of
@@ -18,6 +20,8 @@ import java.util.TreeMap;
  */
 public final class SimObjectStore implements ObjectStore {
     private final TreeMap<String, byte[]> objects = new TreeMap<>();
+    private final Map<String, String> etags = new HashMap<>();
+    private long nextEtag = 1;
     private final Random random;
     private double errorRate;
     private double ambiguousRate;
@@ -44,21 +48,46 @@ public final class SimObjectStore implements ObjectStore {
         if (ambiguousRate > 0 && random.nextDouble() < ambiguousRate) throw new IOException("simulated timeout after " + what + " was stored");
     }
 
+    private String store(String key, byte[] content) {
+        objects.put(key, content.clone());
+        String etag = "\"" + (nextEtag++) + "\"";
+        etags.put(key, etag);
+        return etag;
+    }
+
     @Override
     public synchronized void put(String key, byte[] content) throws IOException {
         request("PUT " + key);
-        objects.put(key, content.clone());
+        store(key, content);
         ambiguous("PUT " + key);
     }
 
     @Override
-    public synchronized void putIfAbsent(String key, byte[] content) throws IOException {
+    public synchronized String putIfAbsent(String key, byte[] content) throws IOException {
         request("PUT If-None-Match " + key);
-        if (objects.containsKey(key) || lostConditionalRate > 0 && random.nextDouble() < lostConditionalRate) {
-            throw new PreconditionFailedException(key);
-        }
-        objects.put(key, content.clone());
+        if (objects.containsKey(key)) throw new PreconditionFailedException(key, "it exists");
+        if (lostConditionalRate > 0 && random.nextDouble() < lostConditionalRate) throw new PreconditionFailedException(key, "simulated lost race");
+        String etag = store(key, content);
         ambiguous("PUT If-None-Match " + key);
+        return etag;
+    }
+
+    @Override
+    public synchronized String replaceIfMatch(String key, byte[] content, String etag) throws IOException {
+        request("PUT If-Match " + key);
+        String current = etags.get(key);
+        if (current == null || !current.equals(etag)) throw new PreconditionFailedException(key, "expected ETag " + etag + ", found " + current);
+        if (lostConditionalRate > 0 && random.nextDouble() < lostConditionalRate) throw new PreconditionFailedException(key, "simulated lost race");
+        String next = store(key, content);
+        ambiguous("PUT If-Match " + key);
+        return next;
+    }
+
+    @Override
+    public synchronized Versioned get(String key) throws IOException {
+        request("GET " + key);
+        byte[] o = objects.get(key);
+        return o == null ? null : new Versioned(o.clone(), etags.get(key));
     }
 
     @Override
@@ -71,14 +100,17 @@ public final class SimObjectStore implements ObjectStore {
     }
 
     @Override
-    public synchronized List<String> list(String prefix) throws IOException {
+    public synchronized List<Info> list(String prefix) throws IOException {
         request("LIST " + prefix);
-        return new ArrayList<>(objects.subMap(prefix, prefix + Character.MAX_VALUE).keySet());
+        List<Info> out = new ArrayList<>();
+        for (var e : objects.subMap(prefix, prefix + Character.MAX_VALUE).entrySet()) out.add(new Info(e.getKey(), e.getValue().length));
+        return out;
     }
 
     @Override
     public synchronized void delete(String key) throws IOException {
         request("DELETE " + key);
         objects.remove(key);
+        etags.remove(key);
     }
 }

@@ -2,6 +2,7 @@ package io.dedisk.sim;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import io.dedisk.store.ObjectStore;
 import io.dedisk.store.ObjectStore.PreconditionFailedException;
 import java.io.IOException;
 import org.junit.jupiter.api.Test;
@@ -17,8 +18,14 @@ class SimObjectStoreTest {
         s.putIfAbsent("lease/1", new byte[] {9});
         assertThrows(PreconditionFailedException.class, () -> s.putIfAbsent("lease/1", new byte[] {8}), "the second writer is fenced");
         assertArrayEquals(new byte[] {9}, s.getRange("lease/1", 0, 1));
+        ObjectStore.Versioned m = s.get("lease/1");
+        String next = s.replaceIfMatch("lease/1", new byte[] {7}, m.etag());
+        assertThrows(PreconditionFailedException.class, () -> s.replaceIfMatch("lease/1", new byte[] {6}, m.etag()), "a stale ETag loses");
+        assertEquals(next, s.get("lease/1").etag());
+        assertArrayEquals(new byte[] {7}, s.get("lease/1").content());
+        assertNull(s.get("missing"));
         s.put("seg/2", new byte[1]);
-        assertEquals(java.util.List.of("seg/1", "seg/2"), s.list("seg/"));
+        assertEquals(java.util.List.of("seg/1", "seg/2"), s.list("seg/").stream().map(i -> i.key()).toList());
         s.delete("seg/1");
         s.delete("seg/1");
         assertThrows(java.nio.file.NoSuchFileException.class, () -> s.getRange("seg/1", 0, 1));
