@@ -1,0 +1,287 @@
+package io.dedisk.store;
+
+import io.dedisk.util.Check;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.nio.file.NoSuchFileException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import software.amazon.awssdk.awscore.retry.AwsRetryStrategy;
+import software.amazon.awssdk.core.ResponseBytes;
+import software.amazon.awssdk.core.checksums.RequestChecksumCalculation;
+import software.amazon.awssdk.core.checksums.ResponseChecksumValidation;
+import software.amazon.awssdk.core.sync.RequestBody;
+import software.amazon.awssdk.http.ContentStreamProvider;
+import software.amazon.awssdk.http.apache5.Apache5HttpClient;
+import software.amazon.awssdk.services.s3.S3Client;
+import software.amazon.awssdk.services.s3.S3ClientBuilder;
+import software.amazon.awssdk.services.s3.model.CompletedPart;
+import software.amazon.awssdk.services.s3.model.GetObjectResponse;
+import software.amazon.awssdk.services.s3.model.ListObjectsV2Response;
+import software.amazon.awssdk.services.s3.model.NoSuchKeyException;
+import software.amazon.awssdk.services.s3.model.S3Exception;
+import software.amazon.awssdk.services.s3.model.S3Object;
+
+/**
+ * {@link ObjectStore} on S3 and S3-compatible servers (AWS SDK v2, sync, Apache 5 HTTP client). Owns the mapping
+ * of the interface's calls to S3 requests under one {@link S3Location} (bucket + key prefix):
+ * <ul>
+ * <li>put: one PutObject up to {@link Settings#partSize}, else a multipart upload of partSize parts (aborted on
+ * failure, so no parts are left behind by this process);</li>
+ * <li>putIfAbsent / replaceIfMatch: PutObject with {@code If-None-Match: *} / {@code If-Match: etag}; 412 (and 404
+ * for If-Match on a missing key) is a {@link PreconditionFailedException};</li>
+ * <li>getRange: GetObject with a Range header; a range past the end gives fewer (or no) bytes;</li>
+ * <li>list: ListObjectsV2 pages of {@link Settings#listPageSize} keys.</li>
+ * </ul>
+ * Every request runs in {@link S3Retry}'s loop (SDK retries off). <b>Ambiguity rule</b>: a conditional PUT whose
+ * earlier attempt failed transiently may have been stored by that attempt; when a later attempt then gets 412 the
+ * object is read back, and identical bytes count as success (with the stored ETag). This is sound because callers
+ * make conditional payloads unique to the writer (the manifest carries its writer's epoch), so equal bytes mean
+ * our own earlier attempt. The same rule covers a multipart Complete that was stored but reported failed.
+ *
+ * Threads: thread-safe (the SDK client is); each call blocks its caller for the request and its retries.
+ */
+public final class S3ObjectStore implements ObjectStore {
+    /** The smallest part S3 accepts (except the last). */
+    public static final int MIN_PART_SIZE = 5 << 20;
+    private static final String OCTETS = "application/octet-stream";
+
+    /** Tuning: multipart part size, listing page, retry bounds, HTTP timeouts and pool size. */
+    public record Settings(int partSize, int listPageSize, int maxAttempts, Duration backoffBase, Duration backoffCap,
+            Duration connectTimeout, Duration socketTimeout, Duration attemptTimeout, int maxConnections) {
+        public Settings {
+            Check.that(partSize >= MIN_PART_SIZE, "S3 part size %d is below S3's minimum %d", partSize, MIN_PART_SIZE);
+            Check.that(listPageSize >= 1 && listPageSize <= 1000, "S3 list page size %d outside [1, 1000]", listPageSize);
+            Check.that(maxConnections >= 1, "S3 max connections %d < 1", maxConnections);
+        }
+
+        /**
+         * 8 MiB parts (a 16 MiB segment = 2 parts), 8 attempts with 100 ms..10 s full-jitter backoff (≤ ~40 s of
+         * waiting in all), 5 s to connect, 30 s of socket silence or 2 min per attempt before giving up on it.
+         */
+        public static Settings defaults() {
+            return new Settings(8 << 20, 1000, 8, Duration.ofMillis(100), Duration.ofSeconds(10), Duration.ofSeconds(5),
+                    Duration.ofSeconds(30), Duration.ofMinutes(2), 64);
+        }
+
+        public Settings withListPageSize(int n) {
+            return new Settings(partSize, n, maxAttempts, backoffBase, backoffCap, connectTimeout, socketTimeout, attemptTimeout, maxConnections);
+        }
+
+        public Settings withRetries(int attempts, Duration base, Duration cap) {
+            return new Settings(partSize, listPageSize, attempts, base, cap, connectTimeout, socketTimeout, attemptTimeout, maxConnections);
+        }
+
+        public Settings withTimeouts(Duration connect, Duration socket, Duration attempt) {
+            return new Settings(partSize, listPageSize, maxAttempts, backoffBase, backoffCap, connect, socket, attempt, maxConnections);
+        }
+    }
+
+    private final S3Client s3;
+    private final S3Location location;
+    private final Settings settings;
+    private final S3Retry retry;
+
+    private S3ObjectStore(S3Client s3, S3Location location, Settings settings) {
+        this.s3 = s3;
+        this.location = location;
+        this.settings = settings;
+        this.retry = new S3Retry(settings.maxAttempts(), settings.backoffBase(), settings.backoffCap());
+    }
+
+    /** A store at location, reached as the environment says ({@link S3Location#clientBuilder}). */
+    public static S3ObjectStore open(S3Location location, Map<String, String> env, Settings settings) {
+        S3ClientBuilder b = location.clientBuilder(env);
+        b.httpClientBuilder(Apache5HttpClient.builder().maxConnections(settings.maxConnections())
+                        .connectionTimeout(settings.connectTimeout()).socketTimeout(settings.socketTimeout()))
+                .overrideConfiguration(b.overrideConfiguration().toBuilder()
+                        .retryStrategy(AwsRetryStrategy.doNotRetry()).apiCallAttemptTimeout(settings.attemptTimeout()).build())
+                // dedisk checksums every object itself (CRC32C, verified on read); the SDK's default trailing
+                // checksums (2.30+) are refused by some S3-compatible servers.
+                .requestChecksumCalculation(RequestChecksumCalculation.WHEN_REQUIRED)
+                .responseChecksumValidation(ResponseChecksumValidation.WHEN_REQUIRED);
+        return new S3ObjectStore(b.build(), location, settings);
+    }
+
+    public S3Location location() { return location; }
+
+    @Override
+    public void put(String key, byte[] content) throws IOException {
+        if (content.length > settings.partSize()) {
+            putMultipart(key, content);
+            return;
+        }
+        String k = location.key(key);
+        retry.run("PUT " + k, n -> s3.putObject(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS), body(content, 0, content.length)));
+    }
+
+    private void putMultipart(String key, byte[] content) throws IOException {
+        String k = location.key(key);
+        String uploadId = retry.run("CreateMultipartUpload " + k,
+                n -> s3.createMultipartUpload(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS)).uploadId());
+        try {
+            int count = (int) ((content.length + (long) settings.partSize() - 1) / settings.partSize());
+            List<CompletedPart> parts = new ArrayList<>(count);
+            for (int i = 0; i < count; i++) {
+                int part = i + 1;
+                int off = i * settings.partSize();
+                int len = Math.min(settings.partSize(), content.length - off);
+                String etag = retry.run("UploadPart " + part + "/" + count + " of " + k, n -> s3.uploadPart(
+                        b -> b.bucket(location.bucket()).key(k).uploadId(uploadId).partNumber(part).contentLength((long) len),
+                        body(content, off, len)).eTag());
+                parts.add(CompletedPart.builder().partNumber(part).eTag(etag).build());
+            }
+            retry.run("CompleteMultipartUpload " + k, n -> {
+                try {
+                    return s3.completeMultipartUpload(b -> b.bucket(location.bucket()).key(k).uploadId(uploadId)
+                            .multipartUpload(m -> m.parts(parts))).eTag();
+                } catch (S3Exception e) {
+                    // An earlier Complete may have succeeded but been reported failed: the upload is gone then.
+                    if (n > 1 && e.statusCode() == 404 && storedEtag(key, content) != null) return null;
+                    throw e;
+                }
+            });
+        } catch (IOException | RuntimeException e) {
+            abort(k, uploadId, e);
+            throw e;
+        }
+    }
+
+    /** Best effort: a failed abort leaves an incomplete upload for the bucket's lifecycle rule to remove. */
+    private void abort(String k, String uploadId, Exception failure) {
+        try {
+            s3.abortMultipartUpload(b -> b.bucket(location.bucket()).key(k).uploadId(uploadId));
+        } catch (RuntimeException e) {
+            failure.addSuppressed(e);
+        }
+    }
+
+    @Override
+    public String putIfAbsent(String key, byte[] content) throws IOException {
+        String k = location.key(key);
+        return retry.run("PUT If-None-Match " + k, n -> {
+            try {
+                return s3.putObject(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS).ifNoneMatch("*"), body(content, 0, content.length)).eTag();
+            } catch (S3Exception e) {
+                if (e.statusCode() != 412) throw e;
+                return ownEarlierAttempt(key, content, n, "an object with this key exists");
+            }
+        });
+    }
+
+    @Override
+    public String replaceIfMatch(String key, byte[] content, String etag) throws IOException {
+        String k = location.key(key);
+        return retry.run("PUT If-Match " + k, n -> {
+            try {
+                return s3.putObject(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS).ifMatch(etag), body(content, 0, content.length)).eTag();
+            } catch (S3Exception e) {
+                // AWS answers If-Match on a missing key with 404 NoSuchKey; S3Proxy with 412.
+                if (e.statusCode() != 412 && !missing(e)) throw e;
+                return ownEarlierAttempt(key, content, n, e.statusCode() == 412 ? "expected ETag " + etag + ", the object has another" : "expected ETag " + etag + ", the object does not exist");
+            }
+        });
+    }
+
+    /** After a lost condition: the ETag of the object if an earlier attempt of this call stored exactly it, else 412. */
+    private String ownEarlierAttempt(String key, byte[] content, int attempt, String why) throws IOException {
+        String etag = attempt > 1 ? storedEtag(key, content) : null;
+        if (etag == null) throw new PreconditionFailedException(location.key(key), why);
+        return etag;
+    }
+
+    /** The object's ETag if it holds exactly content, else null. */
+    private String storedEtag(String key, byte[] content) throws IOException {
+        Versioned v = get(key);
+        return v != null && Arrays.equals(v.content(), content) ? v.etag() : null;
+    }
+
+    @Override
+    public Versioned get(String key) throws IOException {
+        String k = location.key(key);
+        return retry.run("GET " + k, n -> {
+            try {
+                ResponseBytes<GetObjectResponse> r = s3.getObjectAsBytes(b -> b.bucket(location.bucket()).key(k));
+                byte[] bytes = r.asByteArrayUnsafe();
+                Long declared = r.response().contentLength();
+                if (declared != null && declared != bytes.length) throw new IOException("GET " + k + ": expected " + declared + " bytes, received " + bytes.length);
+                return new Versioned(bytes, r.response().eTag());
+            } catch (S3Exception e) {
+                if (missing(e)) return null;
+                throw e;
+            }
+        });
+    }
+
+    @Override
+    public byte[] getRange(String key, long offset, int length) throws IOException {
+        Check.that(offset >= 0 && length >= 0, "range read of %s at offset %d length %d", key, offset, length);
+        String k = location.key(key);
+        // A zero-length read still asks for one byte: HTTP has no empty range, and a missing object must still fail.
+        long last = offset + Math.max(length, 1) - 1;
+        byte[] got = retry.run("GET " + k + " bytes " + offset + "-" + last, n -> {
+            try {
+                ResponseBytes<GetObjectResponse> r = s3.getObjectAsBytes(b -> b.bucket(location.bucket()).key(k).range("bytes=" + offset + "-" + last));
+                byte[] bytes = r.asByteArrayUnsafe();
+                if (r.response().contentRange() != null) return bytes;
+                // No Content-Range: the server sent the whole object (allowed by RFC 9110); cut the range out.
+                return offset >= bytes.length ? new byte[0] : Arrays.copyOfRange(bytes, (int) offset, (int) Math.min(bytes.length, last + 1));
+            } catch (S3Exception e) {
+                if (e.statusCode() == 416) return new byte[0]; // the range starts at or past the end
+                if (missing(e)) throw new NoSuchFileException(k, null, "no such object in bucket " + location.bucket());
+                throw e;
+            }
+        });
+        if (got.length > Math.max(length, 1)) throw new IOException("GET " + k + " bytes " + offset + "-" + last + ": expected at most " + length + " bytes, received " + got.length);
+        return got.length > length ? Arrays.copyOf(got, length) : got;
+    }
+
+    @Override
+    public List<Info> list(String prefix) throws IOException {
+        String p = location.key(prefix);
+        List<Info> out = new ArrayList<>();
+        String token = null;
+        do {
+            String t = token;
+            ListObjectsV2Response page = retry.run("LIST " + p, n -> s3.listObjectsV2(
+                    b -> b.bucket(location.bucket()).prefix(p).maxKeys(settings.listPageSize()).continuationToken(t)));
+            for (S3Object o : page.contents()) out.add(new Info(location.name(o.key()), o.size()));
+            token = Boolean.TRUE.equals(page.isTruncated()) ? page.nextContinuationToken() : null;
+        } while (token != null);
+        // S3 orders by UTF-8 bytes; the interface promises String order (the same for the ASCII keys dedisk writes).
+        out.sort(Comparator.comparing(Info::key));
+        return out;
+    }
+
+    @Override
+    public void delete(String key) throws IOException {
+        String k = location.key(key);
+        retry.run("DELETE " + k, n -> {
+            try {
+                return s3.deleteObject(b -> b.bucket(location.bucket()).key(k));
+            } catch (S3Exception e) {
+                if (missing(e)) return null;
+                throw e;
+            }
+        });
+    }
+
+    @Override
+    public void close() { s3.close(); }
+
+    /** A missing key (not a missing bucket: that is a configuration error, and final). */
+    private static boolean missing(S3Exception e) {
+        if (e instanceof NoSuchKeyException) return true;
+        String code = e.awsErrorDetails() == null ? null : e.awsErrorDetails().errorCode();
+        return e.statusCode() == 404 && !"NoSuchBucket".equals(code) && !"NoSuchUpload".equals(code);
+    }
+
+    /** The bytes as a request body without copying them (each attempt re-reads the array). */
+    private static RequestBody body(byte[] content, int off, int len) {
+        return RequestBody.fromContentProvider(ContentStreamProvider.fromInputStreamSupplier(() -> new ByteArrayInputStream(content, off, len)), len, OCTETS);
+    }
+}

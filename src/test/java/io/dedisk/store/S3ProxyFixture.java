@@ -1,0 +1,104 @@
+package io.dedisk.store;
+
+import java.net.URI;
+import java.time.Duration;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.gaul.s3proxy.BlobStores;
+import org.gaul.s3proxy.S3Proxy;
+import org.gaul.s3proxy.auth.AuthenticationType;
+import org.gaul.s3proxy.blobstore.BlobStore;
+import org.junit.jupiter.api.extension.AfterAllCallback;
+import org.junit.jupiter.api.extension.BeforeAllCallback;
+import org.junit.jupiter.api.extension.ExtensionContext;
+
+/**
+ * A real S3 server for tests: S3Proxy 4.x in this JVM on 127.0.0.1 and an ephemeral port, in-memory ("transient"
+ * provider), AWS SigV2/V4 authentication with fixed test keys, one bucket. Use it as a JUnit 5 extension, one
+ * server per test class:
+ *
+ * <pre>
+ * &#64;RegisterExtension static final S3ProxyFixture S3 = new S3ProxyFixture();
+ * ... S3.newStore() ...                      // an S3ObjectStore on a fresh, empty prefix
+ * ... pb.environment().putAll(S3.environment()) ...   // a child process (dedisk serve) reaching the same server
+ * </pre>
+ * or standalone with {@link #start()} and {@link #close()}.
+ *
+ * S3Proxy evaluates If-None-Match atomically in its blob store; If-Match is emulated inside its process (read the
+ * ETag, then write), which is atomic enough for tests whose only writers go through this one server.
+ *
+ * Threads: start and close on the test thread; everything else from any thread.
+ */
+public final class S3ProxyFixture implements BeforeAllCallback, AfterAllCallback, AutoCloseable {
+    public static final String ACCESS_KEY = "dedisk-test-access";
+    public static final String SECRET_KEY = "dedisk-test-secret";
+    public static final String BUCKET = "dedisk-test";
+    public static final String REGION = "us-east-1";
+
+    private static final AtomicInteger PREFIXES = new AtomicInteger();
+    private BlobStore blobs;
+    private S3Proxy proxy;
+    private URI endpoint;
+
+    /** Starts the server and creates the bucket. */
+    public S3ProxyFixture start() throws Exception {
+        if (proxy != null) return this;
+        Properties p = new Properties();
+        p.setProperty("jclouds.identity", ACCESS_KEY);
+        p.setProperty("jclouds.credential", SECRET_KEY);
+        blobs = BlobStores.create("transient", p);
+        proxy = S3Proxy.builder().blobStore(blobs).awsAuthentication(AuthenticationType.AWS_V2_OR_V4, ACCESS_KEY, SECRET_KEY)
+                .endpoint(URI.create("http://127.0.0.1:0")).build();
+        proxy.start();
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (!"STARTED".equals(proxy.getState())) {
+            if (System.nanoTime() > deadline) throw new IllegalStateException("S3Proxy did not start within 30 s: state " + proxy.getState());
+            Thread.sleep(10);
+        }
+        endpoint = URI.create("http://127.0.0.1:" + proxy.getPort());
+        blobs.createContainer(BUCKET);
+        return this;
+    }
+
+    @Override
+    public void beforeAll(ExtensionContext context) throws Exception { start(); }
+
+    @Override
+    public void afterAll(ExtensionContext context) throws Exception { close(); }
+
+    @Override
+    public void close() throws Exception {
+        if (proxy == null) return;
+        proxy.stop();
+        blobs.close();
+        proxy = null;
+    }
+
+    public URI endpoint() { return endpoint; }
+
+    /** What a process needs to reach this server: AWS_ENDPOINT_URL, the keys, the region. */
+    public Map<String, String> environment() { return environment(endpoint); }
+
+    /** The same credentials, but through another endpoint (e.g. a fault-injecting TCP proxy in front of this one). */
+    public static Map<String, String> environment(URI endpoint) {
+        return Map.of("AWS_ENDPOINT_URL", endpoint.toString(), "AWS_ACCESS_KEY_ID", ACCESS_KEY, "AWS_SECRET_ACCESS_KEY", SECRET_KEY,
+                "AWS_REGION", REGION);
+    }
+
+    /** A prefix no other test of this JVM uses, in the fixture's bucket. */
+    public S3Location freshLocation() {
+        return new S3Location(BUCKET, "").resolve("t" + PREFIXES.incrementAndGet() + "-" + Long.toHexString(System.nanoTime()));
+    }
+
+    /** Settings that fail fast: 4 attempts with 10..80 ms of backoff, 2 s to connect, 10 s per attempt. */
+    public static S3ObjectStore.Settings fastSettings() {
+        return S3ObjectStore.Settings.defaults().withRetries(4, Duration.ofMillis(10), Duration.ofMillis(80))
+                .withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(10));
+    }
+
+    /** A store on a fresh, empty prefix. */
+    public S3ObjectStore newStore() { return newStore(fastSettings()); }
+
+    public S3ObjectStore newStore(S3ObjectStore.Settings settings) { return S3ObjectStore.open(freshLocation(), environment(), settings); }
+}
