@@ -1,0 +1,152 @@
+package io.dedisk.store;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Predicate;
+import java.util.regex.Pattern;
+
+/**
+ * A TCP proxy on 127.0.0.1 in front of an HTTP server that breaks the next connections on request, the way a
+ * network or an overloaded server does:
+ * <ul>
+ * <li>{@link #resetNext}: accept, then reset at once — the request is never served (a transient failure);</li>
+ * <li>{@link #breakRequests}: reset the connection of matching requests before forwarding them;</li>
+ * <li>{@link #loseResponseNext}: forward the request, let the server act on it, then reset the connection
+ * instead of forwarding the final response (an interim "100 Continue" still passes) — the ambiguous outcome:
+ * stored, but the client sees an error.</li>
+ * </ul>
+ * Threads: an acceptor and two pumps per connection, all virtual; the counters are safe from any thread.
+ */
+final class FlakyTcpProxy implements AutoCloseable {
+    private final ServerSocket server;
+    private final InetSocketAddress target;
+    private final AtomicInteger toReset = new AtomicInteger();
+    private final AtomicInteger toLose = new AtomicInteger();
+    final AtomicInteger reset = new AtomicInteger();
+    final AtomicInteger lost = new AtomicInteger();
+    /** Request lines ("PUT /bucket/key?partNumber=1&uploadId=...") in the order the proxy saw them. */
+    final List<String> requests = new CopyOnWriteArrayList<>();
+    private final List<Socket> sockets = new CopyOnWriteArrayList<>();
+    private static final Pattern REQUEST_LINE = Pattern.compile("^(GET|PUT|POST|DELETE|HEAD) (/[^ ]*)");
+    private volatile Predicate<String> broken = r -> false;
+
+    FlakyTcpProxy(URI target) throws IOException {
+        this.target = new InetSocketAddress(target.getHost(), target.getPort());
+        server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+        Thread.ofVirtual().name("flaky-proxy-accept").start(this::acceptLoop);
+    }
+
+    URI endpoint() { return URI.create("http://127.0.0.1:" + server.getLocalPort()); }
+
+    void resetNext(int connections) { toReset.set(connections); }
+
+    void loseResponseNext(int connections) { toLose.set(connections); }
+
+    /** Resets the connection of every request whose request line matches, before the server sees it. */
+    void breakRequests(Predicate<String> requestLine) { broken = requestLine; }
+
+    private static boolean take(AtomicInteger budget) { return budget.getAndUpdate(n -> Math.max(0, n - 1)) > 0; }
+
+    private void acceptLoop() {
+        while (!server.isClosed()) {
+            try {
+                Socket client = server.accept();
+                if (take(toReset)) {
+                    reset.incrementAndGet();
+                    abort(client);
+                    continue;
+                }
+                boolean lose = take(toLose);
+                Socket upstream = new Socket(target.getAddress(), target.getPort());
+                sockets.add(client);
+                sockets.add(upstream);
+                Thread.ofVirtual().start(() -> pump(client, upstream, true, false));
+                Thread.ofVirtual().start(() -> pump(upstream, client, false, lose));
+            } catch (IOException e) {
+                if (!server.isClosed()) throw new IllegalStateException("flaky proxy accept failed", e);
+            }
+        }
+    }
+
+    /**
+     * Copies from → to, noting request lines when fromClient; with loseResponse, resets both at the first
+     * response that is not "100 Continue".
+     */
+    private void pump(Socket from, Socket to, boolean fromClient, boolean loseResponse) {
+        byte[] buf = new byte[64 << 10];
+        try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
+            int n;
+            while ((n = in.read(buf)) > 0) {
+                int pass = n;
+                if (fromClient && !forward(buf, n)) {
+                    abort(to);
+                    abort(from);
+                    return;
+                }
+                if (loseResponse) {
+                    pass = interimLength(buf, n);
+                    if (pass < n) {
+                        out.write(buf, 0, pass);
+                        out.flush();
+                        lost.incrementAndGet();
+                        abort(to);
+                        abort(from);
+                        return;
+                    }
+                }
+                out.write(buf, 0, pass);
+                out.flush();
+            }
+            to.shutdownOutput();
+        } catch (IOException closed) {
+            abort(to);
+        }
+    }
+
+    /** Notes a request line starting the chunk; false when the request is to be broken. */
+    private boolean forward(byte[] buf, int n) {
+        var m = REQUEST_LINE.matcher(new String(buf, 0, Math.min(n, 1024), StandardCharsets.ISO_8859_1));
+        if (!m.find()) return true;
+        String line = m.group(1) + " " + m.group(2);
+        requests.add(line);
+        return !broken.test(line);
+    }
+
+    /** How many leading bytes of the chunk are interim "HTTP/1.1 100 ..." responses (forwarded untouched). */
+    private static int interimLength(byte[] buf, int n) {
+        String s = new String(buf, 0, n, StandardCharsets.ISO_8859_1);
+        int at = 0;
+        while (s.startsWith("HTTP/1.1 100", at)) {
+            int end = s.indexOf("\r\n\r\n", at);
+            if (end < 0) return at;
+            at = end + 4;
+        }
+        return at;
+    }
+
+    /** Closes with a TCP reset (SO_LINGER 0), as a crashed peer or a middlebox does. */
+    private static void abort(Socket s) {
+        try {
+            s.setSoLinger(true, 0);
+            s.close();
+        } catch (IOException ignored) {
+            // already gone
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        server.close();
+        for (Socket s : sockets) abort(s);
+    }
+}

@@ -1,0 +1,144 @@
+package io.dedisk.store;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.dedisk.store.ObjectStore.PreconditionFailedException;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+
+/**
+ * S3ObjectStore's behaviour on failures, on a real S3 server (S3Proxy) behind {@link FlakyTcpProxy}: transient
+ * failures are retried, an ambiguous conditional PUT (stored, reported failed) is recognised by its bytes, a dead
+ * endpoint fails in bounded time with a clear error, large objects go up in parts.
+ */
+class S3ObjectStoreTest {
+    @RegisterExtension
+    static final S3ProxyFixture S3 = new S3ProxyFixture();
+
+    private static byte[] bytes(String s) { return s.getBytes(StandardCharsets.UTF_8); }
+
+    /** A store on a fresh prefix reached through the proxy, and one reaching the server directly. */
+    private record Pair(S3ObjectStore flaky, S3ObjectStore direct) implements AutoCloseable {
+        @Override
+        public void close() {
+            flaky.close();
+            direct.close();
+        }
+    }
+
+    private static Pair through(FlakyTcpProxy proxy) {
+        S3Location at = S3.freshLocation();
+        return new Pair(S3ObjectStore.open(at, S3ProxyFixture.environment(proxy.endpoint()), S3ProxyFixture.fastSettings()),
+                S3ObjectStore.open(at, S3.environment(), S3ProxyFixture.fastSettings()));
+    }
+
+    @Test
+    void resetConnectionsAreRetried() throws Exception {
+        try (FlakyTcpProxy proxy = new FlakyTcpProxy(S3.endpoint()); Pair s = through(proxy)) {
+            proxy.resetNext(2);
+            s.flaky().put("seg/1", bytes("segment one"));
+            assertEquals(2, proxy.reset.get(), "two connections were reset before the PUT went through");
+            assertArrayEquals(bytes("segment one"), s.direct().get("seg/1").content());
+        }
+        try (FlakyTcpProxy proxy = new FlakyTcpProxy(S3.endpoint()); Pair s = through(proxy)) {
+            s.direct().put("seg/1", bytes("segment one"));
+            proxy.resetNext(3);
+            assertArrayEquals(bytes("segment"), s.flaky().getRange("seg/1", 0, 7), "the 4th and last attempt succeeds");
+            assertEquals(3, proxy.reset.get());
+        }
+    }
+
+    @Test
+    void ambiguousPutIfAbsentIsRecognisedByItsBytes() throws Exception {
+        try (FlakyTcpProxy proxy = new FlakyTcpProxy(S3.endpoint()); Pair s = through(proxy)) {
+            proxy.loseResponseNext(1);
+            String etag = s.flaky().putIfAbsent("manifest", bytes("epoch 7 writer A"));
+            assertEquals(1, proxy.lost.get());
+            assertEquals(List.of("PUT", "PUT", "GET"), methods(proxy),
+                    "stored by the first PUT, refused (412) on the retry, read back and found identical");
+            assertEquals(s.direct().get("manifest").etag(), etag, "the ETag of the object the first attempt stored");
+            assertThrows(PreconditionFailedException.class, () -> s.flaky().putIfAbsent("manifest", bytes("epoch 7 writer A")),
+                    "without an ambiguous attempt, an existing object is a lost condition even with the same bytes");
+        }
+    }
+
+    @Test
+    void ambiguousReplaceIfMatchIsRecognisedByItsBytes() throws Exception {
+        try (FlakyTcpProxy proxy = new FlakyTcpProxy(S3.endpoint()); Pair s = through(proxy)) {
+            String first = s.direct().putIfAbsent("manifest", bytes("epoch 1"));
+            proxy.loseResponseNext(1);
+            String second = s.flaky().replaceIfMatch("manifest", bytes("epoch 2"), first);
+            assertEquals(List.of("PUT", "PUT", "GET"), methods(proxy));
+            assertEquals(s.direct().get("manifest").etag(), second);
+            assertArrayEquals(bytes("epoch 2"), s.direct().get("manifest").content());
+        }
+    }
+
+    @Test
+    void aTransientFailureThenAnotherWritersObjectIsStillALostCondition() throws Exception {
+        try (FlakyTcpProxy proxy = new FlakyTcpProxy(S3.endpoint()); Pair s = through(proxy)) {
+            s.direct().putIfAbsent("manifest", bytes("epoch 8 writer B"));
+            proxy.resetNext(1);
+            assertThrows(PreconditionFailedException.class, () -> s.flaky().putIfAbsent("manifest", bytes("epoch 8 writer A")),
+                    "the retry's 412 is read back: other bytes, so another writer won");
+            assertEquals(1, proxy.reset.get());
+            assertArrayEquals(bytes("epoch 8 writer B"), s.direct().get("manifest").content());
+        }
+    }
+
+    @Test
+    void deadEndpointFailsInBoundedTimeNamingKeyAttemptsAndCause() throws Exception {
+        int port;
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) { port = s.getLocalPort(); }
+        S3ObjectStore.Settings settings = S3ProxyFixture.fastSettings().withRetries(3, Duration.ofMillis(10), Duration.ofMillis(40));
+        try (S3ObjectStore dead = S3ObjectStore.open(new S3Location("nowhere", "pool/"), S3ProxyFixture.environment(URI.create("http://127.0.0.1:" + port)), settings)) {
+            IOException e = assertTimeoutPreemptively(Duration.ofSeconds(30), () -> assertThrows(IOException.class, () -> dead.put("seg/1", bytes("x"))));
+            assertFalse(e instanceof PreconditionFailedException);
+            assertTrue(e.getMessage().contains("PUT pool/seg/1") && e.getMessage().contains("after 3 attempts"), e.getMessage());
+            assertTrue(e.getMessage().contains("Connection refused"), "names the last cause: " + e.getMessage());
+        }
+    }
+
+    @Test
+    void missingBucketIsAFinalErrorNotAMissingObject() throws Exception {
+        try (S3ObjectStore s = S3ObjectStore.open(new S3Location("no-such-bucket", ""), S3.environment(), S3ProxyFixture.fastSettings())) {
+            IOException e = assertThrows(IOException.class, () -> s.getRange("seg/1", 0, 1));
+            assertFalse(e instanceof java.nio.file.NoSuchFileException, "a missing bucket is a configuration error: " + e);
+            assertTrue(e.getMessage().contains("NoSuchBucket"), e.getMessage());
+        }
+    }
+
+    @Test
+    void largeObjectsGoUpInPartsAndFailedUploadsAreAborted() throws Exception {
+        byte[] big = new byte[(17 << 20) + 1];
+        new Random(3).nextBytes(big);
+        try (FlakyTcpProxy proxy = new FlakyTcpProxy(S3.endpoint()); Pair s = through(proxy)) {
+            s.flaky().put("seg/big", big);
+            assertEquals(List.of("POST", "PUT", "PUT", "PUT", "POST"), methods(proxy), "create, three 8 MiB parts, complete");
+            assertArrayEquals(big, s.direct().get("seg/big").content());
+
+            proxy.requests.clear();
+            proxy.breakRequests(r -> r.contains("partNumber=2"));
+            IOException e = assertThrows(IOException.class, () -> s.flaky().put("seg/big2", big));
+            assertTrue(e.getMessage().contains("UploadPart 2/3") && e.getMessage().contains("after 4 attempts"), e.getMessage());
+            assertEquals("DELETE", methods(proxy).getLast(), "the upload was aborted");
+            assertNull(s.direct().get("seg/big2"));
+            try (var raw = s.direct().location().clientBuilder(S3.environment()).build()) {
+                assertEquals(List.of(), raw.listMultipartUploads(b -> b.bucket(S3ProxyFixture.BUCKET).prefix(s.direct().location().prefix())).uploads(),
+                        "no parts left behind");
+            }
+        }
+    }
+
+    private static List<String> methods(FlakyTcpProxy proxy) {
+        return proxy.requests.stream().map(r -> r.substring(0, r.indexOf(' '))).toList();
+    }
+}
