@@ -1,5 +1,7 @@
 package io.dedisk.store;
 
+import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.net.URI;
 import java.time.Duration;
 import java.util.Map;
@@ -68,11 +70,19 @@ public final class S3ProxyFixture implements BeforeAllCallback, AfterAllCallback
     public void afterAll(ExtensionContext context) throws Exception { close(); }
 
     @Override
-    public void close() throws Exception {
+    public void close() throws IOException {
         if (proxy == null) return;
-        proxy.stop();
-        blobs.close();
-        proxy = null;
+        try {
+            proxy.stop();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted stopping S3Proxy");
+        } catch (Exception e) {
+            throw new IOException("S3Proxy did not stop", e);
+        } finally {
+            blobs.close();
+            proxy = null;
+        }
     }
 
     public URI endpoint() { return endpoint; }
