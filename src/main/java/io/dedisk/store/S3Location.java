@@ -1,6 +1,7 @@
 package io.dedisk.store;
 
 import io.dedisk.DediskException.InvalidRequestException;
+import io.dedisk.util.Check;
 import java.net.URI;
 import java.net.URISyntaxException;
 import java.nio.file.Files;
@@ -109,7 +110,7 @@ public record S3Location(String bucket, String prefix) {
 
     /** The pool-relative name of a bucket key under this prefix. */
     public String name(String key) {
-        if (!key.startsWith(prefix)) throw new IllegalArgumentException("key " + key + " is not under prefix " + prefix);
+        Check.that(key.startsWith(prefix), "bucket key %s is not under prefix %s", key, prefix);
         return key.substring(prefix.length());
     }
 
