@@ -21,6 +21,7 @@ import java.util.regex.Pattern;
  * <ul>
  * <li>{@link #resetNext}: accept, then reset at once — the request is never served (a transient failure);</li>
  * <li>{@link #breakRequests}: reset the connection of matching requests before forwarding them;</li>
+ * <li>{@link #throttleNext}: answer matching requests with 503 SlowDown, as S3 does under load;</li>
  * <li>{@link #loseResponseNext}: forward the request, let the server act on it, then reset the connection
  * instead of forwarding the final response (an interim "100 Continue" still passes) — the ambiguous outcome:
  * stored, but the client sees an error.</li>
@@ -34,6 +35,9 @@ final class FlakyTcpProxy implements AutoCloseable {
     private final AtomicInteger toLose = new AtomicInteger();
     final AtomicInteger reset = new AtomicInteger();
     final AtomicInteger lost = new AtomicInteger();
+    private final AtomicInteger toThrottle = new AtomicInteger();
+    final AtomicInteger throttled = new AtomicInteger();
+    private static final byte[] SLOW_DOWN = slowDown();
     /** Request lines ("PUT /bucket/key?partNumber=1&uploadId=...") in the order the proxy saw them. */
     final List<String> requests = new CopyOnWriteArrayList<>();
     private final List<Socket> sockets = new CopyOnWriteArrayList<>();
@@ -51,6 +55,9 @@ final class FlakyTcpProxy implements AutoCloseable {
     void resetNext(int connections) { toReset.set(connections); }
 
     void loseResponseNext(int connections) { toLose.set(connections); }
+
+    /** Answers the next requests with S3's throttling error itself, without forwarding them. */
+    void throttleNext(int requests) { toThrottle.set(requests); }
 
     /** Resets the connection of every request whose request line matches, before the server sees it. */
     void breakRequests(Predicate<String> requestLine) { broken = requestLine; }
@@ -88,9 +95,17 @@ final class FlakyTcpProxy implements AutoCloseable {
             int n;
             while ((n = in.read(buf)) > 0) {
                 int pass = n;
-                if (fromClient && !forward(buf, n)) {
+                String request = fromClient ? requestLine(buf, n) : null;
+                if (request != null && broken.test(request)) {
                     abort(to);
                     abort(from);
+                    return;
+                }
+                if (request != null && take(toThrottle)) {
+                    throttled.incrementAndGet();
+                    abort(to);
+                    from.getOutputStream().write(SLOW_DOWN);
+                    from.close();
                     return;
                 }
                 if (loseResponse) {
@@ -113,13 +128,13 @@ final class FlakyTcpProxy implements AutoCloseable {
         }
     }
 
-    /** Notes a request line starting the chunk; false when the request is to be broken. */
-    private boolean forward(byte[] buf, int n) {
+    /** The request line starting the chunk (noted in {@link #requests}), or null when it continues a body. */
+    private String requestLine(byte[] buf, int n) {
         var m = REQUEST_LINE.matcher(new String(buf, 0, Math.min(n, 1024), StandardCharsets.ISO_8859_1));
-        if (!m.find()) return true;
+        if (!m.find()) return null;
         String line = m.group(1) + " " + m.group(2);
         requests.add(line);
-        return !broken.test(line);
+        return line;
     }
 
     /** How many leading bytes of the chunk are interim "HTTP/1.1 100 ..." responses (forwarded untouched). */
@@ -132,6 +147,12 @@ final class FlakyTcpProxy implements AutoCloseable {
             at = end + 4;
         }
         return at;
+    }
+
+    private static byte[] slowDown() {
+        String body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+        return ("HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: " + body.length() + "\r\nConnection: close\r\n\r\n" + body)
+                .getBytes(StandardCharsets.ISO_8859_1);
     }
 
     /** Closes with a TCP reset (SO_LINGER 0), as a crashed peer or a middlebox does. */

@@ -9,7 +9,9 @@ import java.net.ServerSocket;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
@@ -53,6 +55,26 @@ class S3ObjectStoreTest {
             proxy.resetNext(3);
             assertArrayEquals(bytes("segment"), s.flaky().getRange("seg/1", 0, 7), "the 4th and last attempt succeeds");
             assertEquals(3, proxy.reset.get());
+        }
+    }
+
+    @Test
+    void throttlingIsRetriedAndAccessDeniedIsNot() throws Exception {
+        try (FlakyTcpProxy proxy = new FlakyTcpProxy(S3.endpoint()); Pair s = through(proxy)) {
+            s.direct().put("seg/1", bytes("segment one"));
+            proxy.throttleNext(3);
+            assertArrayEquals(bytes("segment one"), s.flaky().get("seg/1").content(), "503 SlowDown three times, then served");
+            assertEquals(3, proxy.throttled.get());
+            assertEquals(List.of("GET", "GET", "GET", "GET"), methods(proxy));
+
+            proxy.requests.clear();
+            Map<String, String> wrongKey = new HashMap<>(S3ProxyFixture.environment(proxy.endpoint()));
+            wrongKey.put("AWS_SECRET_ACCESS_KEY", "not-the-secret");
+            try (S3ObjectStore denied = S3ObjectStore.open(s.direct().location(), wrongKey, S3ProxyFixture.fastSettings())) {
+                IOException e = assertThrows(IOException.class, () -> denied.get("seg/1"));
+                assertTrue(e.getMessage().contains("HTTP 403"), e.getMessage());
+                assertEquals(List.of("GET"), methods(proxy), "a 403 is final: one request");
+            }
         }
     }
 
