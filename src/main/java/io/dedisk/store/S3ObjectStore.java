@@ -3,6 +3,7 @@ package io.dedisk.store;
 import io.dedisk.util.Check;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.NoSuchFileException;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -10,6 +11,7 @@ import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
+import java.util.UUID;
 import software.amazon.awssdk.awscore.retry.AwsRetryStrategy;
 import software.amazon.awssdk.core.ResponseBytes;
 import software.amazon.awssdk.core.checksums.RequestChecksumCalculation;
@@ -186,6 +188,39 @@ public final class S3ObjectStore implements ObjectStore {
             }
         });
     }
+
+    /**
+     * Proves that the server honours If-None-Match and If-Match, which fencing rests on: a server that ignores them
+     * (older S3-compatible servers do) would let two writers replace the manifest. Writes one probe object under
+     * the prefix, and deletes it. A RequestRefusedException names the header the server ignored.
+     */
+    public void checkConditionalWrites() throws IOException {
+        String probe = ".dedisk-conditional-write-probe-" + UUID.randomUUID();
+        try {
+            String etag = putIfAbsent(probe, bytes("1"));
+            expectLost(() -> putIfAbsent(probe, bytes("2")), "If-None-Match: * on an existing object");
+            expectLost(() -> replaceIfMatch(probe, bytes("3"), "\"00000000000000000000000000000000\""), "If-Match with a stale ETag");
+            replaceIfMatch(probe, bytes("4"), etag);
+        } finally {
+            delete(probe);
+        }
+    }
+
+    private interface Write {
+        void run() throws IOException;
+    }
+
+    private void expectLost(Write write, String what) throws IOException {
+        try {
+            write.run();
+        } catch (PreconditionFailedException expected) {
+            return;
+        }
+        throw new RequestRefusedException("S3 server at " + location + " ignores " + what + " (expected HTTP 412, the write succeeded):"
+                + " it lacks the conditional writes dedisk's pool ownership needs", null);
+    }
+
+    private static byte[] bytes(String s) { return s.getBytes(StandardCharsets.UTF_8); }
 
     /** After a lost condition: the ETag of the object if an earlier attempt of this call stored exactly it, else 412. */
     private String ownEarlierAttempt(String key, byte[] content, int attempt, String why) throws IOException {

@@ -19,7 +19,8 @@ import software.amazon.awssdk.services.s3.model.S3Exception;
  *
  * Transient: throttling (429, 503 SlowDown), other 5xx, 408 / RequestTimeout, 409 ConditionalRequestConflict
  * (AWS: a concurrent conditional write, "retry"), attempt timeouts and connection errors (any IOException under
- * the SDK's exception). Anything else (403, 404, 400, 412, credentials) is final at once.
+ * the SDK's exception). Anything else (403, 404, 400, 412, credentials) is final at once: a
+ * {@link RequestRefusedException} (or the answer the attempt makes of it: 412, missing object).
  * Waits: full jitter (AWS architecture blog, "Exponential Backoff And Jitter"): attempt n sleeps a uniform random
  * time in [0, min(cap, base·2^(n-1))), so a crowd of clients does not retry in lock step.
  *
@@ -54,7 +55,7 @@ final class S3Retry {
             try {
                 return attempt.run(n);
             } catch (SdkException e) {
-                if (!isTransient(e)) throw new IOException(what + " failed: " + describe(e), e);
+                if (!isTransient(e)) throw new RequestRefusedException(what + " failed: " + describe(e), e);
                 last = e;
             } catch (UncheckedIOException e) {
                 throw new IOException(what + " failed: " + e.getCause().getMessage(), e.getCause());

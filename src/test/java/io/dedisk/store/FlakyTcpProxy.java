@@ -21,6 +21,8 @@ import java.util.regex.Pattern;
  * <ul>
  * <li>{@link #resetNext}: accept, then reset at once — the request is never served (a transient failure);</li>
  * <li>{@link #breakRequests}: reset the connection of matching requests before forwarding them;</li>
+ * <li>{@link #stripConditionalHeaders}: remove If-None-Match / If-Match, as a server without conditional writes
+ * ignores them (needs a server that does not check signatures: {@link S3ProxyFixture#unauthenticated});</li>
  * <li>{@link #throttleNext}: answer matching requests with 503 SlowDown, as S3 does under load;</li>
  * <li>{@link #loseResponseNext}: forward the request, let the server act on it, then reset the connection
  * instead of forwarding the final response (an interim "100 Continue" still passes) — the ambiguous outcome:
@@ -43,6 +45,8 @@ final class FlakyTcpProxy implements AutoCloseable {
     private final List<Socket> sockets = new CopyOnWriteArrayList<>();
     private static final Pattern REQUEST_LINE = Pattern.compile("^(GET|PUT|POST|DELETE|HEAD) (/[^ ]*)");
     private volatile Predicate<String> broken = r -> false;
+    private volatile boolean stripConditions;
+    private static final Pattern CONDITION_HEADER = Pattern.compile("(?im)^If-(None-)?Match:[^\r\n]*\r\n");
 
     FlakyTcpProxy(URI target) throws IOException {
         this.target = new InetSocketAddress(target.getHost(), target.getPort());
@@ -55,6 +59,9 @@ final class FlakyTcpProxy implements AutoCloseable {
     void resetNext(int connections) { toReset.set(connections); }
 
     void loseResponseNext(int connections) { toLose.set(connections); }
+
+    /** From now on removes If-None-Match and If-Match from every request: a server that ignores them. */
+    void stripConditionalHeaders() { stripConditions = true; }
 
     /** Answers the next requests with S3's throttling error itself, without forwarding them. */
     void throttleNext(int requests) { toThrottle.set(requests); }
@@ -119,7 +126,12 @@ final class FlakyTcpProxy implements AutoCloseable {
                         return;
                     }
                 }
-                out.write(buf, 0, pass);
+                if (request != null && stripConditions) {
+                    String head = new String(buf, 0, n, StandardCharsets.ISO_8859_1);
+                    out.write(CONDITION_HEADER.matcher(head).replaceAll("").getBytes(StandardCharsets.ISO_8859_1));
+                } else {
+                    out.write(buf, 0, pass);
+                }
                 out.flush();
             }
             to.shutdownOutput();

@@ -71,7 +71,7 @@ class S3ObjectStoreTest {
             Map<String, String> wrongKey = new HashMap<>(S3ProxyFixture.environment(proxy.endpoint()));
             wrongKey.put("AWS_SECRET_ACCESS_KEY", "not-the-secret");
             try (S3ObjectStore denied = S3ObjectStore.open(s.direct().location(), wrongKey, S3ProxyFixture.fastSettings())) {
-                IOException e = assertThrows(IOException.class, () -> denied.get("seg/1"));
+                IOException e = assertThrows(RequestRefusedException.class, () -> denied.get("seg/1"));
                 assertTrue(e.getMessage().contains("HTTP 403"), e.getMessage());
                 assertEquals(List.of("GET"), methods(proxy), "a 403 is final: one request");
             }
@@ -123,17 +123,32 @@ class S3ObjectStoreTest {
         S3ObjectStore.Settings settings = S3ProxyFixture.fastSettings().withRetries(3, Duration.ofMillis(10), Duration.ofMillis(40));
         try (S3ObjectStore dead = S3ObjectStore.open(new S3Location("nowhere", "pool/"), S3ProxyFixture.environment(URI.create("http://127.0.0.1:" + port)), settings)) {
             IOException e = assertTimeoutPreemptively(Duration.ofSeconds(30), () -> assertThrows(IOException.class, () -> dead.put("seg/1", bytes("x"))));
-            assertFalse(e instanceof PreconditionFailedException);
+            assertFalse(e instanceof PreconditionFailedException || e instanceof RequestRefusedException, "a transient failure, retried to the bound: " + e);
             assertTrue(e.getMessage().contains("PUT pool/seg/1") && e.getMessage().contains("after 3 attempts"), e.getMessage());
             assertTrue(e.getMessage().contains("Connection refused"), "names the last cause: " + e.getMessage());
         }
     }
 
     @Test
+    void conditionalWritesAreProvenOrTheServerIsRefused() throws Exception {
+        try (S3ObjectStore s = S3.newStore()) {
+            s.checkConditionalWrites();
+            assertEquals(List.of(), s.list(""), "the probe object is deleted");
+        }
+        try (S3ProxyFixture open = S3ProxyFixture.unauthenticated().start(); FlakyTcpProxy proxy = new FlakyTcpProxy(open.endpoint());
+                S3ObjectStore s = S3ObjectStore.open(open.freshLocation(), S3ProxyFixture.environment(proxy.endpoint()), S3ProxyFixture.fastSettings())) {
+            s.checkConditionalWrites();
+            proxy.stripConditionalHeaders();
+            RequestRefusedException e = assertThrows(RequestRefusedException.class, s::checkConditionalWrites);
+            assertTrue(e.getMessage().contains("ignores If-None-Match"), e.getMessage());
+            assertEquals(List.of(), s.list(""), "the probe object is deleted");
+        }
+    }
+
+    @Test
     void missingBucketIsAFinalErrorNotAMissingObject() throws Exception {
         try (S3ObjectStore s = S3ObjectStore.open(new S3Location("no-such-bucket", ""), S3.environment(), S3ProxyFixture.fastSettings())) {
-            IOException e = assertThrows(IOException.class, () -> s.getRange("seg/1", 0, 1));
-            assertFalse(e instanceof java.nio.file.NoSuchFileException, "a missing bucket is a configuration error: " + e);
+            IOException e = assertThrows(RequestRefusedException.class, () -> s.getRange("seg/1", 0, 1), "a missing bucket is a configuration error");
             assertTrue(e.getMessage().contains("NoSuchBucket"), e.getMessage());
         }
     }

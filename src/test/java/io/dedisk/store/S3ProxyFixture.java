@@ -39,9 +39,18 @@ public final class S3ProxyFixture implements BeforeAllCallback, AfterAllCallback
     public static final String REGION = "us-east-1";
 
     private static final AtomicInteger PREFIXES = new AtomicInteger();
+    private final AuthenticationType authentication;
     private BlobStore blobs;
     private S3Proxy proxy;
     private URI endpoint;
+
+    /** A server checking SigV2/V4 signatures made with the test keys. */
+    public S3ProxyFixture() { this(AuthenticationType.AWS_V2_OR_V4); }
+
+    private S3ProxyFixture(AuthenticationType authentication) { this.authentication = authentication; }
+
+    /** A server that checks no signature, so a test may rewrite requests on their way (see FlakyTcpProxy). */
+    public static S3ProxyFixture unauthenticated() { return new S3ProxyFixture(AuthenticationType.NONE); }
 
     /** Starts the server and creates the bucket. */
     public S3ProxyFixture start() throws Exception {
@@ -50,7 +59,7 @@ public final class S3ProxyFixture implements BeforeAllCallback, AfterAllCallback
         p.setProperty("jclouds.identity", ACCESS_KEY);
         p.setProperty("jclouds.credential", SECRET_KEY);
         blobs = BlobStores.create("transient", p);
-        proxy = S3Proxy.builder().blobStore(blobs).awsAuthentication(AuthenticationType.AWS_V2_OR_V4, ACCESS_KEY, SECRET_KEY)
+        proxy = S3Proxy.builder().blobStore(blobs).awsAuthentication(authentication, ACCESS_KEY, SECRET_KEY)
                 .endpoint(URI.create("http://127.0.0.1:0")).build();
         proxy.start();
         long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
