@@ -3,6 +3,7 @@ package io.dedisk.store;
 import io.dedisk.util.Check;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.NoSuchFileException;
 import java.time.Duration;
@@ -12,6 +13,11 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.Semaphore;
 import software.amazon.awssdk.awscore.retry.AwsRetryStrategy;
 import software.amazon.awssdk.core.ResponseBytes;
 import software.amazon.awssdk.core.checksums.RequestChecksumCalculation;
@@ -32,8 +38,9 @@ import software.amazon.awssdk.services.s3.model.S3Object;
  * {@link ObjectStore} on S3 and S3-compatible servers (AWS SDK v2, sync, Apache 5 HTTP client). Owns the mapping
  * of the interface's calls to S3 requests under one {@link S3Location} (bucket + key prefix):
  * <ul>
- * <li>put: one PutObject up to {@link Settings#partSize}, else a multipart upload of partSize parts (aborted on
- * failure, so no parts are left behind by this process);</li>
+ * <li>put: one PutObject up to {@link Settings#partSize}, else a multipart upload of partSize parts, up to
+ * partConcurrency of them at once on virtual threads (aborted on failure, so no parts are left behind by this
+ * process);</li>
  * <li>putIfAbsent / replaceIfMatch: PutObject with {@code If-None-Match: *} / {@code If-Match: etag}; 412 (and 404
  * for If-Match on a missing key) is a {@link PreconditionFailedException};</li>
  * <li>getRange: GetObject with a Range header; a range past the end gives fewer (or no) bytes;</li>
@@ -52,34 +59,35 @@ public final class S3ObjectStore implements ObjectStore {
     public static final int MIN_PART_SIZE = 5 << 20;
     private static final String OCTETS = "application/octet-stream";
 
-    /** Tuning: multipart part size, listing page, retry bounds, HTTP timeouts and pool size. */
-    public record Settings(int partSize, int listPageSize, int maxAttempts, Duration backoffBase, Duration backoffCap,
+    /** Tuning: multipart part size and parallelism, listing page, retry bounds, HTTP timeouts and pool size. */
+    public record Settings(int partSize, int partConcurrency, int listPageSize, int maxAttempts, Duration backoffBase, Duration backoffCap,
             Duration connectTimeout, Duration socketTimeout, Duration attemptTimeout, int maxConnections) {
         public Settings {
             Check.that(partSize >= MIN_PART_SIZE, "S3 part size %d is below S3's minimum %d", partSize, MIN_PART_SIZE);
+            Check.that(partConcurrency >= 1, "S3 part concurrency %d < 1", partConcurrency);
             Check.that(listPageSize >= 1 && listPageSize <= 1000, "S3 list page size %d outside [1, 1000]", listPageSize);
             Check.that(maxConnections >= 1, "S3 max connections %d < 1", maxConnections);
         }
 
         /**
-         * 8 MiB parts (a 16 MiB segment = 2 parts), 8 attempts with 100 ms..10 s full-jitter backoff (≤ ~40 s of
+         * 8 MiB parts (a 16 MiB segment = 2 parts), up to 4 uploading at once, 8 attempts with 100 ms..10 s full-jitter backoff (≤ ~40 s of
          * waiting in all), 5 s to connect, 30 s of socket silence or 2 min per attempt before giving up on it.
          */
         public static Settings defaults() {
-            return new Settings(8 << 20, 1000, 8, Duration.ofMillis(100), Duration.ofSeconds(10), Duration.ofSeconds(5),
+            return new Settings(8 << 20, 4, 1000, 8, Duration.ofMillis(100), Duration.ofSeconds(10), Duration.ofSeconds(5),
                     Duration.ofSeconds(30), Duration.ofMinutes(2), 64);
         }
 
         public Settings withListPageSize(int n) {
-            return new Settings(partSize, n, maxAttempts, backoffBase, backoffCap, connectTimeout, socketTimeout, attemptTimeout, maxConnections);
+            return new Settings(partSize, partConcurrency, n, maxAttempts, backoffBase, backoffCap, connectTimeout, socketTimeout, attemptTimeout, maxConnections);
         }
 
         public Settings withRetries(int attempts, Duration base, Duration cap) {
-            return new Settings(partSize, listPageSize, attempts, base, cap, connectTimeout, socketTimeout, attemptTimeout, maxConnections);
+            return new Settings(partSize, partConcurrency, listPageSize, attempts, base, cap, connectTimeout, socketTimeout, attemptTimeout, maxConnections);
         }
 
         public Settings withTimeouts(Duration connect, Duration socket, Duration attempt) {
-            return new Settings(partSize, listPageSize, maxAttempts, backoffBase, backoffCap, connect, socket, attempt, maxConnections);
+            return new Settings(partSize, partConcurrency, listPageSize, maxAttempts, backoffBase, backoffCap, connect, socket, attempt, maxConnections);
         }
     }
 
@@ -126,17 +134,7 @@ public final class S3ObjectStore implements ObjectStore {
         String uploadId = retry.run("CreateMultipartUpload " + k,
                 n -> s3.createMultipartUpload(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS)).uploadId());
         try {
-            int count = (int) ((content.length + (long) settings.partSize() - 1) / settings.partSize());
-            List<CompletedPart> parts = new ArrayList<>(count);
-            for (int i = 0; i < count; i++) {
-                int part = i + 1;
-                int off = i * settings.partSize();
-                int len = Math.min(settings.partSize(), content.length - off);
-                String etag = retry.run("UploadPart " + part + "/" + count + " of " + k, n -> s3.uploadPart(
-                        b -> b.bucket(location.bucket()).key(k).uploadId(uploadId).partNumber(part).contentLength((long) len),
-                        body(content, off, len)).eTag());
-                parts.add(CompletedPart.builder().partNumber(part).eTag(etag).build());
-            }
+            List<CompletedPart> parts = uploadParts(k, uploadId, content);
             retry.run("CompleteMultipartUpload " + k, n -> {
                 try {
                     return s3.completeMultipartUpload(b -> b.bucket(location.bucket()).key(k).uploadId(uploadId)
@@ -150,6 +148,54 @@ public final class S3ObjectStore implements ObjectStore {
         } catch (IOException | RuntimeException e) {
             abort(k, uploadId, e);
             throw e;
+        }
+    }
+
+    /** Uploads the parts, up to partConcurrency at once; on the first part that fails for good, stops the others. */
+    private List<CompletedPart> uploadParts(String k, String uploadId, byte[] content) throws IOException {
+        int size = settings.partSize();
+        int count = (int) ((content.length + (long) size - 1) / size);
+        Semaphore slots = new Semaphore(settings.partConcurrency());
+        List<Future<String>> etags = new ArrayList<>(count);
+        try (ExecutorService uploads = Executors.newVirtualThreadPerTaskExecutor()) {
+            for (int i = 0; i < count; i++) {
+                int part = i + 1;
+                int off = i * size;
+                int len = Math.min(size, content.length - off);
+                etags.add(uploads.submit(() -> {
+                    slots.acquire();
+                    try {
+                        return retry.run("UploadPart " + part + "/" + count + " of " + k, n -> s3.uploadPart(
+                                b -> b.bucket(location.bucket()).key(k).uploadId(uploadId).partNumber(part).contentLength((long) len),
+                                body(content, off, len)).eTag());
+                    } finally {
+                        slots.release();
+                    }
+                }));
+            }
+            List<CompletedPart> parts = new ArrayList<>(count);
+            try {
+                for (int i = 0; i < count; i++) parts.add(CompletedPart.builder().partNumber(i + 1).eTag(result(etags.get(i))).build());
+            } catch (IOException | RuntimeException e) {
+                uploads.shutdownNow(); // interrupts the other parts' requests and backoff sleeps
+                throw e;
+            }
+            return parts;
+        }
+    }
+
+    private static String result(Future<String> part) throws IOException {
+        try {
+            return part.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted waiting for a part upload");
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof IOException io) throw io;
+            if (cause instanceof RuntimeException re) throw re;
+            if (cause instanceof Error err) throw err;
+            throw new IOException("part upload failed", cause);
         }
     }
 
