@@ -107,7 +107,7 @@ public final class S3ObjectStore implements ObjectStore {
     public static S3ObjectStore open(S3Location location, Map<String, String> env, Settings settings) {
         S3ClientBuilder b = location.clientBuilder(env);
         b.httpClientBuilder(Apache5HttpClient.builder().maxConnections(settings.maxConnections())
-                        .connectionTimeout(settings.connectTimeout()).socketTimeout(settings.socketTimeout()))
+                .connectionTimeout(settings.connectTimeout()).socketTimeout(settings.socketTimeout()))
                 .overrideConfiguration(b.overrideConfiguration().toBuilder()
                         .retryStrategy(AwsRetryStrategy.doNotRetry()).apiCallAttemptTimeout(settings.attemptTimeout()).build())
                 // dedisk checksums every object itself (CRC32C, verified on read); the SDK's default trailing
