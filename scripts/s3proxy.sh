@@ -79,7 +79,7 @@ start() {
         print_env
         return 0
     fi
-    port_open && die "port $PORT is in use by another program; choose another: PORT=8082 $0"
+    port_open && die "port $PORT is in use by another program; choose another, e.g. PORT=$((PORT + 1)) $0"
     find_java25
     fetch_jar
     write_config
@@ -121,12 +121,12 @@ start) start ;;
 stop) stop ;;
 env) print_env ;;
 run)
-    port_open && die "port $PORT is in use; choose another: PORT=8082 $0 run"
+    port_open && die "port $PORT is in use; choose another, e.g. PORT=$((PORT + 1)) $0 run"
     find_java25
     fetch_jar
     write_config
     print_env
-    exec "$JAVA" -jar "$JAR" --properties "$PROPS"
+    exec "$JAVA" -jar "$JAR" --properties "$PROPS" >&2 # its log; stdout is the exports
     ;;
 *) die "usage: $0 [start|run|env|stop]" ;;
 esac
