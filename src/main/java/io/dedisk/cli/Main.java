@@ -166,7 +166,7 @@ public final class Main {
     }
 
     @Command(name = "volume", description = "Manage volumes (works while the pool is served).",
-            subcommands = {VolumeCreate.class, VolumeList.class, VolumeDelete.class, VolumeResize.class})
+            subcommands = {VolumeCreate.class, VolumeList.class, VolumeDelete.class, VolumeResize.class, VolumeRename.class})
     static final class VolumeCmd {}
 
     /** A command that is one pool operation: run here, or in the server that holds the pool. */
@@ -216,6 +216,15 @@ public final class Main {
 
         @Override String operation() { return "volume/resize"; }
         @Override Map<String, String> arguments() { return Map.of("name", name, "size", size); }
+    }
+
+    @Command(name = "rename", description = "Rename a volume (refused if the new name is in use). Connected NBD clients keep their connection; new ones use the new name.")
+    static final class VolumeRename extends PoolOperation {
+        @Parameters(index = "0", paramLabel = "OLD") String from;
+        @Parameters(index = "1", paramLabel = "NEW") String to;
+
+        @Override String operation() { return "volume/rename"; }
+        @Override Map<String, String> arguments() { return Map.of("from", from, "to", to); }
     }
 
     @Command(name = "serve", description = "Serve every volume of the pool over NBD (export name = volume name).")

@@ -404,6 +404,23 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         });
     }
 
+    /**
+     * Renames a volume: one durable VOLUME_RENAME record. Open handles (NBD connections to the old name) keep
+     * working on the volume; new connections must use the new name.
+     */
+    public void renameVolume(String from, String to) {
+        validateVolumeName(to);
+        byte[] fromBytes = from.getBytes(StandardCharsets.UTF_8);
+        byte[] toBytes = to.getBytes(StandardCharsets.UTF_8);
+        mutateDurably(() -> {
+            VolumeState v = existing(from);
+            if (state.volumesByName.containsKey(to)) throw new InvalidRequestException("cannot rename volume '" + from + "' to '" + to + "': a volume named '" + to + "' exists");
+            ByteBuffer rec = LogRecord.newBuffer(8 + fromBytes.length + toBytes.length);
+            rec.putInt(v.id).putShort((short) fromBytes.length).put(fromBytes).putShort((short) toBytes.length).put(toBytes);
+            return new PendingRecord(rec, LogRecord.VOLUME_RENAME);
+        });
+    }
+
     private VolumeState existing(String name) {
         VolumeState v = state.volumesByName.get(name);
         if (v == null) throw new InvalidRequestException("no volume named '" + name + "' (volumes: " + String.join(", ", state.volumesByName.keySet()) + ")");
