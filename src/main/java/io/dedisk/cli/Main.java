@@ -9,12 +9,6 @@ import io.dedisk.util.Sizes;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.InetSocketAddress;
-import java.net.URI;
-import java.net.URLEncoder;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashSet;
@@ -34,7 +28,7 @@ import picocli.CommandLine.Parameters;
 @Command(name = "dedisk", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT, version = "dedisk 0.1.0",
         description = "Deduplicating, compressing, thin-provisioned virtual disks served over NBD.",
         subcommands = {Main.Create.class, Main.VolumeCmd.class, Main.Serve.class, Main.Run.class, Main.Stats.class, Main.Check.class, Main.Gc.class,
-                Main.Ideal.class, Main.ReportCmd.class})
+                Main.Ideal.class, Main.ReportCmd.class, Main.Import.class, Main.Export.class})
 public final class Main {
     static final String DEFAULT_LISTEN = "127.0.0.1:10809";
 
@@ -56,21 +50,7 @@ public final class Main {
     /** Runs a pool operation: in the server that holds the pool if there is one, else on the pool opened here. */
     static String poolOperation(Path dir, String op, Map<String, String> args) throws IOException, InterruptedException {
         Optional<String> control = PoolDirectory.runningControl(dir);
-        if (control.isPresent()) {
-            StringBuilder q = new StringBuilder();
-            for (var e : args.entrySet()) {
-                q.append(q.isEmpty() ? "?" : "&").append(URLEncoder.encode(e.getKey(), StandardCharsets.UTF_8)).append('=')
-                        .append(URLEncoder.encode(e.getValue(), StandardCharsets.UTF_8));
-            }
-            HttpResponse<String> r;
-            try (HttpClient http = HttpClient.newHttpClient()) {
-                r = http.send(HttpRequest.newBuilder(URI.create("http://" + control.get() + "/" + op + q)).build(),
-                        HttpResponse.BodyHandlers.ofString());
-            }
-            if (r.statusCode() == 400) throw new DediskException.InvalidRequestException(r.body().trim());
-            if (r.statusCode() != 200) throw new DediskException("server at " + control.get() + ": " + r.body().trim());
-            return r.body();
-        }
+        if (control.isPresent()) return ControlClient.call(control.get(), op, args);
         Pool.OpenOptions options = PoolCommands.readsOnly(op) ? Pool.OpenOptions.defaults().withReadOnly() : Pool.OpenOptions.defaults();
         try (PoolDirectory p = PoolDirectory.open(dir, options)) {
             return PoolCommands.run(p.pool, op, args);
@@ -99,6 +79,7 @@ public final class Main {
         PoolDirectory p = PoolDirectory.open(dir, Pool.OpenOptions.defaults().withMetadataCache(cache));
         NbdServer nbd = new NbdServer(p.pool, address, limits, tls);
         ControlServer control = new ControlServer(p.pool);
+        control.register(PoolSession.NBD_OPERATION, args -> PoolSession.describeListener(nbd.localAddress(), tls.mode()));
         CountDownLatch stopped = new CountDownLatch(1);
         Observability observability = null;
         try {
@@ -306,6 +287,38 @@ public final class Main {
         public Integer call() throws Exception {
             String source = SavingsReport.write(pool, out, scan);
             System.out.println("wrote " + out + " (" + source + ")");
+            return 0;
+        }
+    }
+
+    @Command(name = "import", description = "Import a disk image (any format qemu-img reads: raw, qcow2, vmdk, vdi, vhdx...) as a new volume; holes and zero blocks cost nothing (works while the pool is served).")
+    static final class Import implements Callable<Integer> {
+        @Option(names = "--pool", required = true) Path pool;
+        @Option(names = "--format", description = "Image format (default: detected by qemu-img).") String format;
+        @Option(names = "--size", description = "Volume size (default: the image's virtual size); at least the virtual size.") String size;
+        @Option(names = "--no-progress", description = "No progress bar.") boolean noProgress;
+        @Parameters(index = "0", paramLabel = "FILE") Path file;
+        @Parameters(index = "1", paramLabel = "VOLUME") String volume;
+
+        @Override
+        public Integer call() throws Exception {
+            System.out.print(ImageImport.run(pool, file, volume, format, size, !noProgress));
+            return 0;
+        }
+    }
+
+    @Command(name = "export", description = "Export a volume to a sparse raw or qcow2 image file (works while the pool is served).")
+    static final class Export implements Callable<Integer> {
+        @Option(names = "--pool", required = true) Path pool;
+        @Option(names = "--format", defaultValue = "raw", description = "raw or qcow2 (default ${DEFAULT-VALUE}).") String format;
+        @Option(names = "--force", description = "Overwrite FILE if it exists.") boolean force;
+        @Option(names = "--no-progress", description = "No progress bar.") boolean noProgress;
+        @Parameters(index = "0", paramLabel = "VOLUME") String volume;
+        @Parameters(index = "1", paramLabel = "FILE") Path file;
+
+        @Override
+        public Integer call() throws Exception {
+            System.out.print(ImageExport.run(pool, volume, file, format, force, !noProgress));
             return 0;
         }
     }

@@ -360,7 +360,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         } finally { meta.readLock().unlock(); }
     }
 
-    static void validateVolumeName(String name) {
+    public static void validateVolumeName(String name) {
         if (name == null || name.isEmpty() || name.length() > 128 || !name.matches("[A-Za-z0-9][A-Za-z0-9._-]*")) {
             throw new InvalidRequestException("invalid volume name '" + name + "': expected 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit");
         }
