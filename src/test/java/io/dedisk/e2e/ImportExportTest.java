@@ -189,6 +189,17 @@ class ImportExportTest {
         return new Tools.Result(p.exitValue(), "", Files.readString(log));
     }
 
+    /** Starts an import whose qemu-img convert only sleeps; returns once it sleeps (the volume is being imported). */
+    Process startUntilConverting(String pool) throws Exception {
+        Process p = start(fakeQemuImg("exec sleep 60"), "import", "--pool", pool, "--no-progress", raw.toString(), "v");
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (p.descendants().noneMatch(h -> h.info().commandLine().orElse("").contains("sleep 60"))) {
+            assertTrue(p.isAlive() && System.nanoTime() < deadline, "the import reached qemu-img convert");
+            Thread.sleep(50);
+        }
+        return p;
+    }
+
     @Test
     void badInputsAndFailedOrKilledImportsLeaveNoHalfVolume() throws Exception {
         String p = pool.toString();
@@ -218,13 +229,16 @@ class ImportExportTest {
         assertFalse(list.contains("v "), "no half volume: " + list);
         assertFalse(list.contains("v.importing"), "the incomplete volume was deleted: " + list);
 
+        // SIGTERM (Ctrl-C alike) while qemu-img runs: qemu-img is stopped and the incomplete volume deleted.
+        Process stopped = startUntilConverting(p);
+        stopped.destroy();
+        assertTrue(stopped.waitFor(60, TimeUnit.SECONDS));
+        assertNotEquals(0, stopped.exitValue());
+        list = dedisk("volume", "list", "--pool", p).stdout();
+        assertFalse(list.contains("v.importing") || list.contains("v "), "an interrupted import leaves nothing: " + list);
+
         // The import process is killed (kill -9) while qemu-img runs: VOLUME does not exist, only VOLUME.importing.
-        Process killed = start(fakeQemuImg("sleep 60"), "import", "--pool", p, "--no-progress", raw.toString(), "v");
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-        while (killed.descendants().noneMatch(h -> h.info().commandLine().orElse("").contains("sleep 60"))) {
-            assertTrue(killed.isAlive() && System.nanoTime() < deadline, "the import reached qemu-img convert");
-            Thread.sleep(50);
-        }
+        Process killed = startUntilConverting(p);
         List<ProcessHandle> children = new ArrayList<>(killed.descendants().toList());
         killed.destroyForcibly().waitFor();
         children.forEach(ProcessHandle::destroyForcibly);
