@@ -33,7 +33,7 @@ final class TransferProgress implements AutoCloseable {
     private void poll(Callable<PoolSession.Counters> counters) {
         try {
             while (!Thread.currentThread().isInterrupted()) {
-                bar.setExtraMessage(" " + describe(counters.call()));
+                bar.setExtraMessage(" " + brief(counters.call()));
                 Thread.sleep(POLL);
             }
         } catch (InterruptedException e) {
@@ -43,9 +43,14 @@ final class TransferProgress implements AutoCloseable {
         }
     }
 
-    /** What the extra message says about the writes of this transfer. */
+    /** What the summary says about the writes of this transfer. */
     static String describe(PoolSession.Counters c) {
         return String.format(Locale.ROOT, "dedup %.0f%% of %,d blocks", 100 * c.dedupShare(), c.dedupHits() + c.dedupMisses());
+    }
+
+    /** The bar's short form (a narrow terminal cuts the line). */
+    static String brief(PoolSession.Counters c) {
+        return String.format(Locale.ROOT, "dedup %.0f%%", 100 * c.dedupShare());
     }
 
     /** The share of the image done, 0..1. */
