@@ -9,6 +9,10 @@ import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
 
 /**
  * `dedisk export --pool P VOLUME FILE [--format raw|qcow2] [--force]`: qemu-img copies the volume's NBD export
@@ -20,10 +24,22 @@ import java.util.Locale;
  *
  * Threads: the command's; an {@link Interruption} hook stops qemu-img on SIGINT/SIGTERM.
  */
-final class ImageExport {
+@Command(name = "export", description = "Export a volume to a sparse raw or qcow2 image file (works while the pool is served).")
+final class ImageExport implements Callable<Integer> {
+    @Option(names = "--pool", required = true) Path pool;
+    @Option(names = "--format", defaultValue = "raw", description = "raw or qcow2 (default ${DEFAULT-VALUE}).") String format;
+    @Option(names = "--force", description = "Overwrite FILE if it exists.") boolean force;
+    @Option(names = "--no-progress", description = "No progress bar.") boolean noProgress;
+    @Parameters(index = "0", paramLabel = "VOLUME") String volume;
+    @Parameters(index = "1", paramLabel = "FILE") Path file;
+
     static final String PART_SUFFIX = ".part";
 
-    private ImageExport() {}
+    @Override
+    public Integer call() throws Exception {
+        System.out.print(run(pool, volume, file, format, force, !noProgress));
+        return 0;
+    }
 
     static String run(Path dir, String volume, Path file, String format, boolean force, boolean progress) throws IOException, InterruptedException {
         if (!format.equals("raw") && !format.equals("qcow2")) throw new InvalidRequestException("invalid --format '" + format + "': expected raw or qcow2");

@@ -9,6 +9,10 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
 
 /**
  * `dedisk import --pool P FILE VOLUME`: any image qemu-img reads becomes a new volume. The volume is created as
@@ -21,12 +25,25 @@ import java.util.Map;
  *
  * Threads: the command's; an {@link Interruption} hook stops qemu-img on SIGINT/SIGTERM.
  */
-final class ImageImport {
+@Command(name = "import", description = "Import a disk image (any format qemu-img reads: raw, qcow2, vmdk, vdi, vhdx...) as a new volume;"
+        + " holes and zero blocks cost nothing (works while the pool is served).")
+final class ImageImport implements Callable<Integer> {
+    @Option(names = "--pool", required = true) Path pool;
+    @Option(names = "--format", description = "Image format (default: detected by qemu-img).") String format;
+    @Option(names = "--size", description = "Volume size (default: the image's virtual size); at least the virtual size.") String size;
+    @Option(names = "--no-progress", description = "No progress bar.") boolean noProgress;
+    @Parameters(index = "0", paramLabel = "FILE") Path file;
+    @Parameters(index = "1", paramLabel = "VOLUME") String volume;
+
     static final String INCOMPLETE_SUFFIX = ".importing";
     /** qemu-img's parallel requests (-m, its maximum) with out-of-order writes (-W): see docs/decisions.md. */
     static final List<String> PARALLEL = List.of("-m", "16", "-W");
 
-    private ImageImport() {}
+    @Override
+    public Integer call() throws Exception {
+        System.out.print(run(pool, file, volume, format, size, !noProgress));
+        return 0;
+    }
 
     /** Runs the import; returns the summary line. {@code format} and {@code size} may be null (detect; virtual size). */
     static String run(Path dir, Path file, String volume, String format, String size, boolean progress) throws IOException, InterruptedException {

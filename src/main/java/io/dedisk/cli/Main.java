@@ -28,7 +28,7 @@ import picocli.CommandLine.Parameters;
 @Command(name = "dedisk", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT, version = "dedisk 0.1.0",
         description = "Deduplicating, compressing, thin-provisioned virtual disks served over NBD.",
         subcommands = {Main.Create.class, Main.VolumeCmd.class, Main.Serve.class, Main.Run.class, Main.Stats.class, Main.Check.class, Main.Gc.class,
-                Main.Ideal.class, Main.ReportCmd.class, Main.Import.class, Main.Export.class})
+                Main.Ideal.class, Main.ReportCmd.class, ImageImport.class, ImageExport.class})
 public final class Main {
     static final String DEFAULT_LISTEN = "127.0.0.1:10809";
 
@@ -287,38 +287,6 @@ public final class Main {
         public Integer call() throws Exception {
             String source = SavingsReport.write(pool, out, scan);
             System.out.println("wrote " + out + " (" + source + ")");
-            return 0;
-        }
-    }
-
-    @Command(name = "import", description = "Import a disk image (any format qemu-img reads: raw, qcow2, vmdk, vdi, vhdx...) as a new volume; holes and zero blocks cost nothing (works while the pool is served).")
-    static final class Import implements Callable<Integer> {
-        @Option(names = "--pool", required = true) Path pool;
-        @Option(names = "--format", description = "Image format (default: detected by qemu-img).") String format;
-        @Option(names = "--size", description = "Volume size (default: the image's virtual size); at least the virtual size.") String size;
-        @Option(names = "--no-progress", description = "No progress bar.") boolean noProgress;
-        @Parameters(index = "0", paramLabel = "FILE") Path file;
-        @Parameters(index = "1", paramLabel = "VOLUME") String volume;
-
-        @Override
-        public Integer call() throws Exception {
-            System.out.print(ImageImport.run(pool, file, volume, format, size, !noProgress));
-            return 0;
-        }
-    }
-
-    @Command(name = "export", description = "Export a volume to a sparse raw or qcow2 image file (works while the pool is served).")
-    static final class Export implements Callable<Integer> {
-        @Option(names = "--pool", required = true) Path pool;
-        @Option(names = "--format", defaultValue = "raw", description = "raw or qcow2 (default ${DEFAULT-VALUE}).") String format;
-        @Option(names = "--force", description = "Overwrite FILE if it exists.") boolean force;
-        @Option(names = "--no-progress", description = "No progress bar.") boolean noProgress;
-        @Parameters(index = "0", paramLabel = "VOLUME") String volume;
-        @Parameters(index = "1", paramLabel = "FILE") Path file;
-
-        @Override
-        public Integer call() throws Exception {
-            System.out.print(ImageExport.run(pool, volume, file, format, force, !noProgress));
             return 0;
         }
     }
