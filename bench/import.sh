@@ -45,6 +45,11 @@ for tool in nbdcopy qemu-img; do command -v "$tool" >/dev/null || die "$tool is 
 find_java25
 build_jar
 mkdir -p "$OUT"
+# The jar built now is the one measured, even if the sources change during the run (./dedisk would rebuild).
+cp "$DEDISK_JAR" "$OUT/dedisk.jar"
+# An array, not a function: `"${DEDISK[@]}" serve &` must leave the JVM's own pid in $!.
+read -r -a JAVA_OPTS <<<"${DEDISK_JAVA_OPTS:--Xmx512m -XX:MaxDirectMemorySize=256m}" # as the launcher
+DEDISK=("$JAVA" --enable-native-access=ALL-UNNAMED "${JAVA_OPTS[@]}" -jar "$OUT/dedisk.jar")
 LOG="$OUT/log.txt"
 : >"$LOG"
 BYTES=0
@@ -61,13 +66,13 @@ stop_server() {
 }
 trap stop_server EXIT
 
-fresh_pool() { rm -rf "$OUT/pool" && ./dedisk create --pool "$OUT/pool" >>"$LOG"; }
+fresh_pool() { rm -rf "$OUT/pool" && "${DEDISK[@]}" create --pool "$OUT/pool" >>"$LOG"; }
 
 serve() {
     local i
     cat "$OUT/serve.log" >>"$LOG" 2>/dev/null || true
     : >"$OUT/serve.log" # now, not in the background job: the wait below must not find the last server's line
-    ./dedisk serve --pool "$OUT/pool" --listen "127.0.0.1:$PORT" >"$OUT/serve.log" 2>&1 &
+    "${DEDISK[@]}" serve --pool "$OUT/pool" --listen "127.0.0.1:$PORT" >"$OUT/serve.log" 2>&1 &
     SERVER_PID=$!
     for ((i = 0; i < 600; i++)); do
         grep -q "dedisk: serving pool" "$OUT/serve.log" && return 0
@@ -84,7 +89,7 @@ create_volumes() {
     local i size
     for i in "${!IMAGES[@]}"; do
         size=$(qemu-img info --output=json "${IMAGES[$i]}" | awk -F'[:,]' '/"virtual-size"/ { print $2 + 0 }')
-        ./dedisk volume create --pool "$OUT/pool" "$(volume_of "$i")" --size $(((size + 4095) / 4096 * 4096)) >>"$LOG"
+        "${DEDISK[@]}" volume create --pool "$OUT/pool" "$(volume_of "$i")" --size $(((size + 4095) / 4096 * 4096)) >>"$LOG"
     done
 }
 
@@ -93,7 +98,7 @@ copy() {
     local uri="nbd://127.0.0.1:$PORT/$3" flags
     case "$1" in
         nbdcopy) nbdcopy --flush "$2" "$uri" ;;
-        served | offline) ./dedisk import --pool "$OUT/pool" --no-progress "$2" "$3" >>"$LOG" ;;
+        served | offline) "${DEDISK[@]}" import --pool "$OUT/pool" --no-progress "$2" "$3" >>"$LOG" ;;
         qemu:*)
             read -r -a flags <<<"${1#qemu:}"
             qemu-img convert -n --target-is-zero "${flags[@]}" -O raw "$2" "$uri"
@@ -111,7 +116,7 @@ run_method() {
     t0=$(date +%s.%N)
     for i in "${!IMAGES[@]}"; do copy "$m" "${IMAGES[$i]}" "$(volume_of "$i")"; done
     t1=$(date +%s.%N)
-    stored=$(./dedisk stats --pool "$OUT/pool" --json | sed 's/.*"physicalUsedBytes":\([0-9]*\).*/\1/')
+    stored=$("${DEDISK[@]}" stats --pool "$OUT/pool" --json | sed 's/.*"physicalUsedBytes":\([0-9]*\).*/\1/')
     stop_server
     echo "$m $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') $stored" >>"$OUT/results.txt"
 }
