@@ -9,7 +9,8 @@
 #   qemu:FLAGS  pool served, volumes created; qemu-img convert -n --target-is-zero FLAGS into the volume: the
 #             -m / -W choice `dedisk import` makes (ImageImport.PARALLEL), measured without the CLI around it
 #
-# Prints MB/s (10^6 bytes of image per second) per method and each method's ratio to nbdcopy.
+# Prints per method the wall seconds, MB/s (10^6 bytes of image per second), the CPU seconds every process of
+# the copy used (copy tools, CLI, server; steadier than wall time on shared CPUs) and the MB/s ratio to nbdcopy.
 #
 #   bench/import.sh              # bench/out/images/{base,modified,relayout}.img (BENCH_ONLY=images bench/run.sh)
 #   bench/import.sh IMG...       # other images (any format qemu-img reads for served/offline/qemu:)
@@ -107,18 +108,32 @@ copy() {
     esac
 }
 
-# run_method METHOD: prints the seconds all images took.
+# CPU seconds (user + system) of this shell's finished children so far: the copy tools, the CLI and, once
+# stopped and waited for, the server. On shared CPUs this is steadier than wall time.
+# Sets CPU; `times` must run in this shell, not in a $(...) subshell (which has no children of its own).
+children_cpu() {
+    times >"$OUT/.times"
+    CPU=$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); s += t[1] * 60 + t[2] } } END { printf "%.2f", s }' "$OUT/.times")
+}
+
+# run_method METHOD: records the seconds all images took, the CPU seconds they cost and the bytes stored.
 run_method() {
-    local m="$1" i t0 t1
+    local m="$1" i t0 t1 c0 c1 setup stored
     fresh_pool
     [[ "$m" == offline ]] || serve
     [[ "$m" == nbdcopy || "$m" == qemu:* ]] && create_volumes
+    # The server's start-up and the volume creation are not the copy's cost: count the server's CPU from here.
+    setup=$([[ -n "$SERVER_PID" ]] && awk '{ printf "%.2f", ($14 + $15) / '"$(getconf CLK_TCK)"' }' "/proc/$SERVER_PID/stat" || echo 0)
+    children_cpu
+    c0=$CPU
     t0=$(date +%s.%N)
     for i in "${!IMAGES[@]}"; do copy "$m" "${IMAGES[$i]}" "$(volume_of "$i")"; done
     t1=$(date +%s.%N)
+    stop_server # its clean stop (checkpoint, index save) is part of the cost, as an offline import's own
+    children_cpu
+    c1=$CPU
     stored=$("${DEDISK[@]}" stats --pool "$OUT/pool" --json | sed 's/.*"physicalUsedBytes":\([0-9]*\).*/\1/')
-    stop_server
-    echo "$m $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') $stored" >>"$OUT/results.txt"
+    echo "$m $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') $(awk -v a="$c0" -v b="$c1" -v s="$setup" 'BEGIN { printf "%.2f", b - a - s }') $stored" >>"$OUT/results.txt"
 }
 
 : >"$OUT/results.txt"
@@ -129,14 +144,19 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 
 printf '%d image(s), %s bytes of image; %d round(s)\n' "${#IMAGES[@]}" "$BYTES" "$ROUNDS"
-printf '%-22s %10s %10s %14s %10s\n' method seconds MB/s stored-bytes vs-nbdcopy
+printf '%-22s %10s %10s %10s %14s %10s\n' method seconds MB/s cpu-s stored-bytes vs-nbdcopy
 base=""
+# results.txt: METHOD (may contain spaces) SECONDS CPU STORED; medians over rounds.
+median_of() { # METHOD FIELD (1 = seconds, 2 = cpu, counted from the end: 3, 2)
+    awk -v m="$1" -v f="$2" '{ k = $1; for (i = 2; i < NF - 2; i++) k = k " " $i; if (k == m) print $(NF - 3 + f) }' "$OUT/results.txt" | sort -n |
+        awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+}
 for m in "${METHODS[@]}"; do
-    secs=$(awk -v m="$m" '{ k = $1; for (i = 2; i < NF - 1; i++) k = k " " $i; if (k == m) print $(NF - 1) }' "$OUT/results.txt" | sort -n |
-        awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
-    stored=$(awk -v m="$m" '{ k = $1; for (i = 2; i < NF - 1; i++) k = k " " $i; if (k == m) s = $NF } END { print s }' "$OUT/results.txt")
+    secs=$(median_of "$m" 1)
+    cpu=$(median_of "$m" 2)
+    stored=$(awk -v m="$m" '{ k = $1; for (i = 2; i < NF - 2; i++) k = k " " $i; if (k == m) s = $NF } END { print s }' "$OUT/results.txt")
     rate=$(awk -v b="$BYTES" -v s="$secs" 'BEGIN { printf "%.1f", b / s / 1e6 }')
     [[ "$m" == nbdcopy ]] && base="$rate"
     ratio=$([[ -n "$base" ]] && awk -v r="$rate" -v b="$base" 'BEGIN { printf "%.2f", r / b }' || echo "-")
-    printf '%-22s %10s %10s %14s %10s\n' "$m" "$secs" "$rate" "$stored" "$ratio"
+    printf '%-22s %10s %10s %10s %14s %10s\n' "$m" "$secs" "$rate" "$cpu" "$stored" "$ratio"
 done

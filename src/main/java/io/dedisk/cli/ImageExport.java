@@ -57,7 +57,7 @@ final class ImageExport implements Callable<Integer> {
             boolean done = false;
             try (TransferProgress bar = new TransferProgress("export " + volume, size, progress, null)) {
                 List<String> args = new ArrayList<>(List.of("-f", "raw", "-O", format));
-                if (format.equals("raw")) args.addAll(ImageImport.PARALLEL); // qcow2 wants its clusters in order
+                args.addAll(ImageImport.PARALLEL); // without -W the writes stay in order, as qcow2's allocation wants
                 args.addAll(List.of(s.uri(volume), part.toString()));
                 QemuImg.convert(args, bar::done, stop::started);
                 stop.check();

@@ -36,8 +36,8 @@ final class ImageImport implements Callable<Integer> {
     @Parameters(index = "1", paramLabel = "VOLUME") String volume;
 
     static final String INCOMPLETE_SUFFIX = ".importing";
-    /** qemu-img's parallel requests (-m, its maximum) with out-of-order writes (-W): see docs/decisions.md. */
-    static final List<String> PARALLEL = List.of("-m", "16", "-W");
+    /** qemu-img's parallel requests (-m, its maximum); out-of-order writes (-W) measured slower: docs/decisions.md. */
+    static final List<String> PARALLEL = List.of("-m", "16");
 
     @Override
     public Integer call() throws Exception {
@@ -71,11 +71,18 @@ final class ImageImport implements Callable<Integer> {
             PoolSession.Counters before = s.counters();
             long start = System.nanoTime();
             boolean done = false;
+            String copier;
             try (TransferProgress bar = new TransferProgress("import " + volume, virtual, progress, () -> s.counters().minus(before))) {
-                List<String> args = new java.util.ArrayList<>(List.of("-n", "--target-is-zero"));
-                args.addAll(PARALLEL);
-                args.addAll(List.of("-f", info.format(), "-O", "raw", file.toString(), s.uri(partial)));
-                QemuImg.convert(args, bar::done, stop::started);
+                var local = info.format().equals("raw") ? s.localVolume(partial) : java.util.Optional.<io.dedisk.pool.VolumeDevice>empty();
+                copier = local.isPresent() ? "read directly" : "qemu-img over NBD";
+                if (local.isPresent()) {
+                    RawImageCopy.copy(file, virtual, local.get(), bar::done, stop);
+                } else {
+                    List<String> args = new java.util.ArrayList<>(List.of("-n", "--target-is-zero"));
+                    args.addAll(PARALLEL);
+                    args.addAll(List.of("-f", info.format(), "-O", "raw", file.toString(), s.uri(partial)));
+                    QemuImg.convert(args, bar::done, stop::started);
+                }
                 stop.check();
                 s.run("volume/rename", Map.of("from", partial, "to", volume));
                 done = true;
@@ -84,8 +91,8 @@ final class ImageImport implements Callable<Integer> {
             }
             double seconds = (System.nanoTime() - start) / 1e9;
             PoolSession.Counters c = s.counters().minus(before);
-            return String.format(Locale.ROOT, "imported %s (%s, %s) into volume %s %s in %.1f s (%.1f MiB/s of image); %s%n", file, info.format(),
-                    Sizes.format(virtual), volume, s.where(), seconds, virtual / seconds / (1 << 20), TransferProgress.describe(c));
+            return String.format(Locale.ROOT, "imported %s (%s, %s) into volume %s %s, %s, in %.1f s (%.1f MiB/s of image); %s%n", file, info.format(),
+                    Sizes.format(virtual), volume, s.where(), copier, seconds, virtual / seconds / (1 << 20), TransferProgress.describe(c));
         } finally {
             stop.finished(); // after the pool closed: an interrupted offline import ends with a clean checkpoint
         }

@@ -4,6 +4,7 @@ import io.dedisk.DediskException.InvalidRequestException;
 import io.dedisk.nbd.NbdServer;
 import io.dedisk.nbd.NbdTls;
 import io.dedisk.pool.PoolStats;
+import io.dedisk.pool.VolumeDevice;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
@@ -75,6 +76,9 @@ final class PoolSession implements AutoCloseable {
     }
 
     boolean served() { return control != null; }
+
+    /** Offline only: the volume itself, for writing without the NBD hop ({@link RawImageCopy}). */
+    Optional<VolumeDevice> localVolume(String name) { return served() ? Optional.empty() : opened.pool.volume(name); }
 
     /** Where the pool is, for messages. */
     String where() { return served() ? "through the server (control " + control + ")" : "offline"; }
