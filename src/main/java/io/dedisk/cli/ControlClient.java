@@ -4,9 +4,7 @@ import io.dedisk.DediskException;
 import java.io.IOException;
 import java.net.URI;
 import java.net.URLEncoder;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
+import java.net.HttpURLConnection;
 import java.nio.charset.StandardCharsets;
 import java.util.Map;
 
@@ -24,12 +22,19 @@ final class ControlClient {
             q.append(q.isEmpty() ? "?" : "&").append(URLEncoder.encode(e.getKey(), StandardCharsets.UTF_8)).append('=')
                     .append(URLEncoder.encode(e.getValue(), StandardCharsets.UTF_8));
         }
-        HttpResponse<String> r;
-        try (HttpClient http = HttpClient.newHttpClient()) {
-            r = http.send(HttpRequest.newBuilder(URI.create("http://" + control + "/" + op + q)).build(), HttpResponse.BodyHandlers.ofString());
+        // HttpURLConnection, not java.net.http: a one-shot CLI pays ~0.6 s of CPU to start the latter (measured).
+        HttpURLConnection c = (HttpURLConnection) URI.create("http://" + control + "/" + op + q).toURL().openConnection();
+        try {
+            int status = c.getResponseCode();
+            String body;
+            try (var in = status < 400 ? c.getInputStream() : c.getErrorStream()) {
+                body = in == null ? "" : new String(in.readAllBytes(), StandardCharsets.UTF_8);
+            }
+            if (status == 400) throw new DediskException.InvalidRequestException(body.trim());
+            if (status != 200) throw new DediskException("server at " + control + ": " + body.trim());
+            return body;
+        } finally {
+            c.disconnect();
         }
-        if (r.statusCode() == 400) throw new DediskException.InvalidRequestException(r.body().trim());
-        if (r.statusCode() != 200) throw new DediskException("server at " + control + ": " + r.body().trim());
-        return r.body();
     }
 }

@@ -170,28 +170,26 @@ class ImportExportTest {
         return Map.of("DEDISK_QEMU_IMG", script.toString());
     }
 
-    Process start(Map<String, String> env, String... args) throws Exception {
-        ProcessBuilder pb = new ProcessBuilder(ServerProcess.dediskCommand(args));
-        pb.environment().putAll(env);
-        pb.redirectErrorStream(true);
-        pb.redirectOutput(tmp.resolve("cli-" + System.nanoTime() + ".log").toFile());
-        return pb.start();
-    }
-
-    Tools.Result run(Map<String, String> env, String... args) throws Exception {
-        Path log = tmp.resolve("cli-" + System.nanoTime() + ".log");
+    /** Starts the dedisk CLI with more environment, its stdout and stderr going to {@code log}. */
+    Process start(Map<String, String> env, Path log, String... args) throws Exception {
         ProcessBuilder pb = new ProcessBuilder(ServerProcess.dediskCommand(args));
         pb.environment().putAll(env);
         pb.redirectErrorStream(true);
         pb.redirectOutput(log.toFile());
-        Process p = pb.start();
+        return pb.start();
+    }
+
+    /** Runs the dedisk CLI with more environment; its stdout and stderr are the result's stderr. */
+    Tools.Result run(Map<String, String> env, String... args) throws Exception {
+        Path log = tmp.resolve("cli-" + System.nanoTime() + ".log");
+        Process p = start(env, log, args);
         assertTrue(p.waitFor(120, TimeUnit.SECONDS), "dedisk " + String.join(" ", args) + " finished");
         return new Tools.Result(p.exitValue(), "", Files.readString(log));
     }
 
     /** Starts an import whose qemu-img convert only sleeps; returns once it sleeps (the volume is being imported). */
     Process startUntilConverting(String pool) throws Exception {
-        Process p = start(fakeQemuImg("exec sleep 60"), "import", "--pool", pool, "--no-progress", qcow2.toString(), "v");
+        Process p = start(fakeQemuImg("exec sleep 60"), tmp.resolve("import-" + System.nanoTime() + ".log"), "import", "--pool", pool, "--no-progress", qcow2.toString(), "v");
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (p.descendants().noneMatch(h -> h.info().commandLine().orElse("").contains("sleep 60"))) {
             assertTrue(p.isAlive() && System.nanoTime() < deadline, "the import reached qemu-img convert");
