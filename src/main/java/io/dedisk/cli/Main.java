@@ -9,12 +9,6 @@ import io.dedisk.util.Sizes;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.InetSocketAddress;
-import java.net.URI;
-import java.net.URLEncoder;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashSet;
@@ -34,7 +28,7 @@ import picocli.CommandLine.Parameters;
 @Command(name = "dedisk", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT, version = "dedisk 0.1.0",
         description = "Deduplicating, compressing, thin-provisioned virtual disks served over NBD.",
         subcommands = {Main.Create.class, Main.VolumeCmd.class, Main.Serve.class, Main.Run.class, Main.Stats.class, Main.Check.class, Main.Gc.class,
-                Main.Ideal.class, Main.ReportCmd.class})
+                Main.Ideal.class, Main.ReportCmd.class, ImageImport.class, ImageExport.class})
 public final class Main {
     static final String DEFAULT_LISTEN = "127.0.0.1:10809";
 
@@ -56,21 +50,7 @@ public final class Main {
     /** Runs a pool operation: in the server that holds the pool if there is one, else on the pool opened here. */
     static String poolOperation(Path dir, String op, Map<String, String> args) throws IOException, InterruptedException {
         Optional<String> control = PoolDirectory.runningControl(dir);
-        if (control.isPresent()) {
-            StringBuilder q = new StringBuilder();
-            for (var e : args.entrySet()) {
-                q.append(q.isEmpty() ? "?" : "&").append(URLEncoder.encode(e.getKey(), StandardCharsets.UTF_8)).append('=')
-                        .append(URLEncoder.encode(e.getValue(), StandardCharsets.UTF_8));
-            }
-            HttpResponse<String> r;
-            try (HttpClient http = HttpClient.newHttpClient()) {
-                r = http.send(HttpRequest.newBuilder(URI.create("http://" + control.get() + "/" + op + q)).build(),
-                        HttpResponse.BodyHandlers.ofString());
-            }
-            if (r.statusCode() == 400) throw new DediskException.InvalidRequestException(r.body().trim());
-            if (r.statusCode() != 200) throw new DediskException("server at " + control.get() + ": " + r.body().trim());
-            return r.body();
-        }
+        if (control.isPresent()) return ControlClient.call(control.get(), op, args);
         Pool.OpenOptions options = PoolCommands.readsOnly(op) ? Pool.OpenOptions.defaults().withReadOnly() : Pool.OpenOptions.defaults();
         try (PoolDirectory p = PoolDirectory.open(dir, options)) {
             return PoolCommands.run(p.pool, op, args);
@@ -99,6 +79,7 @@ public final class Main {
         PoolDirectory p = PoolDirectory.open(dir, Pool.OpenOptions.defaults().withMetadataCache(cache));
         NbdServer nbd = new NbdServer(p.pool, address, limits, tls);
         ControlServer control = new ControlServer(p.pool);
+        control.register(PoolSession.NBD_OPERATION, args -> PoolSession.describeListener(nbd.localAddress(), tls.mode()));
         CountDownLatch stopped = new CountDownLatch(1);
         Observability observability = null;
         try {
@@ -166,7 +147,7 @@ public final class Main {
     }
 
     @Command(name = "volume", description = "Manage volumes (works while the pool is served).",
-            subcommands = {VolumeCreate.class, VolumeList.class, VolumeDelete.class, VolumeResize.class})
+            subcommands = {VolumeCreate.class, VolumeList.class, VolumeDelete.class, VolumeResize.class, VolumeRename.class})
     static final class VolumeCmd {}
 
     /** A command that is one pool operation: run here, or in the server that holds the pool. */
@@ -216,6 +197,15 @@ public final class Main {
 
         @Override String operation() { return "volume/resize"; }
         @Override Map<String, String> arguments() { return Map.of("name", name, "size", size); }
+    }
+
+    @Command(name = "rename", description = "Rename a volume (refused if the new name is in use). Connected NBD clients keep their connection; new ones use the new name.")
+    static final class VolumeRename extends PoolOperation {
+        @Parameters(index = "0", paramLabel = "OLD") String from;
+        @Parameters(index = "1", paramLabel = "NEW") String to;
+
+        @Override String operation() { return "volume/rename"; }
+        @Override Map<String, String> arguments() { return Map.of("from", from, "to", to); }
     }
 
     @Command(name = "serve", description = "Serve every volume of the pool over NBD (export name = volume name).")

@@ -34,6 +34,10 @@ final class PoolCommands {
                 pool.resizeVolume(required(args, "name"), Sizes.parse(required(args, "size")));
                 yield "resized volume " + args.get("name") + " to " + Sizes.format(Sizes.parse(args.get("size"))) + "\n";
             }
+            case "volume/rename" -> {
+                pool.renameVolume(required(args, "from"), required(args, "to"));
+                yield "renamed volume " + args.get("from") + " to " + args.get("to") + "\n";
+            }
             case "gc" -> {
                 Pool.GcResult r;
                 try {

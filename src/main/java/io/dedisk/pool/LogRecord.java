@@ -42,6 +42,8 @@ public final class LogRecord {
     public static final int ROOT = 9;
     /** Chunk bodies the cleaner moved ({@link RelocateRecord}). */
     public static final int RELOCATE = 10;
+    /** A volume's new name ({@link Pool#renameVolume}). */
+    public static final int VOLUME_RENAME = 11;
 
     /** A buffer for one record: header space reserved, payload written after it by the caller. */
     public static ByteBuffer newBuffer(int payloadCapacity) {

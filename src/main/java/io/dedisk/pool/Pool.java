@@ -360,7 +360,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         } finally { meta.readLock().unlock(); }
     }
 
-    static void validateVolumeName(String name) {
+    public static void validateVolumeName(String name) {
         if (name == null || name.isEmpty() || name.length() > 128 || !name.matches("[A-Za-z0-9][A-Za-z0-9._-]*")) {
             throw new InvalidRequestException("invalid volume name '" + name + "': expected 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit");
         }
@@ -401,6 +401,23 @@ public final class Pool implements VolumeProvider, AutoCloseable {
             ByteBuffer rec = LogRecord.newBuffer(12);
             rec.putInt(v.id).putLong(size);
             return new PendingRecord(rec, LogRecord.VOLUME_RESIZE);
+        });
+    }
+
+    /**
+     * Renames a volume: one durable VOLUME_RENAME record. Open handles (NBD connections to the old name) keep
+     * working on the volume; new connections must use the new name.
+     */
+    public void renameVolume(String from, String to) {
+        validateVolumeName(to);
+        byte[] fromBytes = from.getBytes(StandardCharsets.UTF_8);
+        byte[] toBytes = to.getBytes(StandardCharsets.UTF_8);
+        mutateDurably(() -> {
+            VolumeState v = existing(from);
+            if (state.volumesByName.containsKey(to)) throw new InvalidRequestException("cannot rename volume '" + from + "' to '" + to + "': a volume named '" + to + "' exists");
+            ByteBuffer rec = LogRecord.newBuffer(8 + fromBytes.length + toBytes.length);
+            rec.putInt(v.id).putShort((short) fromBytes.length).put(fromBytes).putShort((short) toBytes.length).put(toBytes);
+            return new PendingRecord(rec, LogRecord.VOLUME_RENAME);
         });
     }
 

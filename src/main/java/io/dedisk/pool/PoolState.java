@@ -128,6 +128,16 @@ final class PoolState {
                 v.map.resize(size / Pool.BLOCK_SIZE, this::dereference);
                 v.size = size;
             }
+            case LogRecord.VOLUME_RENAME -> {
+                VolumeState v = volumeForRecord(in);
+                String from = new String(in.getBytes(in.getShort()), StandardCharsets.UTF_8);
+                String to = new String(in.getBytes(in.getShort()), StandardCharsets.UTF_8);
+                in.expect(from.equals(v.name), "volume id %d renamed from '%s', but it is named '%s'", v.id, from, v.name);
+                in.expect(!volumesByName.containsKey(to), "volume %s renamed to '%s', a name in use", v.name, to);
+                volumesByName.remove(v.name);
+                v.name = to;
+                volumesByName.put(to, v);
+            }
             case LogRecord.MAP_RANGE -> {
                 VolumeState v = volumeForRecord(in);
                 long first = in.getLong();

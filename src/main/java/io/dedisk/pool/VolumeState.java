@@ -3,8 +3,10 @@ package io.dedisk.pool;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * One volume's identity and block map, as the pool holds it. The block map and size change only under the
- * pool's metadata write lock; {@code size} and {@code deleted} are volatile so I/O paths can check them first.
+ * One volume's identity and block map, as the pool holds it. The block map, size and name change only under the
+ * pool's metadata write lock; {@code size}, {@code name} and {@code deleted} are volatile so I/O paths can check
+ * them first. A rename changes {@code name} only: the id keys the block-map tree, and open handles (NBD
+ * connections) keep working on the renamed volume.
  * The stripe locks serialize read-modify-write of partial blocks: two writes to different bytes of one 4 KiB
  * block must not lose either.
  */
@@ -12,7 +14,7 @@ final class VolumeState {
     private static final int STRIPES = 64;
 
     final int id;
-    final String name;
+    volatile String name;
     final BlockMap map;
     volatile long size;
     volatile boolean deleted;

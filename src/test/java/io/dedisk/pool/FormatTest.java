@@ -69,49 +69,8 @@ class FormatTest {
         assertTrue(newest != 0 && previous != 0 && newest > previous, "two roots, the newest later in the log");
 
         // Every segment: records, LSN chain, seals.
-        List<Rec> records = new ArrayList<>();
-        List<Path> segs;
-        try (var s = Files.list(dir.resolve("segments"))) { segs = s.sorted().toList(); }
-        assertTrue(segs.size() >= 2, "several segments");
-        long lsn = -1;
-        for (int i = 0; i < segs.size(); i++) {
-            String name = segs.get(i).getFileName().toString();
-            assertTrue(name.matches("[0-9a-f]{16}\\.seg"), name);
-            long seq = Long.parseLong(name.substring(0, 16), 16);
-            byte[] data = Files.readAllBytes(segs.get(i));
-            ByteBuffer b = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN);
-            int off = 0;
-            boolean sealed = false;
-            while (off + 28 <= data.length) {
-                assertEquals(0x43455244, b.getInt(off), "record magic at " + name + ":" + off);
-                int type = b.get(off + 4) & 0xff;
-                assertEquals(2, b.get(off + 5), "record version");
-                assertEquals(0, b.getShort(off + 6));
-                int length = b.getInt(off + 8);
-                int covered = b.getInt(off + 12);
-                long recLsn = b.getLong(off + 16);
-                CRC32C c = new CRC32C();
-                c.update(data, off + 4, 20);
-                c.update(data, off + 28, covered);
-                assertEquals((int) c.getValue(), b.getInt(off + 24), "record CRC at " + name + ":" + off);
-                if (lsn >= 0) assertEquals(lsn, recLsn, "LSN chain");
-                lsn = recLsn + 1;
-                ByteBuffer payload = ByteBuffer.wrap(data, off + 28, length).slice().order(ByteOrder.LITTLE_ENDIAN);
-                if (off == 0) {
-                    assertEquals(1, type, "first record is SEGMENT_HEADER");
-                    assertEquals(pool, new UUID(payload.getLong(0), payload.getLong(8)));
-                    assertEquals(seq, payload.getLong(16));
-                }
-                records.add(new Rec(seq, off, type, length, covered, recLsn, payload));
-                off += 28 + length;
-                if (type == 2) {
-                    assertEquals(seq + 1, payload.getLong(0), "SEAL names the next segment");
-                    sealed = true;
-                    break;
-                }
-            }
-            if (i < segs.size() - 1) assertTrue(sealed && off == data.length, name + " ends with its SEAL");
-        }
+        assertTrue(segmentCount(dir) >= 2, "several segments");
+        List<Rec> records = records(dir, pool);
 
         // WRITE entries: 300 NEW, then one EXISTING pointing at the first chunk; bodies CRC'd by their entries.
         Map<Integer, Integer> kinds = new HashMap<>();
@@ -177,5 +136,78 @@ class FormatTest {
         assertTrue(lp.getLong(24) >= 2);
         assertEquals(1, lp.getLong(24 + 500 * 8), "ZERO");
         assertEquals(0, lp.getLong(24 + 700 * 8), "UNMAPPED");
+    }
+
+    static int segmentCount(Path dir) throws java.io.IOException {
+        try (var s = Files.list(dir.resolve("segments"))) { return (int) s.count(); }
+    }
+
+    /** Every record of every segment, parsed with the documented offsets; checks headers, CRCs, the LSN chain and seals. */
+    static List<Rec> records(Path dir, UUID pool) throws java.io.IOException {
+        List<Rec> records = new ArrayList<>();
+        List<Path> segs;
+        try (var s = Files.list(dir.resolve("segments"))) { segs = s.sorted().toList(); }
+        long lsn = -1;
+        for (int i = 0; i < segs.size(); i++) {
+            String name = segs.get(i).getFileName().toString();
+            assertTrue(name.matches("[0-9a-f]{16}\\.seg"), name);
+            long seq = Long.parseLong(name.substring(0, 16), 16);
+            byte[] data = Files.readAllBytes(segs.get(i));
+            ByteBuffer b = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN);
+            int off = 0;
+            boolean sealed = false;
+            while (off + 28 <= data.length) {
+                assertEquals(0x43455244, b.getInt(off), "record magic at " + name + ":" + off);
+                int type = b.get(off + 4) & 0xff;
+                assertEquals(2, b.get(off + 5), "record version");
+                assertEquals(0, b.getShort(off + 6));
+                int length = b.getInt(off + 8);
+                int covered = b.getInt(off + 12);
+                long recLsn = b.getLong(off + 16);
+                CRC32C c = new CRC32C();
+                c.update(data, off + 4, 20);
+                c.update(data, off + 28, covered);
+                assertEquals((int) c.getValue(), b.getInt(off + 24), "record CRC at " + name + ":" + off);
+                if (lsn >= 0) assertEquals(lsn, recLsn, "LSN chain");
+                lsn = recLsn + 1;
+                ByteBuffer payload = ByteBuffer.wrap(data, off + 28, length).slice().order(ByteOrder.LITTLE_ENDIAN);
+                if (off == 0) {
+                    assertEquals(1, type, "first record is SEGMENT_HEADER");
+                    assertEquals(pool, new UUID(payload.getLong(0), payload.getLong(8)));
+                    assertEquals(seq, payload.getLong(16));
+                }
+                records.add(new Rec(seq, off, type, length, covered, recLsn, payload));
+                off += 28 + length;
+                if (type == 2) {
+                    assertEquals(seq + 1, payload.getLong(0), "SEAL names the next segment");
+                    sealed = true;
+                    break;
+                }
+            }
+            if (i < segs.size() - 1) assertTrue(sealed && off == data.length, name + " ends with its SEAL");
+        }
+
+        return records;
+    }
+
+    @Test
+    void volumeRenameRecordIsAsDocumented() throws Exception {
+        Pool.create(new LocalFs(dir), new Pool.Options(1 << 20, 1 << 20, 0, false));
+        UUID pool;
+        try (Pool p = Pool.open(new LocalFs(dir))) {
+            pool = p.poolId();
+            p.createVolume("golden.importing", 16 * 4096);
+            p.renameVolume("golden.importing", "golden");
+            // Parsed while open (the rename is durable when it returns) so no checkpoint has freed its segment yet.
+            Rec rename = records(dir, pool).stream().filter(r -> r.type() == 11).findFirst().orElseThrow();
+            ByteBuffer b = rename.payload();
+            assertEquals(1, b.getInt(0), "volume id");
+            int fromLen = b.getShort(4) & 0xffff;
+            assertEquals("golden.importing", new String(b.array(), b.arrayOffset() + 6, fromLen, StandardCharsets.UTF_8));
+            int toLen = b.getShort(6 + fromLen) & 0xffff;
+            assertEquals("golden", new String(b.array(), b.arrayOffset() + 8 + fromLen, toLen, StandardCharsets.UTF_8));
+            assertEquals(rename.length(), 8 + fromLen + toLen, "the payload ends after the new name");
+            assertEquals(rename.length(), rename.covered(), "the CRC covers the whole payload");
+        }
     }
 }

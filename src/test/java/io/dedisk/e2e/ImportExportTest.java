@@ -1,0 +1,254 @@
+package io.dedisk.e2e;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.dedisk.e2e.ServerProcess.Tools;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * `dedisk import`, `export` and `volume rename` as operators run them, offline and through a running server, with
+ * real qemu-img images (raw and qcow2 with data, repeats, zeros and holes): round trips compared by qemu-img
+ * compare, holes and zeros costing nothing, dedup across imports, and no half volume after a failed or killed import.
+ */
+class ImportExportTest {
+    static final int BS = 4096;
+    @TempDir Path tmp;
+    Path pool;
+    Path raw;
+    Path qcow2;
+    /** Non-zero 4 KiB blocks of the image, and how many of them are distinct. */
+    long dataBlocks;
+    long distinctBlocks;
+
+    @BeforeEach
+    void images() throws Exception {
+        pool = tmp.resolve("pool");
+        assertEquals(0, CliTest.dedisk("create", "--pool", pool.toString(), "--segment-size", "1M", "--index-memory", "exact").exit());
+        // 64 MiB: 6 MiB random at 0, 2 MiB of it again at 20M, written zeros at 30M, text at 40M, holes elsewhere.
+        raw = tmp.resolve("src.raw");
+        Random r = new Random(10);
+        byte[] random = new byte[6 << 20];
+        r.nextBytes(random);
+        byte[] text = new byte[3 << 20];
+        byte[] line = "golden image line, compresses well\n".getBytes();
+        for (int i = 0; i < text.length; i++) text[i] = line[i % line.length];
+        try (RandomAccessFile f = new RandomAccessFile(raw.toFile(), "rw")) {
+            f.setLength(64 << 20);
+            f.seek(0);
+            f.write(random);
+            f.seek(20 << 20);
+            f.write(random, 0, 2 << 20);
+            f.seek(30 << 20);
+            f.write(new byte[1 << 20]);
+            f.seek(40 << 20);
+            f.write(text);
+        }
+        byte[] all = Files.readAllBytes(raw);
+        Set<String> distinct = new HashSet<>();
+        for (int off = 0; off < all.length; off += BS) {
+            byte[] b = Arrays.copyOfRange(all, off, off + BS);
+            if (Arrays.equals(b, new byte[BS])) continue;
+            dataBlocks++;
+            distinct.add(Arrays.toString(java.security.MessageDigest.getInstance("SHA-256").digest(b)));
+        }
+        distinctBlocks = distinct.size();
+        qcow2 = tmp.resolve("src.qcow2");
+        Tools.run(60, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw.toString(), qcow2.toString());
+    }
+
+    static Tools.Result dedisk(String... args) throws Exception { return CliTest.dedisk(args); }
+
+    static long statsField(Path pool, String field) throws Exception {
+        String json = dedisk("stats", "--pool", pool.toString(), "--json").stdout();
+        Matcher m = Pattern.compile("\"" + field + "\":(\\d+)").matcher(json);
+        assertTrue(m.find(), field + " in " + json);
+        return Long.parseLong(m.group(1));
+    }
+
+    static void assertSameImage(Path source, String sourceFormat, String copy, String copyFormat) throws Exception {
+        Tools.Result cmp = Tools.runAllowingFailure(List.of("qemu-img", "compare", "-f", sourceFormat, "-F", copyFormat, source.toString(), copy), 60);
+        assertEquals(0, cmp.exit(), "qemu-img compare " + source + " " + copy + ": " + cmp.stdout() + cmp.stderr());
+    }
+
+    /** Bytes the file occupies on disk (holes take none). */
+    static long allocated(Path file) throws Exception {
+        return Long.parseLong(Tools.run(10, "stat", "-c", "%b", file.toString()).stdout().trim()) * 512;
+    }
+
+    @Test
+    void offlineImportOfRawAndQcow2IsSparseDedupedAndExportsBackIdentical() throws Exception {
+        Tools.Result a = dedisk("import", "--pool", pool.toString(), raw.toString(), "a");
+        assertEquals(0, a.exit(), a.stderr());
+        assertTrue(a.stdout().contains("imported " + raw + " (raw, 64.0 MiB) into volume a offline, read directly,"), a.stdout());
+        assertTrue(a.stderr().contains("import a") && a.stderr().contains("64/64MiB"), "a progress bar on stderr: " + a.stderr());
+        assertEquals(dataBlocks, statsField(pool, "mappedBlocks"), "only data blocks are mapped: holes and zeros cost nothing");
+        assertEquals(0, statsField(pool, "zeroBlocks"), "zero blocks are not even sent");
+        assertEquals(distinctBlocks, statsField(pool, "uniqueChunks"), "the repeated 2 MiB is stored once");
+
+        Tools.Result b = dedisk("import", "--pool", pool.toString(), "--no-progress", qcow2.toString(), "b");
+        assertEquals(0, b.exit(), b.stderr());
+        assertTrue(b.stdout().contains("(qcow2, 64.0 MiB) into volume b offline, qemu-img over NBD,"), b.stdout());
+        assertTrue(b.stdout().contains(String.format(java.util.Locale.ROOT, "dedup 100%% of %,d blocks", dataBlocks)), "the same image again is all duplicates: " + b.stdout());
+        assertFalse(b.stderr().contains("64/64MiB"), "--no-progress: " + b.stderr());
+        assertEquals(distinctBlocks, statsField(pool, "uniqueChunks"), "the second import stores no chunk");
+
+        Path outRaw = tmp.resolve("a.raw"), outQcow = tmp.resolve("b.qcow2");
+        Tools.Result ea = dedisk("export", "--pool", pool.toString(), "a", outRaw.toString());
+        assertEquals(0, ea.exit(), ea.stderr());
+        assertSameImage(raw, "raw", outRaw.toString(), "raw");
+        assertTrue(allocated(outRaw) <= dataBlocks * BS, "sparse export: " + allocated(outRaw) + " bytes allocated for " + dataBlocks * BS + " of data");
+        assertEquals(0, dedisk("export", "--pool", pool.toString(), "--format", "qcow2", "--no-progress", "b", outQcow.toString()).exit());
+        assertSameImage(raw, "raw", outQcow.toString(), "qcow2");
+        assertEquals("qcow2", Tools.run(10, "qemu-img", "info", "--output=json", outQcow.toString()).stdout().replaceAll("(?s).*\"format\": \"([^\"]+)\".*", "$1"));
+
+        Tools.Result exists = dedisk("export", "--pool", pool.toString(), "a", outRaw.toString());
+        assertEquals(1, exists.exit());
+        assertTrue(exists.stderr().contains("exists; use --force"), exists.stderr());
+        assertEquals(0, dedisk("export", "--pool", pool.toString(), "--force", "--no-progress", "b", outRaw.toString()).exit());
+        assertSameImage(raw, "raw", outRaw.toString(), "raw");
+        assertFalse(Files.exists(tmp.resolve("a.raw.part")), "no temporary file left");
+        Tools.Result check = dedisk("check", "--pool", pool.toString());
+        assertEquals(0, check.exit(), check.stdout());
+    }
+
+    @Test
+    void throughTheServerImportExportAndRenameSurviveAKill() throws Exception {
+        try (ServerProcess server = new ServerProcess(pool).start()) {
+            Tools.Result q = dedisk("import", "--pool", pool.toString(), qcow2.toString(), "golden");
+            assertEquals(0, q.exit(), q.stderr());
+            assertTrue(q.stdout().matches("(?s).*into volume golden through the server \\(control [0-9.:]+\\), qemu-img over NBD,.*"), q.stdout());
+            assertSameImage(raw, "raw", server.uri("golden"), "raw");
+            Tools.Result r = dedisk("import", "--pool", pool.toString(), "--no-progress", "--size", "128M", raw.toString(), "copy");
+            assertEquals(0, r.exit(), r.stderr());
+            assertTrue(r.stdout().contains("dedup 100%"), r.stdout());
+            assertTrue(dedisk("volume", "list", "--pool", pool.toString()).stdout().matches("(?s).*copy +128\\.0 MiB.*"), "--size sets the volume size");
+            assertEquals(distinctBlocks, statsField(pool, "uniqueChunks"));
+            Path out = tmp.resolve("served.raw");
+            assertEquals(0, dedisk("export", "--pool", pool.toString(), "--no-progress", "golden", out.toString()).exit());
+            assertSameImage(raw, "raw", out.toString(), "raw");
+
+            Tools.Result inUse = dedisk("volume", "rename", "--pool", pool.toString(), "golden", "copy");
+            assertEquals(1, inUse.exit());
+            assertTrue(inUse.stderr().contains("a volume named 'copy' exists"), inUse.stderr());
+            Tools.Result renamed = dedisk("volume", "rename", "--pool", pool.toString(), "golden", "base");
+            assertEquals(0, renamed.exit(), renamed.stderr());
+            assertTrue(renamed.stdout().contains("renamed volume golden to base"), renamed.stdout());
+            assertSameImage(raw, "raw", server.uri("base"), "raw");
+            server.kill9(); // the rename was durable when the command returned
+            server.start();
+            String list = dedisk("volume", "list", "--pool", pool.toString()).stdout();
+            assertTrue(list.contains("base ") && !list.contains("golden"), list);
+            assertSameImage(raw, "raw", server.uri("base"), "raw");
+        }
+        // Offline rename, then the pool is consistent.
+        assertEquals(0, dedisk("volume", "rename", "--pool", pool.toString(), "base", "golden").exit());
+        assertTrue(dedisk("volume", "list", "--pool", pool.toString()).stdout().contains("golden "));
+        assertEquals(0, dedisk("check", "--pool", pool.toString()).exit());
+    }
+
+    /** A stand-in for qemu-img: `info` is the real one, `convert` runs {@code convert} (shell) instead. */
+    Map<String, String> fakeQemuImg(String convert) throws Exception {
+        Path script = tmp.resolve("fake-qemu-img");
+        Files.writeString(script, "#!/bin/sh\nif [ \"$1\" = convert ]; then\n" + convert + "\nfi\nexec /usr/bin/qemu-img \"$@\"\n");
+        Files.setPosixFilePermissions(script, PosixFilePermissions.fromString("rwxr-xr-x"));
+        return Map.of("DEDISK_QEMU_IMG", script.toString());
+    }
+
+    /** Starts the dedisk CLI with more environment, its stdout and stderr going to {@code log}. */
+    Process start(Map<String, String> env, Path log, String... args) throws Exception {
+        ProcessBuilder pb = new ProcessBuilder(ServerProcess.dediskCommand(args));
+        pb.environment().putAll(env);
+        pb.redirectErrorStream(true);
+        pb.redirectOutput(log.toFile());
+        return pb.start();
+    }
+
+    /** Runs the dedisk CLI with more environment; its stdout and stderr are the result's stderr. */
+    Tools.Result run(Map<String, String> env, String... args) throws Exception {
+        Path log = tmp.resolve("cli-" + System.nanoTime() + ".log");
+        Process p = start(env, log, args);
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "dedisk " + String.join(" ", args) + " finished");
+        return new Tools.Result(p.exitValue(), "", Files.readString(log));
+    }
+
+    /** Starts an import whose qemu-img convert only sleeps; returns once it sleeps (the volume is being imported). */
+    Process startUntilConverting(String pool) throws Exception {
+        Process p = start(fakeQemuImg("exec sleep 60"), tmp.resolve("import-" + System.nanoTime() + ".log"), "import", "--pool", pool, "--no-progress", qcow2.toString(), "v");
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (p.descendants().noneMatch(h -> h.info().commandLine().orElse("").contains("sleep 60"))) {
+            assertTrue(p.isAlive() && System.nanoTime() < deadline, "the import reached qemu-img convert");
+            Thread.sleep(50);
+        }
+        return p;
+    }
+
+    @Test
+    void badInputsAndFailedOrKilledImportsLeaveNoHalfVolume() throws Exception {
+        String p = pool.toString();
+        Tools.Result missing = dedisk("import", "--pool", p, tmp.resolve("nope.img").toString(), "v");
+        assertEquals(1, missing.exit());
+        assertTrue(missing.stderr().contains("no such file: " + tmp.resolve("nope.img")), missing.stderr());
+        Tools.Result wrongFormat = dedisk("import", "--pool", p, "--format", "qcow2", raw.toString(), "v");
+        assertEquals(1, wrongFormat.exit());
+        assertTrue(wrongFormat.stderr().contains("cannot read " + raw + " as a disk image in format qcow2"), wrongFormat.stderr());
+        Tools.Result small = dedisk("import", "--pool", p, "--size", "1M", raw.toString(), "v");
+        assertTrue(small.exit() == 1 && small.stderr().contains("smaller than the image's virtual size"), small.stderr());
+        Tools.Result noTool = run(Map.of("DEDISK_QEMU_IMG", tmp.resolve("no-qemu-img").toString()), "import", "--pool", p, raw.toString(), "v");
+        assertEquals(1, noTool.exit());
+        assertTrue(noTool.stderr().contains("import and export need qemu-img; install the Debian package qemu-utils"), noTool.stderr());
+        assertEquals(0, dedisk("volume", "create", "--pool", p, "taken", "--size", "1M").exit());
+        Tools.Result exists = dedisk("import", "--pool", p, raw.toString(), "taken");
+        assertEquals(1, exists.exit());
+        assertTrue(exists.stderr().contains("volume 'taken' exists"), exists.stderr());
+        Tools.Result noVolume = dedisk("export", "--pool", p, "nothere", tmp.resolve("x.raw").toString());
+        assertTrue(noVolume.exit() == 1 && noVolume.stderr().contains("no volume named 'nothere'"), noVolume.stderr());
+
+        // qemu-img writes the whole image, then fails: the incomplete volume is deleted. (qcow2: offline, a raw
+        // image is copied without qemu-img.)
+        Tools.Result failed = run(fakeQemuImg("/usr/bin/qemu-img \"$@\"; echo 'qemu-img: simulated failure' >&2; exit 1"), "import", "--pool", p, qcow2.toString(), "v");
+        assertEquals(1, failed.exit(), failed.stderr());
+        assertTrue(failed.stderr().contains("qemu-img convert failed (exit 1): qemu-img: simulated failure"), failed.stderr());
+        String list = dedisk("volume", "list", "--pool", p).stdout();
+        assertFalse(list.contains("v "), "no half volume: " + list);
+        assertFalse(list.contains("v.importing"), "the incomplete volume was deleted: " + list);
+
+        // SIGTERM (Ctrl-C alike) while qemu-img runs: qemu-img is stopped and the incomplete volume deleted.
+        Process stopped = startUntilConverting(p);
+        stopped.destroy();
+        assertTrue(stopped.waitFor(60, TimeUnit.SECONDS));
+        assertNotEquals(0, stopped.exitValue());
+        list = dedisk("volume", "list", "--pool", p).stdout();
+        assertFalse(list.contains("v.importing") || list.contains("v "), "an interrupted import leaves nothing: " + list);
+
+        // The import process is killed (kill -9) while qemu-img runs: VOLUME does not exist, only VOLUME.importing.
+        Process killed = startUntilConverting(p);
+        List<ProcessHandle> children = new ArrayList<>(killed.descendants().toList());
+        killed.destroyForcibly().waitFor();
+        children.forEach(ProcessHandle::destroyForcibly);
+        list = dedisk("volume", "list", "--pool", p).stdout();
+        assertTrue(list.contains("v.importing") && !list.matches("(?s).*\\nv +.*"), list);
+        Tools.Result again = dedisk("import", "--pool", p, raw.toString(), "v");
+        assertEquals(1, again.exit());
+        assertTrue(again.stderr().contains("volume 'v.importing' exists: an import into 'v' is running or was interrupted"), again.stderr());
+        assertEquals(0, dedisk("volume", "delete", "--pool", p, "v.importing").exit());
+        assertEquals(0, dedisk("import", "--pool", p, "--no-progress", raw.toString(), "v").exit());
+        Tools.Result check = dedisk("check", "--pool", p);
+        assertEquals(0, check.exit(), check.stdout());
+    }
+}
