@@ -42,6 +42,12 @@ public final class LogRecord {
     public static final int ROOT = 9;
     /** Chunk bodies the cleaner moved ({@link RelocateRecord}). */
     public static final int RELOCATE = 10;
+    /** A snapshot of a volume: a read-only tree that shares the volume's pages (docs/format.md). */
+    public static final int SNAPSHOT_CREATE = 12;
+    /** A clone of a snapshot: a writable tree that shares the snapshot's pages. */
+    public static final int CLONE_CREATE = 13;
+    /** A volume becomes the same tree as one of its family's snapshots. */
+    public static final int VOLUME_ROLLBACK = 14;
 
     /** A buffer for one record: header space reserved, payload written after it by the caller. */
     public static ByteBuffer newBuffer(int payloadCapacity) {

@@ -163,7 +163,12 @@ class FormatTest {
         at += 43 + nameLen;
         int usage = rp.getInt(at);
         at += 4 + usage * 16;
-        assertEquals(root.length(), at, "the root ends after its usage table");
+        assertEquals(1, rp.getInt(at), "one lineage entry per volume");
+        assertEquals(rp.getInt(at - 4 - usage * 16 - 43 - nameLen), rp.getInt(at + 4), "an origin volume is its own family");
+        assertEquals(0, rp.getInt(at + 8), "no parent");
+        assertEquals(0, rp.get(at + 12), "not a snapshot");
+        at += 4 + 9;
+        assertEquals(root.length(), at, "the root ends after its lineage table");
 
         // The volume's root page: a block-map leaf (1024 LBAs need one leaf: height 0) naming chunk ids.
         Rec leaf = records.stream().filter(r -> ((r.seq() << 32) | r.offset()) == volRoot).findFirst().orElseThrow();

@@ -1,0 +1,286 @@
+package io.dedisk.pool;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.dedisk.DediskException;
+import io.dedisk.sim.SimFs;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Snapshots, clones, rollback and delete on the engine (SimFs): pages are shared, not copied; chunk references count
+ * distinct leaf versions; forks, deletes in any order, rollback and cleaning keep `dedisk check` clean and every
+ * tree's content intact, across reopen and replay.
+ */
+class SnapshotTest {
+    static final int BS = Pool.BLOCK_SIZE;
+    static final int BLOCKS = 4096; // four leaves under one interior root
+
+    static Pool open(SimFs fs) throws Exception {
+        // The smallest cache: pages are evicted and reloaded through every sharing decision.
+        return Pool.open(fs, Pool.OpenOptions.defaults().withBackground(Runnable::run).withMetadataCache(0));
+    }
+
+    static Pool newPool(SimFs fs) throws Exception {
+        Pool.create(fs, new Pool.Options(1 << 20, 64 << 20, 0, false));
+        return open(fs);
+    }
+
+    /** Distinct-ish content: a quarter of the blocks repeat one of 16 patterns, so dedup crosses the trees too. */
+    static byte[] content(Random r, int blocks) {
+        byte[] b = new byte[blocks * BS];
+        for (int i = 0; i < blocks; i++) {
+            if (r.nextInt(4) == 0) java.util.Arrays.fill(b, i * BS, (i + 1) * BS, (byte) (1 + r.nextInt(16)));
+            else for (int k = 0; k < BS; k += 8) b[i * BS + k] = (byte) r.nextInt();
+        }
+        return b;
+    }
+
+    static void write(Pool p, String vol, long lba, byte[] data, Map<String, byte[]> model) {
+        p.volume(vol).orElseThrow().write(lba * BS, ByteBuffer.wrap(data), false);
+        System.arraycopy(data, 0, model.get(vol), (int) lba * BS, data.length);
+    }
+
+    static byte[] readAll(Pool p, String vol) {
+        VolumeDevice d = p.volume(vol).orElseThrow();
+        ByteBuffer b = ByteBuffer.allocate((int) d.size());
+        d.read(0, b);
+        return b.array();
+    }
+
+    static void verify(Pool p, Map<String, byte[]> model, String when) throws Exception {
+        assertEquals(new java.util.TreeSet<>(model.keySet()), new java.util.TreeSet<>(p.volumeNames()), when + ": volumes");
+        for (var e : model.entrySet()) assertArrayEquals(e.getValue(), readAll(p, e.getKey()), when + ": " + e.getKey());
+        PoolChecker.Report rep = PoolChecker.check(p);
+        assertTrue(rep.ok(), when + ":\n" + rep.toText());
+    }
+
+    static long refs(Pool p) {
+        long[] n = {0};
+        p.withReadLock(() -> { p.state.chunks.forEachLive(l -> n[0] += p.state.chunks.refCount(l.chunkId())); return null; });
+        return n[0];
+    }
+
+    @Test
+    void aSnapshotSharesEveryPageAndTouchesNoChunk() throws Exception {
+        SimFs fs = new SimFs(1);
+        Map<String, byte[]> model = new HashMap<>();
+        Random r = new Random(1);
+        try (Pool p = newPool(fs)) {
+            p.createVolume("v", (long) BLOCKS * BS);
+            model.put("v", new byte[BLOCKS * BS]);
+            write(p, "v", 0, content(r, BLOCKS), model);
+            p.checkpoint();
+            long refsBefore = refs(p);
+            long pagesBefore = p.stats().pageBytes();
+            p.createSnapshot("v", "s");
+            model.put("v@s", model.get("v").clone());
+            assertEquals(refsBefore, refs(p), "a snapshot adds no chunk reference");
+            p.checkpoint();
+            assertEquals(pagesBefore, p.stats().pageBytes(), "nor a page: the snapshot's root is the volume's");
+            assertTrue(p.volume("v@s").orElseThrow().readOnly(), "snapshots are read-only");
+            // A write after the snapshot forks one leaf: its 1024 entries gain a reference each (the copy's).
+            write(p, "v", 5, content(r, 1), model);
+            assertEquals(refsBefore + 1024, refs(p), "the fork of one leaf");
+            verify(p, model, "after a write to the origin");
+            assertThrows(DediskException.ReadOnlyException.class, () -> p.volume("v@s").orElseThrow().write(0, ByteBuffer.allocate(BS), false));
+            assertThrows(DediskException.ReadOnlyException.class, () -> p.volume("v@s").orElseThrow().trim(0, BS, false));
+            assertThrows(DediskException.InvalidRequestException.class, () -> p.createSnapshot("v@s", "x"), "no snapshot of a snapshot");
+            assertThrows(DediskException.InvalidRequestException.class, () -> p.cloneSnapshot("v", "c"), "clones are of snapshots");
+        }
+        try (Pool p = open(fs)) { verify(p, model, "after reopen"); }
+    }
+
+    @Test
+    void clonesForkOnlyWhatTheyWriteAndClonesOfClonesWork() throws Exception {
+        SimFs fs = new SimFs(2);
+        Map<String, byte[]> model = new HashMap<>();
+        Random r = new Random(2);
+        try (Pool p = newPool(fs)) {
+            p.createVolume("base", (long) BLOCKS * BS);
+            model.put("base", new byte[BLOCKS * BS]);
+            write(p, "base", 0, content(r, BLOCKS), model);
+            p.createSnapshot("base", "gold");
+            model.put("base@gold", model.get("base").clone());
+            for (int i = 0; i < 5; i++) {
+                p.cloneSnapshot("base@gold", "vm" + i);
+                model.put("vm" + i, model.get("base").clone());
+            }
+            write(p, "vm0", 100, content(r, 3), model);
+            write(p, "vm1", 2048, content(r, 1100), model); // across two leaves
+            p.volume("vm2").orElseThrow().trim(0, 1024L * BS, false); // a whole shared leaf dropped
+            java.util.Arrays.fill(model.get("vm2"), 0, 1024 * BS, (byte) 0);
+            p.createSnapshot("vm1", "upgrade");
+            model.put("vm1@upgrade", model.get("vm1").clone());
+            p.cloneSnapshot("vm1@upgrade", "deep");
+            model.put("deep", model.get("vm1").clone());
+            write(p, "deep", 4000, content(r, 50), model);
+            verify(p, model, "before a checkpoint");
+            p.checkpoint();
+            verify(p, model, "after a checkpoint");
+            Map<String, VolumeInfo> info = new HashMap<>();
+            for (VolumeInfo i : p.volumeInfos()) info.put(i.name(), i);
+            assertEquals("base@gold", info.get("vm3").parent());
+            assertEquals("base", info.get("base@gold").parent());
+            assertEquals("vm1@upgrade", info.get("deep").parent());
+            assertEquals(0, info.get("vm3").aloneBytes(), "an untouched clone holds nothing alone");
+            // 50 fresh blocks (a quarter of them repeat patterns the others hold), compressed, and its forked leaf.
+            assertTrue(info.get("deep").aloneBytes() >= 30L * 1024 + MetaPage.RECORD_BYTES, "the clone's fresh data is its alone: " + info.get("deep").aloneBytes());
+            assertTrue(info.get("deep").aloneBytes() < 50L * BS + 4 * MetaPage.RECORD_BYTES, "and only that: " + info.get("deep").aloneBytes());
+        }
+        try (Pool p = open(fs)) { verify(p, model, "after reopen"); }
+    }
+
+    /** Every order of deleting a family: each delete releases only what it alone held; at the end nothing is left. */
+    @Test
+    void deletesInAnyOrderReleaseExactlyWhatWasHeldAlone() throws Exception {
+        List<String> names = List.of("v", "v@s", "c", "c@t", "d");
+        List<List<String>> orders = new ArrayList<>();
+        permute(new ArrayList<>(names), 0, orders);
+        int seed = 0;
+        for (List<String> order : orders) {
+            SimFs fs = new SimFs(seed);
+            Random r = new Random(seed++);
+            Map<String, byte[]> model = new HashMap<>();
+            try (Pool p = newPool(fs)) {
+                p.createVolume("v", 2048L * BS);
+                model.put("v", new byte[2048 * BS]);
+                write(p, "v", 0, content(r, 2048), model);
+                p.createSnapshot("v", "s");
+                model.put("v@s", model.get("v").clone());
+                p.cloneSnapshot("v@s", "c");
+                model.put("c", model.get("v").clone());
+                write(p, "c", 10, content(r, 20), model);
+                write(p, "v", 1500, content(r, 20), model);
+                p.createSnapshot("c", "t");
+                model.put("c@t", model.get("c").clone());
+                p.cloneSnapshot("c@t", "d");
+                model.put("d", model.get("c").clone());
+                write(p, "d", 1030, content(r, 5), model);
+                if (seed % 2 == 0) p.checkpoint(); // half the orders start from durable (shared) pages, half from dirty ones
+                for (String name : order) {
+                    p.checkpoint(); // the durable page bytes are compared: every change before the delete is in them
+                    long alone = 0;
+                    for (VolumeInfo i : p.volumeInfos()) if (i.name().equals(name)) alone = i.aloneBytes();
+                    long liveBefore = p.stats().dataBytes() + p.stats().pageBytes();
+                    p.deleteVolume(name);
+                    model.remove(name);
+                    p.checkpoint();
+                    long liveAfter = p.stats().dataBytes() + p.stats().pageBytes();
+                    assertTrue(liveBefore - liveAfter >= alone, "deleting " + name + " (order " + order + ") gave back "
+                            + (liveBefore - liveAfter) + " bytes, it held " + alone + " alone");
+                    verify(p, model, "order " + order + " after deleting " + name);
+                }
+                assertEquals(0, p.stats().liveChunks(), "order " + order + ": no chunk outlives its family");
+                long[] chunkPages = {0};
+                p.withReadLock(() -> { p.state.chunks.tree().walk(ref -> true, pg -> { if (pg.address != 0) chunkPages[0]++; }); return null; });
+                assertEquals(chunkPages[0] * MetaPage.RECORD_BYTES, p.stats().pageBytes(), "order " + order + ": nor a map page (the chunk table's are left)");
+                assertEquals(java.util.Set.of(PoolState.CHUNK_TREE), p.state.families.keySet(), "order " + order + ": no family is left");
+            }
+            try (Pool p = open(fs)) { verify(p, model, "order " + order + " after reopen"); }
+        }
+    }
+
+    private static void permute(List<String> a, int k, List<List<String>> out) {
+        if (k == a.size()) { out.add(List.copyOf(a)); return; }
+        for (int i = k; i < a.size(); i++) {
+            java.util.Collections.swap(a, k, i);
+            permute(a, k + 1, out);
+            java.util.Collections.swap(a, k, i);
+        }
+    }
+
+    @Test
+    void rollbackBringsTheSnapshotBackAndKeepsItsClones() throws Exception {
+        SimFs fs = new SimFs(3);
+        Map<String, byte[]> model = new HashMap<>();
+        Random r = new Random(3);
+        try (Pool p = newPool(fs)) {
+            p.createVolume("vm", (long) BLOCKS * BS);
+            model.put("vm", new byte[BLOCKS * BS]);
+            write(p, "vm", 0, content(r, 3000), model);
+            p.createSnapshot("vm", "pre");
+            model.put("vm@pre", model.get("vm").clone());
+            p.cloneSnapshot("vm@pre", "copy");
+            model.put("copy", model.get("vm").clone());
+            write(p, "vm", 200, content(r, 2000), model);
+            p.volume("vm").orElseThrow().writeZeroes(0, 100L * BS, true, false);
+            java.util.Arrays.fill(model.get("vm"), 0, 100 * BS, (byte) 0);
+            p.rollback("vm@pre");
+            model.put("vm", model.get("vm@pre").clone());
+            verify(p, model, "after rollback");
+            write(p, "vm", 3500, content(r, 10), model);
+            verify(p, model, "a write after rollback");
+            p.deleteVolume("vm@pre");
+            model.remove("vm@pre");
+            verify(p, model, "the snapshot deleted, its clone and the rolled-back volume keep what they need");
+            assertThrows(DediskException.InvalidRequestException.class, () -> p.rollback("vm@pre"));
+            assertThrows(DediskException.InvalidRequestException.class, () -> p.rollback("vm"));
+        }
+        try (Pool p = open(fs)) { verify(p, model, "after reopen"); }
+    }
+
+    /** The log replayed over snapshot, clone, fork and rollback records rebuilds a consistent state (no checkpoint in between). */
+    @Test
+    void replayAfterACrashRebuildsTheFamily() throws Exception {
+        SimFs fs = new SimFs(4);
+        Map<String, byte[]> model = new HashMap<>();
+        Random r = new Random(4);
+        Pool p = newPool(fs);
+        p.createVolume("v", (long) BLOCKS * BS);
+        model.put("v", new byte[BLOCKS * BS]);
+        write(p, "v", 0, content(r, BLOCKS), model);
+        p.createSnapshot("v", "a");
+        model.put("v@a", model.get("v").clone());
+        write(p, "v", 1000, content(r, 100), model);
+        p.cloneSnapshot("v@a", "c");
+        model.put("c", model.get("v@a").clone());
+        write(p, "c", 3000, content(r, 100), model);
+        p.rollback("v@a");
+        model.put("v", model.get("v@a").clone());
+        write(p, "v", 10, content(r, 1), model);
+        p.flush();
+        fs.restartProcess(); // the process dies: no checkpoint since the snapshot
+        try (Pool q = open(fs)) { verify(q, model, "after replay"); }
+        try (Pool q = open(fs)) { verify(q, model, "after the replay's checkpoint"); }
+    }
+
+    /** Cleaning moves a shared page once for every tree holding it: the segments do not grow with the number of clones. */
+    @Test
+    void cleaningKeepsSharedPagesShared() throws Exception {
+        SimFs fs = new SimFs(5);
+        Map<String, byte[]> model = new HashMap<>();
+        Random r = new Random(5);
+        try (Pool p = newPool(fs)) {
+            p.createVolume("gold", 16384L * BS); // 16 leaves
+            model.put("gold", new byte[16384 * BS]);
+            write(p, "gold", 0, content(r, 16384), model);
+            p.createSnapshot("gold", "img");
+            model.put("gold@img", model.get("gold").clone());
+            for (int i = 0; i < 10; i++) {
+                p.cloneSnapshot("gold@img", "c" + i);
+                model.put("c" + i, model.get("gold").clone());
+            }
+            p.checkpoint();
+            long pagesBefore = p.stats().pageBytes();
+            for (int round = 0; round < 2; round++) {
+                // Every segment with anything to clean, twice: shared leaves are moved, each time once.
+                p.clean(Integer.MAX_VALUE, 1.0);
+                p.checkpoint();
+                p.checkpoint();
+            }
+            long pagesAfter = p.stats().pageBytes();
+            assertTrue(p.stats().log().pagesRewritten() > 0, "the cleaner moved pages");
+            // 11 trees share 16 leaves; their roots (interior) become private copies: at most a page each more.
+            assertTrue(pagesAfter <= pagesBefore + 12L * MetaPage.RECORD_BYTES,
+                    "page bytes " + pagesBefore + " -> " + pagesAfter + " (" + (pagesAfter / MetaPage.RECORD_BYTES) + " pages)");
+            verify(p, model, "after cleaning");
+        }
+        try (Pool p = open(fs)) { verify(p, model, "after reopen"); }
+    }
+}
