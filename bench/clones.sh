@@ -19,7 +19,7 @@
 #   CLONES_BENCH_IMAGE=bench/out/images/base.img   raw image to import
 #   CLONES_BENCH_CLONES=100   clones to create
 #   CLONES_BENCH_READ_ROUNDS=2
-#   CLONES_BENCH_PORT=10971   loopback NBD port
+#   CLONES_BENCH_PORT         loopback NBD port (default: a free one)
 #   CLONES_BENCH_OUT=bench/out/clones   pool, logs and results
 set -euo pipefail
 
@@ -34,7 +34,7 @@ fi
 IMAGE="${CLONES_BENCH_IMAGE:-$DEDISK_ROOT/bench/out/images/base.img}"
 CLONES="${CLONES_BENCH_CLONES:-100}"
 ROUNDS="${CLONES_BENCH_READ_ROUNDS:-2}"
-PORT="${CLONES_BENCH_PORT:-10971}"
+PORT="${CLONES_BENCH_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 OUT="${CLONES_BENCH_OUT:-$DEDISK_ROOT/bench/out/clones}"
 [[ -f "$IMAGE" ]] || die "no image at $IMAGE: build the image set with 'BENCH_ONLY=images bench/run.sh' or set CLONES_BENCH_IMAGE"
 for t in nbdcopy curl; do command -v "$t" >/dev/null || die "$t is needed"; done
@@ -60,6 +60,7 @@ trap 'exit 130' INT TERM
 row() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$ROWS"; } # figure, value, target, verdict
 verdict() { if awk "BEGIN { exit !($1) }"; then echo PASS; else echo MISS; fi; }
 pool_bytes() { du -sb "$POOL" | cut -f1; }
+segment_bytes() { du -sb "$POOL/segments" | cut -f1; }
 uri() { echo "nbd://127.0.0.1:$PORT/$1"; }
 now() { date +%s.%N; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -89,7 +90,8 @@ row "import (nbdcopy into a served volume)" "$(awk "BEGIN { printf \"%.1f s, %.0
 op snapshot/create "volume=gold&snapshot=img" >/dev/null
 op gc "" >/dev/null
 base=$(pool_bytes)
-row "pool after import + snapshot + gc" "$base bytes" "-" "-"
+base_segments=$(segment_bytes)
+row "pool after import + snapshot + gc" "$base bytes (segments $base_segments)" "-" "-"
 
 log "2/4 creating $CLONES clones..."
 : >"$RUN/clone-times"
@@ -102,7 +104,9 @@ t_cli1=$(now)
 grown=$(($(pool_bytes) - base))
 med=$(median <"$RUN/clone-times")
 max=$(sort -g "$RUN/clone-times" | tail -n 1)
+p95=$(sort -g "$RUN/clone-times" | awk '{ v[NR] = $1 } END { print v[int(NR * 0.95)] }')
 row "clone create, median (control endpoint)" "$(awk "BEGIN { printf \"%.1f ms\", $med * 1000 }")" "< 50 ms" "$(verdict "$med < 0.05")"
+row "clone create, 95th percentile" "$(awk "BEGIN { printf \"%.1f ms\", $p95 * 1000 }")" "< 50 ms" "$(verdict "$p95 < 0.05")"
 row "clone create, max of $CLONES" "$(awk "BEGIN { printf \"%.1f ms\", $max * 1000 }")" "< 50 ms" "$(verdict "$max < 0.05")"
 row "dedisk clone (CLI, JVM start included)" "$(awk "BEGIN { printf \"%.2f s\", $t_cli1 - $t_cli0 }")" "-" "-"
 row "pool growth per clone" "$((grown / (CLONES + 1))) bytes" "< 65536" "$(verdict "$grown / ($CLONES + 1) < 65536")"
@@ -143,10 +147,15 @@ written=$(pool_bytes)
 for ((i = 0; i < 10; i++)); do op volume/delete "name=vm$i" >/dev/null; done
 op gc "" >/dev/null
 after=$(pool_bytes)
+after_segments=$(segment_bytes)
 row "pool with 10 x 64 MiB written into clones" "$written bytes" "-" "-"
-row "pool after deleting those 10 clones + gc" "$after bytes ($(awk "BEGIN { printf \"%+.2f %%\", ($after - $base) * 100 / $base }") vs baseline)" \
-    "within 2 %" "$(verdict "($after - $base) * 100 / $base <= 2 && ($base - $after) * 100 / $base <= 2")"
-op volume/list "" >"$RUN/volume-list.txt"
+row "pool after deleting those 10 clones + gc" "$after bytes ($(awk "BEGIN { printf \"%+.2f %%\", ($after - $base) * 100 / $base }"))" \
+    "within 2 % of the baseline" "$(verdict "($after - $base) * 100 / $base <= 2 && ($base - $after) * 100 / $base <= 2")"
+row "  of which segments" "$after_segments bytes ($(awk "BEGIN { printf \"%+.2f %%\", ($after_segments - $base_segments) * 100 / $base_segments }"))" \
+    "within 2 % of the baseline" "$(verdict "($after_segments - $base_segments) * 100 / $base_segments <= 2 && ($base_segments - $after_segments) * 100 / $base_segments <= 2")"
+row "  of which the dedup index" "$(du -sb "$POOL/index" | cut -f1) bytes" "-" "-"
+op volume/list "" >/dev/null
+cp "$RUN/op.out" "$RUN/volume-list.txt"
 stop_server
 if ./dedisk check --pool "$POOL" >"$RUN/check.txt" 2>&1; then row "dedisk check after the run" "consistent" "consistent" PASS; else row "dedisk check after the run" "PROBLEMS (see $RUN/check.txt)" "consistent" MISS; fi
 

@@ -33,46 +33,11 @@ class FormatTest {
 
     record Rec(long seq, int offset, int type, int length, int covered, long lsn, ByteBuffer payload) {}
 
-    @Test
-    void theDocumentedLayoutIsWhatThePoolWrites() throws Exception {
-        Pool.create(new LocalFs(dir), new Pool.Options(1 << 20, 1 << 20, 0, false));
-        byte[] random = new byte[300 * 4096];
-        new Random(1).nextBytes(random);
-        try (Pool p = Pool.open(new LocalFs(dir))) {
-            p.createVolume("vol-a", 1024L * 4096);
-            VolumeDevice v = p.volume("vol-a").orElseThrow();
-            v.write(0, ByteBuffer.wrap(random), false);               // 300 new chunks, several segments
-            v.write(400L * 4096, ByteBuffer.wrap(random, 0, 4096), false); // a duplicate
-            v.writeZeroes(500L * 4096, 8 * 4096, false, false);        // 8 ZERO blocks
-            p.checkpoint();
-            v.write(600L * 4096, ByteBuffer.wrap(random, 4096, 4096), true);
-        } // clean close: a second checkpoint
-
-        // Superblock.
-        ByteBuffer sb = ByteBuffer.wrap(Files.readAllBytes(dir.resolve("superblock"))).order(ByteOrder.LITTLE_ENDIAN);
-        assertEquals(64, sb.capacity());
-        assertEquals("DDSKSUPR", new String(sb.array(), 0, 8, StandardCharsets.US_ASCII));
-        assertEquals(2, sb.getInt(8));
-        assertEquals(4096, sb.getInt(12));
-        UUID pool = new UUID(sb.getLong(16), sb.getLong(24));
-        assertEquals(1 << 20, sb.getInt(40));
-        assertEquals(crc(sb.array(), 0, 60), sb.getInt(60));
-
-        // Manifest.
-        ByteBuffer m = ByteBuffer.wrap(Files.readAllBytes(dir.resolve("manifest"))).order(ByteOrder.LITTLE_ENDIAN);
-        assertEquals(80, m.capacity());
-        assertEquals("DDSKMANI", new String(m.array(), 0, 8, StandardCharsets.US_ASCII));
-        assertEquals(2, m.getInt(8));
-        assertEquals(pool, new UUID(m.getLong(16), m.getLong(24)));
-        assertEquals(crc(m.array(), 0, 76), m.getInt(76));
-        long newest = m.getLong(40), previous = m.getLong(56);
-        assertTrue(newest != 0 && previous != 0 && newest > previous, "two roots, the newest later in the log");
-
-        // Every segment: records, LSN chain, seals.
+    /** Every record of every segment, parsed by the documented header, with the LSN chain and the seals checked. */
+    static List<Rec> records(Path dir, UUID pool) throws java.io.IOException {
         List<Rec> records = new ArrayList<>();
         List<Path> segs;
         try (var s = Files.list(dir.resolve("segments"))) { segs = s.sorted().toList(); }
-        assertTrue(segs.size() >= 2, "several segments");
         long lsn = -1;
         for (int i = 0; i < segs.size(); i++) {
             String name = segs.get(i).getFileName().toString();
@@ -112,6 +77,47 @@ class FormatTest {
             }
             if (i < segs.size() - 1) assertTrue(sealed && off == data.length, name + " ends with its SEAL");
         }
+        return records;
+    }
+
+    @Test
+    void theDocumentedLayoutIsWhatThePoolWrites() throws Exception {
+        Pool.create(new LocalFs(dir), new Pool.Options(1 << 20, 1 << 20, 0, false));
+        byte[] random = new byte[300 * 4096];
+        new Random(1).nextBytes(random);
+        try (Pool p = Pool.open(new LocalFs(dir))) {
+            p.createVolume("vol-a", 1024L * 4096);
+            VolumeDevice v = p.volume("vol-a").orElseThrow();
+            v.write(0, ByteBuffer.wrap(random), false);               // 300 new chunks, several segments
+            v.write(400L * 4096, ByteBuffer.wrap(random, 0, 4096), false); // a duplicate
+            v.writeZeroes(500L * 4096, 8 * 4096, false, false);        // 8 ZERO blocks
+            p.checkpoint();
+            v.write(600L * 4096, ByteBuffer.wrap(random, 4096, 4096), true);
+        } // clean close: a second checkpoint
+
+        // Superblock.
+        ByteBuffer sb = ByteBuffer.wrap(Files.readAllBytes(dir.resolve("superblock"))).order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(64, sb.capacity());
+        assertEquals("DDSKSUPR", new String(sb.array(), 0, 8, StandardCharsets.US_ASCII));
+        assertEquals(2, sb.getInt(8));
+        assertEquals(4096, sb.getInt(12));
+        UUID pool = new UUID(sb.getLong(16), sb.getLong(24));
+        assertEquals(1 << 20, sb.getInt(40));
+        assertEquals(crc(sb.array(), 0, 60), sb.getInt(60));
+
+        // Manifest.
+        ByteBuffer m = ByteBuffer.wrap(Files.readAllBytes(dir.resolve("manifest"))).order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(80, m.capacity());
+        assertEquals("DDSKMANI", new String(m.array(), 0, 8, StandardCharsets.US_ASCII));
+        assertEquals(2, m.getInt(8));
+        assertEquals(pool, new UUID(m.getLong(16), m.getLong(24)));
+        assertEquals(crc(m.array(), 0, 76), m.getInt(76));
+        long newest = m.getLong(40), previous = m.getLong(56);
+        assertTrue(newest != 0 && previous != 0 && newest > previous, "two roots, the newest later in the log");
+
+        // Every segment: records, LSN chain, seals.
+        List<Rec> records = records(dir, pool);
+        assertTrue(records.stream().mapToLong(Rec::seq).distinct().count() >= 2, "several segments");
 
         // WRITE entries: 300 NEW, then one EXISTING pointing at the first chunk; bodies CRC'd by their entries.
         Map<Integer, Integer> kinds = new HashMap<>();
@@ -182,5 +188,59 @@ class FormatTest {
         assertTrue(lp.getLong(24) >= 2);
         assertEquals(1, lp.getLong(24 + 500 * 8), "ZERO");
         assertEquals(0, lp.getLong(24 + 700 * 8), "UNMAPPED");
+    }
+
+    /** Records 12-14, the root's lineage table and the family id in the pages of a snapshot's clone, as docs/format.md gives them. */
+    @Test
+    void snapshotsClonesAndRollbacksAreAsDocumented() throws Exception {
+        Pool.create(new LocalFs(dir), new Pool.Options(1 << 20, 64 << 20, 0, false));
+        byte[] data = new byte[8 * 4096];
+        new Random(2).nextBytes(data);
+        try (Pool p = Pool.open(new LocalFs(dir))) {
+            p.createVolume("gold", 1024L * 4096);
+            p.volume("gold").orElseThrow().write(0, ByteBuffer.wrap(data), false);
+            p.createSnapshot("gold", "v1");
+            p.cloneSnapshot("gold@v1", "vm");
+            p.volume("vm").orElseThrow().write(0, ByteBuffer.wrap(data, 4096, 4096), false); // forks the clone's leaf
+            p.volume("gold").orElseThrow().write(4096, ByteBuffer.wrap(data, 0, 4096), false);
+            p.rollback("gold@v1");
+        }
+        ByteBuffer sb = ByteBuffer.wrap(Files.readAllBytes(dir.resolve("superblock"))).order(ByteOrder.LITTLE_ENDIAN);
+        List<Rec> records = records(dir, new UUID(sb.getLong(16), sb.getLong(24)));
+        Rec snap = records.stream().filter(r -> r.type() == 12).findFirst().orElseThrow();
+        assertEquals(2, snap.payload().getInt(0), "new volume id");
+        assertEquals(1, snap.payload().getInt(4), "source: gold");
+        assertEquals("gold@v1", new String(snap.payload().array(), snap.payload().arrayOffset() + 10, snap.payload().getShort(8), StandardCharsets.UTF_8));
+        Rec clone = records.stream().filter(r -> r.type() == 13).findFirst().orElseThrow();
+        assertEquals(3, clone.payload().getInt(0));
+        assertEquals(2, clone.payload().getInt(4), "source: the snapshot");
+        assertEquals("vm", new String(clone.payload().array(), clone.payload().arrayOffset() + 10, clone.payload().getShort(8), StandardCharsets.UTF_8));
+        Rec rollback = records.stream().filter(r -> r.type() == 14).findFirst().orElseThrow();
+        assertEquals(8, rollback.length());
+        assertEquals(1, rollback.payload().getInt(0), "gold");
+        assertEquals(2, rollback.payload().getInt(4), "to gold@v1");
+
+        // Every block-map page names the family (gold's id), whichever member wrote it: the clone's forked leaf too.
+        List<Rec> leaves = records.stream().filter(r -> r.type() == 8 && r.payload().get(0) == 1).toList();
+        assertTrue(leaves.size() >= 2, "gold's leaf and the clone's forked copy");
+        for (Rec l : leaves) assertEquals(1, l.payload().getInt(4), "family id in the page header");
+
+        // The newest root's lineage table: one entry per volume, in volume order.
+        ByteBuffer m = ByteBuffer.wrap(Files.readAllBytes(dir.resolve("manifest"))).order(ByteOrder.LITTLE_ENDIAN);
+        long newest = m.getLong(40);
+        ByteBuffer rp = records.stream().filter(r -> ((r.seq() << 32) | r.offset()) == newest).findFirst().orElseThrow().payload();
+        int at = 8 + 8 + 4 + 8 + 4 + 1 + 8 + 8 + 32 * 8;
+        int volumes = rp.getInt(at);
+        assertEquals(3, volumes);
+        at += 4;
+        for (int i = 0; i < volumes; i++) at += 4 + 8 + 8 + 8 + 8 + 4 + 1 + 2 + (rp.getShort(at + 41) & 0xffff);
+        at += 4 + rp.getInt(at) * 16;
+        assertEquals(3, rp.getInt(at), "lineage entries");
+        int[][] expected = {{1, 0, 0}, {1, 1, 1}, {1, 2, 0}}; // gold; gold@v1: of gold, snapshot; vm: of gold@v1
+        for (int i = 0; i < 3; i++) {
+            int e = at + 4 + i * 9;
+            assertArrayEquals(expected[i], new int[] {rp.getInt(e), rp.getInt(e + 4), rp.get(e + 8)}, "lineage of volume " + (i + 1));
+        }
+        assertEquals(rp.limit(), at + 4 + 3 * 9, "the root ends after its lineage table");
     }
 }
