@@ -145,15 +145,23 @@ done
 rm -f "$RUN/fresh"
 written=$(pool_bytes)
 for ((i = 0; i < 10; i++)); do op volume/delete "name=vm$i" >/dev/null; done
+settled() { # LABEL: the pool's size, its segments' and its index's, against the baseline
+    local total segs
+    total=$(pool_bytes)
+    segs=$(segment_bytes)
+    row "pool $1" "$total bytes ($(awk "BEGIN { printf \"%+.2f %%\", ($total - $base) * 100 / $base }"))" \
+        "within 2 % of the baseline" "$(verdict "($total - $base) * 100 / $base <= 2 && ($base - $total) * 100 / $base <= 2")"
+    row "  of which segments" "$segs bytes ($(awk "BEGIN { printf \"%+.2f %%\", ($segs - $base_segments) * 100 / $base_segments }"))" \
+        "within 2 % of the baseline" "$(verdict "($segs - $base_segments) * 100 / $base_segments <= 2 && ($base_segments - $segs) * 100 / $base_segments <= 2")"
+    row "  of which the dedup index" "$(du -sb "$POOL/index" | cut -f1) bytes" "-" "-"
+}
 op gc "" >/dev/null
-after=$(pool_bytes)
-after_segments=$(segment_bytes)
 row "pool with 10 x 64 MiB written into clones" "$written bytes" "-" "-"
-row "pool after deleting those 10 clones + gc" "$after bytes ($(awk "BEGIN { printf \"%+.2f %%\", ($after - $base) * 100 / $base }"))" \
-    "within 2 % of the baseline" "$(verdict "($after - $base) * 100 / $base <= 2 && ($base - $after) * 100 / $base <= 2")"
-row "  of which segments" "$after_segments bytes ($(awk "BEGIN { printf \"%+.2f %%\", ($after_segments - $base_segments) * 100 / $base_segments }"))" \
-    "within 2 % of the baseline" "$(verdict "($after_segments - $base_segments) * 100 / $base_segments <= 2 && ($base_segments - $after_segments) * 100 / $base_segments <= 2")"
-row "  of which the dedup index" "$(du -sb "$POOL/index" | cut -f1) bytes" "-" "-"
+settled "after deleting those 10 clones + gc"
+# The server's own cleaner starts on the deleted clones' garbage as soon as they are gone and may race the gc's
+# two checkpoints (a segment it cleans then needs one checkpoint more to go): a second gc shows the settled size.
+op gc "" >/dev/null
+settled "after a second gc"
 op volume/list "" >/dev/null
 cp "$RUN/op.out" "$RUN/volume-list.txt"
 stop_server
