@@ -173,13 +173,17 @@ public final class Main {
             subcommands = {SnapshotCreate.class, SnapshotList.class, SnapshotDelete.class})
     static final class SnapshotCmd {}
 
-    @Command(name = "create", description = "Snapshot a volume or clone: O(1), holds every write completed before the command.")
-    static final class SnapshotCreate extends PoolOperation {
+    /** A snapshot operation naming VOLUME and SNAP. */
+    abstract static class SnapshotOperation extends PoolOperation {
         @Parameters(index = "0", paramLabel = "VOLUME") String volume;
         @Parameters(index = "1", paramLabel = "SNAP") String snapshot;
 
-        @Override String operation() { return "snapshot/create"; }
         @Override Map<String, String> arguments() { return Map.of("volume", volume, "snapshot", snapshot); }
+    }
+
+    @Command(name = "create", description = "Snapshot a volume or clone: O(1), holds every write completed before the command.")
+    static final class SnapshotCreate extends SnapshotOperation {
+        @Override String operation() { return "snapshot/create"; }
     }
 
     @Command(name = "list", description = "List snapshots (of VOLUME, or all) with the bytes each holds alone.")
@@ -192,12 +196,8 @@ public final class Main {
     }
 
     @Command(name = "delete", description = "Delete snapshot VOLUME@SNAP; its clones keep what they need.")
-    static final class SnapshotDelete extends PoolOperation {
-        @Parameters(index = "0", paramLabel = "VOLUME") String volume;
-        @Parameters(index = "1", paramLabel = "SNAP") String snapshot;
-
+    static final class SnapshotDelete extends SnapshotOperation {
         @Override String operation() { return "snapshot/delete"; }
-        @Override Map<String, String> arguments() { return Map.of("volume", volume, "snapshot", snapshot); }
     }
 
     @Command(name = "clone", description = "Make a writable volume NEW sharing every block and map page of snapshot VOLUME@SNAP until written.")

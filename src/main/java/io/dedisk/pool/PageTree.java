@@ -306,7 +306,8 @@ final class PageTree {
 
     /** How this tree holds the durable version at (level, index, address) (see {@link Family.Hold}); may load its pages. */
     Family.Hold hold(int level, long index, long address) {
-        if (level > height) return Family.Hold.NONE;
+        // Beyond this tree's height or width (a member that grew since, or a smaller one): nothing there.
+        if (level > height || index >= 1L << (MetaPage.FANOUT_SHIFT * (height - level))) return Family.Hold.NONE;
         MetaPage cached = cache.get(new MetaPage.Key(tree, level, index));
         if (cached != null) {
             if (cached.address != address) return Family.Hold.NONE;

@@ -46,6 +46,21 @@ class SnapshotTest {
         System.arraycopy(data, 0, model.get(vol), (int) lba * BS, data.length);
     }
 
+    static void created(Pool p, Map<String, byte[]> model, String name, int blocks) {
+        p.createVolume(name, (long) blocks * BS);
+        model.put(name, new byte[blocks * BS]);
+    }
+
+    static void snapshot(Pool p, Map<String, byte[]> model, String volume, String snap) throws Exception {
+        p.createSnapshot(volume, snap);
+        model.put(volume + "@" + snap, model.get(volume).clone());
+    }
+
+    static void cloned(Pool p, Map<String, byte[]> model, String snapshot, String clone) {
+        p.cloneSnapshot(snapshot, clone);
+        model.put(clone, model.get(snapshot).clone());
+    }
+
     static byte[] readAll(Pool p, String vol) {
         VolumeDevice d = p.volume(vol).orElseThrow();
         ByteBuffer b = ByteBuffer.allocate((int) d.size());
@@ -72,14 +87,12 @@ class SnapshotTest {
         Map<String, byte[]> model = new HashMap<>();
         Random r = new Random(1);
         try (Pool p = newPool(fs)) {
-            p.createVolume("v", (long) BLOCKS * BS);
-            model.put("v", new byte[BLOCKS * BS]);
+            created(p, model, "v", BLOCKS);
             write(p, "v", 0, content(r, BLOCKS), model);
             p.checkpoint();
             long refsBefore = refs(p);
             long pagesBefore = p.stats().pageBytes();
-            p.createSnapshot("v", "s");
-            model.put("v@s", model.get("v").clone());
+            snapshot(p, model, "v", "s");
             assertEquals(refsBefore, refs(p), "a snapshot adds no chunk reference");
             p.checkpoint();
             assertEquals(pagesBefore, p.stats().pageBytes(), "nor a page: the snapshot's root is the volume's");
@@ -102,23 +115,18 @@ class SnapshotTest {
         Map<String, byte[]> model = new HashMap<>();
         Random r = new Random(2);
         try (Pool p = newPool(fs)) {
-            p.createVolume("base", (long) BLOCKS * BS);
-            model.put("base", new byte[BLOCKS * BS]);
+            created(p, model, "base", BLOCKS);
             write(p, "base", 0, content(r, BLOCKS), model);
-            p.createSnapshot("base", "gold");
-            model.put("base@gold", model.get("base").clone());
+            snapshot(p, model, "base", "gold");
             for (int i = 0; i < 5; i++) {
-                p.cloneSnapshot("base@gold", "vm" + i);
-                model.put("vm" + i, model.get("base").clone());
+                cloned(p, model, "base@gold", "vm" + i);
             }
             write(p, "vm0", 100, content(r, 3), model);
             write(p, "vm1", 2048, content(r, 1100), model); // across two leaves
             p.volume("vm2").orElseThrow().trim(0, 1024L * BS, false); // a whole shared leaf dropped
             java.util.Arrays.fill(model.get("vm2"), 0, 1024 * BS, (byte) 0);
-            p.createSnapshot("vm1", "upgrade");
-            model.put("vm1@upgrade", model.get("vm1").clone());
-            p.cloneSnapshot("vm1@upgrade", "deep");
-            model.put("deep", model.get("vm1").clone());
+            snapshot(p, model, "vm1", "upgrade");
+            cloned(p, model, "vm1@upgrade", "deep");
             write(p, "deep", 4000, content(r, 50), model);
             verify(p, model, "before a checkpoint");
             p.checkpoint();
@@ -153,19 +161,14 @@ class SnapshotTest {
             Random r = new Random(seed++);
             Map<String, byte[]> model = new HashMap<>();
             try (Pool p = newPool(fs)) {
-                p.createVolume("v", 2048L * BS);
-                model.put("v", new byte[2048 * BS]);
+                created(p, model, "v", 2048);
                 write(p, "v", 0, content(r, 2048), model);
-                p.createSnapshot("v", "s");
-                model.put("v@s", model.get("v").clone());
-                p.cloneSnapshot("v@s", "c");
-                model.put("c", model.get("v").clone());
+                snapshot(p, model, "v", "s");
+                cloned(p, model, "v@s", "c");
                 write(p, "c", 10, content(r, 20), model);
                 write(p, "v", 1500, content(r, 20), model);
-                p.createSnapshot("c", "t");
-                model.put("c@t", model.get("c").clone());
-                p.cloneSnapshot("c@t", "d");
-                model.put("d", model.get("c").clone());
+                snapshot(p, model, "c", "t");
+                cloned(p, model, "c@t", "d");
                 write(p, "d", 1030, content(r, 5), model);
                 if (seed % 2 == 0) p.checkpoint(); // half the orders start from durable (shared) pages, half from dirty ones
                 for (String name : order) {
@@ -206,13 +209,10 @@ class SnapshotTest {
         Map<String, byte[]> model = new HashMap<>();
         Random r = new Random(3);
         try (Pool p = newPool(fs)) {
-            p.createVolume("vm", (long) BLOCKS * BS);
-            model.put("vm", new byte[BLOCKS * BS]);
+            created(p, model, "vm", BLOCKS);
             write(p, "vm", 0, content(r, 3000), model);
-            p.createSnapshot("vm", "pre");
-            model.put("vm@pre", model.get("vm").clone());
-            p.cloneSnapshot("vm@pre", "copy");
-            model.put("copy", model.get("vm").clone());
+            snapshot(p, model, "vm", "pre");
+            cloned(p, model, "vm@pre", "copy");
             write(p, "vm", 200, content(r, 2000), model);
             p.volume("vm").orElseThrow().writeZeroes(0, 100L * BS, true, false);
             java.util.Arrays.fill(model.get("vm"), 0, 100 * BS, (byte) 0);
@@ -237,14 +237,11 @@ class SnapshotTest {
         Map<String, byte[]> model = new HashMap<>();
         Random r = new Random(4);
         Pool p = newPool(fs);
-        p.createVolume("v", (long) BLOCKS * BS);
-        model.put("v", new byte[BLOCKS * BS]);
+        created(p, model, "v", BLOCKS);
         write(p, "v", 0, content(r, BLOCKS), model);
-        p.createSnapshot("v", "a");
-        model.put("v@a", model.get("v").clone());
+        snapshot(p, model, "v", "a");
         write(p, "v", 1000, content(r, 100), model);
-        p.cloneSnapshot("v@a", "c");
-        model.put("c", model.get("v@a").clone());
+        cloned(p, model, "v@a", "c");
         write(p, "c", 3000, content(r, 100), model);
         p.rollback("v@a");
         model.put("v", model.get("v@a").clone());
@@ -262,14 +259,11 @@ class SnapshotTest {
         Map<String, byte[]> model = new HashMap<>();
         Random r = new Random(5);
         try (Pool p = newPool(fs)) {
-            p.createVolume("gold", 16384L * BS); // 16 leaves
-            model.put("gold", new byte[16384 * BS]);
+            created(p, model, "gold", 16384); // 16 leaves
             write(p, "gold", 0, content(r, 16384), model);
-            p.createSnapshot("gold", "img");
-            model.put("gold@img", model.get("gold").clone());
+            snapshot(p, model, "gold", "img");
             for (int i = 0; i < 10; i++) {
-                p.cloneSnapshot("gold@img", "c" + i);
-                model.put("c" + i, model.get("gold").clone());
+                cloned(p, model, "gold@img", "c" + i);
             }
             p.checkpoint();
             long pagesBefore = p.stats().pageBytes();
@@ -285,6 +279,37 @@ class SnapshotTest {
             assertTrue(pagesAfter <= pagesBefore + 12L * MetaPage.RECORD_BYTES,
                     "page bytes " + pagesBefore + " -> " + pagesAfter + " (" + (pagesAfter / MetaPage.RECORD_BYTES) + " pages)");
             verify(p, model, "after cleaning");
+        }
+        try (Pool p = open(fs)) { verify(p, model, "after reopen"); }
+    }
+
+    /** Growing a volume adds levels on top of the shared pages, shrinking it drops leaves it shares: its snapshot keeps them. */
+    @Test
+    void resizingAVolumeKeepsItsSnapshotIntact() throws Exception {
+        SimFs fs = new SimFs(6);
+        Map<String, byte[]> model = new HashMap<>();
+        Random r = new Random(6);
+        try (Pool p = newPool(fs)) {
+            created(p, model, "v", 2048);
+            write(p, "v", 0, content(r, 2048), model);
+            p.checkpoint();
+            snapshot(p, model, "v", "s");
+            long grown = 600 * 1024; // 600 leaves: the map grows from height 1 to height 2
+            p.resizeVolume("v", grown * BS);
+            byte[] tail = content(r, 10);
+            p.volume("v").orElseThrow().write((grown - 10) * BS, ByteBuffer.wrap(tail), false);
+            ByteBuffer head = ByteBuffer.allocate(2048 * BS), end = ByteBuffer.allocate(10 * BS);
+            p.volume("v").orElseThrow().read(0, head);
+            p.volume("v").orElseThrow().read((grown - 10) * BS, end);
+            assertArrayEquals(model.get("v"), head.array(), "the shared leaves under the new levels");
+            assertArrayEquals(tail, end.array());
+            assertArrayEquals(model.get("v@s"), readAll(p, "v@s"));
+            assertTrue(PoolChecker.check(p).ok(), PoolChecker.check(p).toText());
+            p.checkpoint();
+            p.resizeVolume("v", 1000L * BS);
+            model.put("v", java.util.Arrays.copyOf(model.get("v"), 1000 * BS));
+            verify(p, model, "after shrinking below the snapshot's second leaf");
+            assertThrows(DediskException.ReadOnlyException.class, () -> p.resizeVolume("v@s", 4096L * BS));
         }
         try (Pool p = open(fs)) { verify(p, model, "after reopen"); }
     }

@@ -12,33 +12,31 @@ import java.io.IOException;
 final class LineageOps {
     private LineageOps() {}
 
-    static void create(Pool pool, DiskModel model, String name, int blocks) {
-        DiskModel.Vol v = model.newVolume(blocks);
+    /** A pool call that may throw I/O errors. */
+    private interface Call {
+        void run() throws IOException;
+    }
+
+    /** Volume {@code name} holding {@code content} is created by {@code call}: a crash inside it may keep it or not. */
+    private static void creating(DiskModel model, String name, DiskModel.Vol content, Call call) throws IOException {
         model.inFlight = name;
-        model.inFlightCreated = v;
-        pool.createVolume(name, (long) blocks * DiskModel.BS);
-        model.volumes.put(name, v);
+        model.inFlightCreated = content;
+        call.run();
+        model.volumes.put(name, content);
         done(model);
+    }
+
+    static void create(Pool pool, DiskModel model, String name, int blocks) throws IOException {
+        creating(model, name, model.newVolume(blocks), () -> pool.createVolume(name, (long) blocks * DiskModel.BS));
     }
 
     static String snapshot(Pool pool, DiskModel model, String volume, String snap) throws IOException {
-        String name = volume + "@" + snap;
-        DiskModel.Vol copy = model.volumes.get(volume).derived(true);
-        model.inFlight = name;
-        model.inFlightCreated = copy;
-        pool.createSnapshot(volume, snap);
-        model.volumes.put(name, copy);
-        done(model);
-        return "snapshot " + name;
+        creating(model, volume + "@" + snap, model.volumes.get(volume).derived(true), () -> pool.createSnapshot(volume, snap));
+        return "snapshot " + volume + "@" + snap;
     }
 
-    static String clone(Pool pool, DiskModel model, String snapshot, String clone) {
-        DiskModel.Vol copy = model.volumes.get(snapshot).derived(false);
-        model.inFlight = clone;
-        model.inFlightCreated = copy;
-        pool.cloneSnapshot(snapshot, clone);
-        model.volumes.put(clone, copy);
-        done(model);
+    static String clone(Pool pool, DiskModel model, String snapshot, String clone) throws IOException {
+        creating(model, clone, model.volumes.get(snapshot).derived(false), () -> pool.cloneSnapshot(snapshot, clone));
         return "clone " + snapshot + " as " + clone;
     }
 
