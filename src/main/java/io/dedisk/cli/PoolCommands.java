@@ -33,10 +33,7 @@ final class PoolCommands {
                 yield "created snapshot " + volume + "@" + args.get("snapshot") + "\n";
             }
             case "snapshot/delete" -> {
-                String name = required(args, "volume") + "@" + required(args, "snapshot");
-                if (pool.volumeInfos().stream().noneMatch(v -> v.snapshot() && v.name().equals(name))) {
-                    throw new InvalidRequestException("no snapshot named '" + name + "'");
-                }
+                String name = required(args, "volume") + "@" + required(args, "snapshot"); // only snapshots have '@' in their names
                 pool.deleteVolume(name);
                 yield "deleted snapshot " + name + "\n";
             }

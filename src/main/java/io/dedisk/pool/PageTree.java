@@ -236,20 +236,22 @@ final class PageTree {
      * Visits the present pages, children before parents, asking {@code enter} before each is loaded: false skips the
      * page and its whole subtree (a shared subtree is not descended into).
      */
-    void walk(Predicate<Ref> enter, Consumer<MetaPage> visitor) { walk(height, 0, rootAddress, enter, visitor); }
+    void walk(Predicate<Ref> enter, Consumer<MetaPage> visitor) { walk(height, 0, rootAddress, rootCrc, enter, visitor); }
 
-    private void walk(int level, long index, long address, Predicate<Ref> enter, Consumer<MetaPage> visitor) {
-        MetaPage cached = cache.get(new MetaPage.Key(tree, level, index));
+    private void walk(int level, long index, long address, int crc, Predicate<Ref> enter, Consumer<MetaPage> visitor) {
+        MetaPage.Key key = new MetaPage.Key(tree, level, index);
+        MetaPage cached = cache.get(key);
         if (cached == null && address == 0) return;
         boolean version = cached == null || !cached.dirty || cached.relocating;
         if (!enter.test(new Ref(level, index, cached != null ? cached.address : address, version))) return;
-        MetaPage p = cached != null ? cached : page(level, index, false);
+        // Loaded from the reference in hand (the parent was just read): one cache lookup per page walked.
+        MetaPage p = cached != null ? cached : cache.insert(load(key, address, crc));
         if (level > 0) {
             long first = index << MetaPage.FANOUT_SHIFT;
             for (int i = 0; i < MetaPage.FANOUT; i++) {
                 long child = p.childAddress(i);
                 if (child == 0 && (!p.dirty || !cache.contains(new MetaPage.Key(tree, level - 1, first + i)))) continue;
-                walk(level - 1, first + i, child, enter, visitor);
+                walk(level - 1, first + i, child, p.childCrc(i), enter, visitor);
             }
         }
         visitor.accept(p);
