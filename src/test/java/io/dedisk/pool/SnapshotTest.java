@@ -313,4 +313,58 @@ class SnapshotTest {
         }
         try (Pool p = open(fs)) { verify(p, model, "after reopen"); }
     }
+
+    /**
+     * A snapshot taken while a writer writes blocks 0, 1, 2, ... in order holds every write completed before the call
+     * and is one point in that sequence: blocks [0, k) new, the rest old, for some k at least the completed count.
+     */
+    @Test
+    void aSnapshotOfAVolumeBeingWrittenIsOnePointInItsWrites() throws Exception {
+        SimFs fs = new SimFs(7);
+        try (Pool p = newPool(fs)) {
+            int blocks = 3000;
+            p.createVolume("v", (long) blocks * BS);
+            VolumeDevice v = p.volume("v").orElseThrow();
+            java.util.concurrent.atomic.AtomicInteger completed = new java.util.concurrent.atomic.AtomicInteger();
+            Thread writer = Thread.ofPlatform().start(() -> {
+                for (int b = 0; b < blocks; b++) {
+                    byte[] d = new byte[BS];
+                    java.util.Arrays.fill(d, (byte) (1 + b % 250));
+                    ByteBuffer.wrap(d).putInt(b);
+                    v.write((long) b * BS, ByteBuffer.wrap(d), false);
+                    completed.set(b + 1);
+                }
+            });
+            while (completed.get() < 200) Thread.onSpinWait();
+            int before = completed.get();
+            p.createSnapshot("v", "mid");
+            writer.join();
+            byte[] snap = readAll(p, "v@mid");
+            int k = 0;
+            while (k < blocks && ByteBuffer.wrap(snap, k * BS, 4).getInt() == k && snap[k * BS + 4] == (byte) (1 + k % 250)) k++;
+            assertTrue(k >= before, "the snapshot holds the " + before + " writes completed before it, it holds " + k);
+            for (int b = k; b < blocks; b++) assertEquals(-1, java.util.Arrays.mismatch(snap, b * BS, (b + 1) * BS, new byte[BS], 0, BS), "block " + b + " after the point is as before: empty");
+            assertTrue(PoolChecker.check(p).ok(), PoolChecker.check(p).toText());
+        }
+    }
+
+    /** The checker counts a leaf shared by a clone once: one reference too many or too few on a shared chunk is found. */
+    @Test
+    void theCheckerRecountsSharedLeavesOnce() throws Exception {
+        SimFs fs = new SimFs(8);
+        Map<String, byte[]> model = new HashMap<>();
+        try (Pool p = newPool(fs)) {
+            created(p, model, "v", 1024);
+            write(p, "v", 0, content(new Random(8), 16), model);
+            snapshot(p, model, "v", "s");
+            cloned(p, model, "v@s", "c");
+            verify(p, model, "three trees over one leaf");
+            long chunk = p.withReadLock(() -> p.state.volumesByName.get("c").map.get(3));
+            p.meta.writeLock().lock();
+            try { p.state.chunks.increment(chunk); } finally { p.meta.writeLock().unlock(); }
+            PoolChecker.Report r = PoolChecker.check(p);
+            assertFalse(r.ok(), "a reference no leaf version holds is found");
+            assertTrue(r.problems().stream().anyMatch(m -> m.startsWith("chunk " + chunk + ": refcount 2, but 1 entries")), r.toText());
+        }
+    }
 }
