@@ -5,10 +5,10 @@ import io.dedisk.util.Check;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.HashMap;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
@@ -17,7 +17,8 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * Incremental checkpoints: the dedup index's own checkpoint, then the dirty metadata pages, written bottom-up into the log (children first, so each parent
  * records its children's new addresses), then one ROOT record, then — once the log up to it is synced — the
  * manifest that names it. Nothing else: no full image of the pool exists anywhere. Recovery loads the root and
- * replays the bounded log suffix after it.
+ * replays the bounded log suffix after it. A page version that several snapshots and clones share and the cleaner
+ * moves is written once, and every holder records that one copy ({@link MetaPage#relocating}).
  *
  * Segment deletion (the last step of the cleaner's work) happens here, because only a checkpoint knows what the
  * durable roots still need: a segment is deleted once its usage was 0 in both roots the manifest names and it lies
