@@ -27,7 +27,7 @@ import picocli.CommandLine.Parameters;
 /** The dedisk command line. Pool operations run in the serving process when the pool is served. */
 @Command(name = "dedisk", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT, version = "dedisk 0.1.0",
         description = "Deduplicating, compressing, thin-provisioned virtual disks served over NBD.",
-        subcommands = {Main.Create.class, Main.VolumeCmd.class, Main.Serve.class, Main.Run.class, Main.Stats.class, Main.Check.class, Main.Gc.class,
+        subcommands = {Main.Create.class, Main.VolumeCmd.class, Main.SnapshotCmd.class, Main.CloneCmd.class, Main.Serve.class, Main.Run.class, Main.Stats.class, Main.Check.class, Main.Gc.class,
                 Main.Ideal.class, Main.ReportCmd.class, ImageImport.class, ImageExport.class})
 public final class Main {
     static final String DEFAULT_LISTEN = "127.0.0.1:10809";
@@ -147,8 +147,56 @@ public final class Main {
     }
 
     @Command(name = "volume", description = "Manage volumes (works while the pool is served).",
-            subcommands = {VolumeCreate.class, VolumeList.class, VolumeDelete.class, VolumeResize.class, VolumeRename.class})
+            subcommands = {VolumeCreate.class, VolumeList.class, VolumeDelete.class, VolumeResize.class, VolumeRename.class, VolumeRollback.class})
     static final class VolumeCmd {}
+
+    @Command(name = "snapshot", description = "Read-only snapshots VOLUME@SNAP, exported over NBD under that name (works while the pool is served).",
+            subcommands = {SnapshotCreate.class, SnapshotList.class, SnapshotDelete.class})
+    static final class SnapshotCmd {}
+
+    /** A snapshot operation naming VOLUME and SNAP. */
+    abstract static class SnapshotOperation extends PoolOperation {
+        @Parameters(index = "0", paramLabel = "VOLUME") String volume;
+        @Parameters(index = "1", paramLabel = "SNAP") String snapshot;
+
+        @Override Map<String, String> arguments() { return Map.of("volume", volume, "snapshot", snapshot); }
+    }
+
+    @Command(name = "create", description = "Snapshot a volume or clone: O(1), holds every write completed before the command.")
+    static final class SnapshotCreate extends SnapshotOperation {
+        @Override String operation() { return "snapshot/create"; }
+    }
+
+    @Command(name = "list", description = "List snapshots (of VOLUME, or all) with the bytes each holds alone.")
+    static final class SnapshotList extends PoolOperation {
+        @Option(names = "--json") boolean json;
+        @Parameters(index = "0", paramLabel = "VOLUME", arity = "0..1") String volume;
+
+        @Override String operation() { return "snapshot/list"; }
+        @Override Map<String, String> arguments() { return Map.of("volume", volume == null ? "" : volume, "json", Boolean.toString(json)); }
+    }
+
+    @Command(name = "delete", description = "Delete snapshot VOLUME@SNAP; its clones keep what they need.")
+    static final class SnapshotDelete extends SnapshotOperation {
+        @Override String operation() { return "snapshot/delete"; }
+    }
+
+    @Command(name = "clone", description = "Make a writable volume NEW sharing every block and map page of snapshot VOLUME@SNAP until written.")
+    static final class CloneCmd extends PoolOperation {
+        @Parameters(index = "0", paramLabel = "VOLUME@SNAP") String snapshot;
+        @Parameters(index = "1", paramLabel = "NEW") String name;
+
+        @Override String operation() { return "clone"; }
+        @Override Map<String, String> arguments() { return Map.of("snapshot", snapshot, "name", name); }
+    }
+
+    @Command(name = "rollback", description = "Make VOLUME the same as its snapshot VOLUME@SNAP, atomically; clients connected to VOLUME read the snapshot's content from their next request.")
+    static final class VolumeRollback extends PoolOperation {
+        @Parameters(index = "0", paramLabel = "VOLUME@SNAP") String snapshot;
+
+        @Override String operation() { return "volume/rollback"; }
+        @Override Map<String, String> arguments() { return Map.of("snapshot", snapshot); }
+    }
 
     /** A command that is one pool operation: run here, or in the server that holds the pool. */
     abstract static class PoolOperation implements Callable<Integer> {
@@ -174,7 +222,7 @@ public final class Main {
         @Override Map<String, String> arguments() { return Map.of("name", name, "size", size); }
     }
 
-    @Command(name = "list", description = "List volumes.")
+    @Command(name = "list", description = "List volumes, snapshots and clones: parent, and the bytes each holds alone (what deleting it gives back).")
     static final class VolumeList extends PoolOperation {
         @Option(names = "--json") boolean json;
 
@@ -182,7 +230,7 @@ public final class Main {
         @Override Map<String, String> arguments() { return Map.of("json", Boolean.toString(json)); }
     }
 
-    @Command(name = "delete", description = "Delete a volume and release its blocks.")
+    @Command(name = "delete", description = "Delete a volume, snapshot or clone and release what it alone holds.")
     static final class VolumeDelete extends PoolOperation {
         @Parameters(index = "0", paramLabel = "NAME") String name;
 

@@ -84,15 +84,17 @@ final class BlockMap {
             long leafStart = leafNo << LEAF_SHIFT;
             long leafEnd = Math.min(leafStart + LEAF_ENTRIES, end);
             if (ref == UNMAPPED && lba == leafStart && leafEnd - leafStart == LEAF_ENTRIES) {
-                // Whole leaves: visit only the present ones, release what they hold, drop them.
+                // Whole leaves: visit only the present ones, release what they hold, drop them. A leaf another
+                // family member holds as the same version keeps its references: they are that version's.
                 long lastWhole = end >>> LEAF_SHIFT;
                 tree.visit(leafNo, lastWhole, p -> {
                     if (p.key.level() != 0) return;
+                    boolean shared = tree.sharedVersion(p);
                     for (int i = 0; i < LEAF_ENTRIES; i++) {
                         long old = p.getLong(i * 8);
                         if (old != UNMAPPED) {
                             count(old, -1);
-                            released.accept(old);
+                            if (!shared) released.accept(old);
                         }
                     }
                     tree.dropLeaf(p.key.index());
@@ -136,16 +138,37 @@ final class BlockMap {
         tree.visit(0, leaves(blocks), p -> {
             if (p.key.level() != 0) return;
             long base = p.key.index() << LEAF_SHIFT;
-            for (int i = 0; i < LEAF_ENTRIES; i++) {
-                long ref = p.getLong(i * 8);
-                if (ref != UNMAPPED) visitor.accept(base + i, ref);
-            }
+            forEachEntry(p, (i, ref) -> visitor.accept(base + i, ref));
         });
     }
 
-    /** Releases every reference and page (the volume is deleted). */
+    /** Releases every reference and page only this map holds (the volume is deleted, or rolled back). */
     void deleteAll(LongConsumer released) {
-        setRange(0, blocks, UNMAPPED, released);
-        tree.releaseAll();
+        tree.releaseAll(leaf -> forEachEntry(leaf, (i, ref) -> released.accept(ref)));
+        mapped = 0;
+        zero = 0;
+    }
+
+    /** A new map over {@code tree} that is the same map as {@code source} (snapshot, clone): O(the source's dirty pages). */
+    static BlockMap sharing(PageTree tree, BlockMap source) {
+        tree.shareOf(source.tree);
+        return new BlockMap(tree, source.blocks, source.mapped, source.zero);
+    }
+
+    /** This map releases what it alone holds and becomes the same map as {@code source} (rollback). */
+    void rollBackTo(BlockMap source, LongConsumer released) {
+        deleteAll(released);
+        tree.shareOf(source.tree);
+        blocks = source.blocks;
+        mapped = source.mapped;
+        zero = source.zero;
+    }
+
+    /** Visits the entries of one leaf that are not UNMAPPED: (index in the leaf, reference). */
+    static void forEachEntry(MetaPage leaf, java.util.function.BiConsumer<Integer, Long> visitor) {
+        for (int i = 0; i < LEAF_ENTRIES; i++) {
+            long ref = leaf.getLong(i * 8);
+            if (ref != UNMAPPED) visitor.accept(i, ref);
+        }
     }
 }

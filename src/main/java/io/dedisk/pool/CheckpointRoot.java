@@ -18,13 +18,15 @@ import java.util.TreeMap;
  *   u32 volume count; each: u32 id | u64 size | u64 mapped blocks | u64 zero blocks
  *                           | u64 root address | u32 root CRC | u8 height | u16 name length | name (UTF-8)
  *   u32 usage entries; each: u64 segment | u64 live bytes
+ *   u32 lineage entries (one per volume, in volume order; absent in roots written before snapshots: then every
+ *       volume is its own family, with no parent): u32 family | u32 parent | u8 flags (bit 0 snapshot)
  * </pre>
  * The record CRC covers it all; the manifest names the record's address, length and CRC.
  */
 record CheckpointRoot(long number, long nextChunkId, int nextVolumeId, PageTree.Root chunkRoot, long liveChunks, long liveBytes,
                       long[] refHistogram, List<VolumeRoot> volumes, TreeMap<Long, Long> usage) {
 
-    record VolumeRoot(int id, String name, long size, long mapped, long zero, PageTree.Root root) {}
+    record VolumeRoot(int id, String name, long size, long mapped, long zero, PageTree.Root root, int family, int parent, boolean snapshot) {}
 
     /** The state of an empty pool: before the first checkpoint, recovery replays the whole log from this. */
     static CheckpointRoot empty() {
@@ -46,6 +48,8 @@ record CheckpointRoot(long number, long nextChunkId, int nextVolumeId, PageTree.
         }
         s.putInt(usage.size());
         for (var e : usage.entrySet()) s.putLong(e.getKey()).putLong(e.getValue());
+        s.putInt(volumes.size());
+        for (VolumeRoot v : volumes) s.putInt(v.family()).putInt(v.parent()).putByte(v.snapshot() ? 1 : 0);
         ByteBuffer rec = LogRecord.newBuffer(s.size());
         rec.put(s.view());
         return rec;
@@ -87,7 +91,7 @@ record CheckpointRoot(long number, long nextChunkId, int nextVolumeId, PageTree.
             PageTree.Root root = getRoot(in);
             String name = new String(in.getBytes(in.getShort()), StandardCharsets.UTF_8);
             in.expect(id > 0 && id < nextVolume && size > 0 && size % Pool.BLOCK_SIZE == 0, "volume %s id %d size %d", name, id, size);
-            vols.add(new VolumeRoot(id, name, size, mapped, zero, root));
+            vols.add(new VolumeRoot(id, name, size, mapped, zero, root, id, 0, false));
         }
         int nu = in.getInt();
         in.expect(nu >= 0 && nu <= in.remaining() / 16, "usage entries %d", nu);
@@ -97,6 +101,19 @@ record CheckpointRoot(long number, long nextChunkId, int nextVolumeId, PageTree.
             long bytes = in.getLong();
             in.expect(bytes > 0, "segment %d live bytes %d", seq, bytes);
             usage.put(seq, bytes);
+        }
+        if (in.remaining() > 0) {
+            int nl = in.getInt();
+            in.expect(nl == nv, "lineage entries %d for %d volumes", nl, nv);
+            for (int i = 0; i < nl; i++) {
+                VolumeRoot v = vols.get(i);
+                int family = in.getInt();
+                int parent = in.getInt();
+                int flags = in.getByte();
+                in.expect(family > 0 && family <= v.id() && parent >= 0 && parent < nextVolume && (flags & ~1) == 0,
+                        "volume %s lineage: family %d parent %d flags %d", v.name(), family, parent, flags);
+                vols.set(i, new VolumeRoot(v.id(), v.name(), v.size(), v.mapped(), v.zero(), v.root(), family, parent, flags == 1));
+            }
         }
         in.expect(in.remaining() == 0, "%d trailing bytes", in.remaining());
         return new CheckpointRoot(number, nextChunk, nextVolume, chunkRoot, liveChunks, liveBytes, histogram, vols, usage);

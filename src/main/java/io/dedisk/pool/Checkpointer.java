@@ -5,8 +5,10 @@ import io.dedisk.util.Check;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
@@ -15,7 +17,8 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * Incremental checkpoints: the dedup index's own checkpoint, then the dirty metadata pages, written bottom-up into the log (children first, so each parent
  * records its children's new addresses), then one ROOT record, then — once the log up to it is synced — the
  * manifest that names it. Nothing else: no full image of the pool exists anywhere. Recovery loads the root and
- * replays the bounded log suffix after it.
+ * replays the bounded log suffix after it. A page version that several snapshots and clones share and the cleaner
+ * moves is written once, and every holder records that one copy ({@link MetaPage#relocating}).
  *
  * Segment deletion (the last step of the cleaner's work) happens here, because only a checkpoint knows what the
  * durable roots still need: a segment is deleted once its usage was 0 in both roots the manifest names and it lies
@@ -122,37 +125,58 @@ final class Checkpointer {
         void run() throws IOException;
     }
 
+    /**
+     * Writes the dirty pages bottom-up. A page only being moved ({@link MetaPage#relocating}) is written once for all
+     * the family members holding that version: the others record the same new address, so sharing survives cleaning.
+     */
     private void writeDirtyPages(PoolState state, LogWriter log, long generation) throws IOException {
         List<MetaPage> dirty = state.cache.dirtyByLevel();
+        Map<Long, long[]> moved = new HashMap<>(); // old address of a relocated version -> {new address, record CRC}
         int i = 0;
         while (i < dirty.size()) {
             // One level at a time: a parent's entries are final only once all its children are written.
             int level = dirty.get(i).key.level();
             int j = i;
             while (j < dirty.size() && dirty.get(j).key.level() == level && j - i < PAGES_PER_APPEND) j++;
-            List<MetaPage> batch = dirty.subList(i, j);
+            List<MetaPage> batch = new ArrayList<>();
+            List<MetaPage> copies = new ArrayList<>(); // relocated versions another member's page writes
+            Set<Long> moving = new HashSet<>();
+            for (MetaPage p : dirty.subList(i, j)) {
+                boolean copy = p.relocating && (moved.containsKey(p.address) || !moving.add(p.address));
+                (copy ? copies : batch).add(p);
+            }
             List<LogWriter.Pending> records = new ArrayList<>(batch.size());
             for (MetaPage p : batch) {
-                ByteBuffer b = p.encode(generation);
+                ByteBuffer b = p.encode(generation, treeOf(state, p).family.id);
                 records.add(new LogWriter.Pending(b, LogRecord.PAGE, MetaPage.PAYLOAD));
             }
             LogWriter.Appended a = log.appendAll(records);
             for (int k = 0; k < a.written(); k++) {
                 MetaPage p = batch.get(k);
-                PageTree tree = state.treeOf(p.key.tree());
-                Check.that(tree != null, "dirty page %s belongs to a live tree", p.key);
                 long address = MetaPage.address(a.segments()[k], a.offsets()[k]);
+                int crc = records.get(k).buffer().getInt(24);
+                if (p.relocating) moved.put(p.address, new long[] {address, crc});
                 state.usage.add(a.segments()[k], MetaPage.RECORD_BYTES);
-                tree.written(p, address, records.get(k).buffer().getInt(24));
+                treeOf(state, p).written(p, address, crc);
+            }
+            for (MetaPage p : copies) {
+                long[] to = moved.get(p.address);
+                if (to != null) treeOf(state, p).written(p, to[0], (int) to[1]); // else its writer failed: stays dirty
             }
             if (a.error() != null) throw a.error();
             synchronized (this) {
-                pagesWritten += batch.size();
-                pageBytesWritten += (long) batch.size() * MetaPage.RECORD_BYTES;
+                pagesWritten += a.written();
+                pageBytesWritten += (long) a.written() * MetaPage.RECORD_BYTES;
             }
             i = j;
         }
         state.cache.evictToCapacity();
+    }
+
+    private static PageTree treeOf(PoolState state, MetaPage p) {
+        PageTree tree = state.treeOf(p.key.tree());
+        Check.that(tree != null, "dirty page %s belongs to a live tree", p.key);
+        return tree;
     }
 
     /** Existing segments before {@code below} that hold nothing live (no directory listing under the write lock). */

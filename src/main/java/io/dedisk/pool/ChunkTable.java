@@ -13,7 +13,7 @@ import io.dedisk.util.Check;
  * </pre>
  * Chunk ids are handed out in increasing order and never reused, so a stale dedup advice pointing at a dead chunk
  * is recognised as stale rather than aliasing another block. A chunk whose count drops to 0 is dead: its bytes are
- * garbage for the cleaner. The cleaner moves live chunks ({@link #relocate}); ids, and so block maps, stay.
+ * garbage for the cleaner, and a leaf whose chunks are all dead is dropped. The cleaner moves live chunks ({@link #relocate}); ids, and so block maps, stay.
  *
  * Threads: reads under the pool's metadata read lock, changes under its write lock.
  * Invariants: a live chunk's count equals the block-map entries that reference it (`dedisk check` recounts);
@@ -130,7 +130,18 @@ final class ChunkTable {
         p.body[a + 11] = 0;
         live--;
         liveBytes -= loc.length();
+        dropIfDead(id / PER_LEAF, p);
         return loc;
+    }
+
+    /**
+     * A leaf all of whose chunks are dead is dropped (an absent leaf reads as dead chunks), so deleted data leaves no
+     * metadata behind; not the leaf new ids go to, which would only be created again.
+     */
+    private void dropIfDead(long leafNo, MetaPage p) {
+        if (leafNo == nextId / PER_LEAF) return;
+        for (int i = 0; i < PER_LEAF; i++) if ((p.body[i * ENTRY + 11] & LIVE) != 0) return;
+        tree.dropLeaf(leafNo);
     }
 
     Location location(long id) {

@@ -17,7 +17,7 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * once two durable roots no longer need it.
  *
  * Liveness without a reverse map: a chunk body at (victim, offset) is live if the chunk table still places a live
- * chunk there; a page record is live if its tree still uses that address. The victim is read outside any lock;
+ * chunk there; a page record is live if a tree of the family its header names still uses that address. The victim is read outside any lock;
  * relocation runs under the metadata write lock in batches, so foreground writes interleave (the throttle).
  *
  * Threads: one cleaning at a time (the pool's cleaner thread, `dedisk gc`, or the simulation's scheduler).
@@ -100,6 +100,7 @@ final class Cleaner {
                 }
                 case LogRecord.PAGE -> {
                     ByteBuffer p = r.payload();
+                    // The page names its family, not the member that wrote it (which may be gone): any member may hold it.
                     pages.add(new long[] {p.getInt(4), p.get(1) & 0xff, p.getLong(8), MetaPage.address(victim, base - LogRecord.HEADER_SIZE)});
                 }
                 default -> { }
@@ -121,12 +122,15 @@ final class Cleaner {
         meta.writeLock().lock();
         try {
             for (long[] pg : pages) {
-                PageTree tree = state.treeOf((int) pg[0]);
-                MetaPage.Key key = new MetaPage.Key((int) pg[0], (int) pg[1], pg[2]);
-                if (tree != null && tree.isCurrent(key, pg[3])) {
-                    tree.rewrite(key);
-                    synchronized (this) { pagesRewritten++; }
+                // Every member holding the version moves it, and the checkpoint writes one copy for all of them; a
+                // member whose page there is already its own changed copy writes that anyway.
+                boolean live = false;
+                for (PageTree tree : state.family((int) pg[0])) {
+                    if (tree.hold((int) pg[1], pg[2], pg[3]) != Family.Hold.VERSION) continue;
+                    tree.rewrite((int) pg[1], pg[2]);
+                    live = true;
                 }
+                if (live) synchronized (this) { pagesRewritten++; }
             }
         } finally { meta.writeLock().unlock(); }
         synchronized (this) {

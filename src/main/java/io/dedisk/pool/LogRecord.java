@@ -44,6 +44,12 @@ public final class LogRecord {
     public static final int RELOCATE = 10;
     /** A volume's new name ({@link Pool#renameVolume}). */
     public static final int VOLUME_RENAME = 11;
+    /** A snapshot of a volume: a read-only tree that shares the volume's pages (docs/format.md). */
+    public static final int SNAPSHOT_CREATE = 12;
+    /** A clone of a snapshot: a writable tree that shares the snapshot's pages. */
+    public static final int CLONE_CREATE = 13;
+    /** A volume becomes the same tree as one of its family's snapshots. */
+    public static final int VOLUME_ROLLBACK = 14;
 
     /** A buffer for one record: header space reserved, payload written after it by the caller. */
     public static ByteBuffer newBuffer(int payloadCapacity) {

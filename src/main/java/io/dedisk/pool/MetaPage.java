@@ -12,7 +12,7 @@ import java.nio.ByteOrder;
  * sits in the metadata cache, and its encoding as the payload of a PAGE log record (docs/format.md):
  * <pre>
  *   0 u8 kind (1 map leaf, 2 interior, 3 chunk leaf)   1 u8 level (0 = leaf)   2 u16 reserved (0)
- *   4 u32 tree (volume id; 0 = chunk table)            8 u64 index (position of the page at its level)
+ *   4 u32 tree (family id: the origin volume's id; 0 = chunk table)   8 u64 index (position at its level)
  *  16 u64 generation (number of the checkpoint that wrote it)
  *  24 8192 body bytes
  * </pre>
@@ -21,8 +21,8 @@ import java.nio.ByteOrder;
  * A page's address is where its PAGE record starts in the log: segment sequence &lt;&lt; 32 | byte offset. The
  * parent holds the record CRC, so a misdirected or stale page read is caught as well as bit rot.
  *
- * The generation is what snapshots will compare (btrfs-style): a page written before a snapshot was taken is
- * shared with it and must be copied, not changed in place, once snapshots exist.
+ * The tree field names the page's {@link Family}, not the member that wrote it: members share page versions, so
+ * any of them may read a page another wrote (a volume's own id is its family's until it has snapshots).
  *
  * Threads: a page is read and changed under the pool's metadata lock (reads under the read lock, changes under
  * the write lock); its dirty flag and address change only under the write lock.
@@ -51,6 +51,11 @@ final class MetaPage {
     long address;
     int crc;
     boolean dirty;
+    /**
+     * Dirty only to be moved (the cleaner): the content is still the durable version at {@link #address}, so every
+     * member holding that version writes the same copy and keeps sharing it. The first real change clears it.
+     */
+    boolean relocating;
 
     MetaPage(Key key, int kind, byte[] body) {
         Check.that(body.length == BODY, "page body of %d bytes", body.length);
@@ -86,10 +91,10 @@ final class MetaPage {
         putInt(i * CHILD_BYTES + 12, 0);
     }
 
-    /** The PAGE record payload for this page, in a record buffer (header space reserved). */
-    ByteBuffer encode(long generation) {
+    /** The PAGE record payload for this page of family {@code family}, in a record buffer (header space reserved). */
+    ByteBuffer encode(long generation, int family) {
         ByteBuffer b = LogRecord.newBuffer(PAYLOAD);
-        b.put((byte) kind).put((byte) key.level()).putShort((short) 0).putInt(key.tree()).putLong(key.index()).putLong(generation);
+        b.put((byte) kind).put((byte) key.level()).putShort((short) 0).putInt(family).putLong(key.index()).putLong(generation);
         b.put(body);
         Check.that(!b.hasRemaining(), "page record filled exactly");
         return b;
@@ -97,9 +102,10 @@ final class MetaPage {
 
     /**
      * Decodes a page from the bytes read at its address: a whole PAGE record that must verify, carry the CRC its
-     * parent holds, and name the expected page. Anything else is corruption (bit rot, a misdirected or stale read).
+     * parent holds, and name the expected page of family {@code family}. Anything else is corruption (bit rot, a
+     * misdirected or stale read).
      */
-    static MetaPage decode(ByteBuffer recordUntrusted, Key expected, int expectedKind, long address, int expectedCrc) {
+    static MetaPage decode(ByteBuffer recordUntrusted, Key expected, int family, int expectedKind, long address, int expectedCrc) {
         String where = "metadata page " + expected + " at segment " + segmentOf(address) + " offset " + offsetOf(address);
         LogRecord.Header h = recordUntrusted.remaining() >= LogRecord.HEADER_SIZE ? LogRecord.Header.parseUntrusted(recordUntrusted.duplicate()) : null;
         if (h == null || h.type() != LogRecord.PAGE || h.length() != PAYLOAD || recordUntrusted.remaining() < RECORD_BYTES) {
@@ -115,9 +121,9 @@ final class MetaPage {
         int level = p.get(1) & 0xff;
         int tree = p.getInt(4);
         long index = p.getLong(8);
-        if (kind != expectedKind || level != expected.level() || tree != expected.tree() || index != expected.index() || p.getShort(2) != 0) {
-            throw new CorruptionException(where + ": holds page kind " + kind + " tree " + tree + " level " + level + " index " + index
-                    + ", expected kind " + expectedKind);
+        if (kind != expectedKind || level != expected.level() || tree != family || index != expected.index() || p.getShort(2) != 0) {
+            throw new CorruptionException(where + ": holds page kind " + kind + " family " + tree + " level " + level + " index " + index
+                    + ", expected kind " + expectedKind + " family " + family);
         }
         byte[] body = new byte[BODY];
         p.get(HEADER, body);

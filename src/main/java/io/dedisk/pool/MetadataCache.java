@@ -44,12 +44,15 @@ final class MetadataCache {
     /** Whether a page is cached, without counting a hit or miss or touching its recency (a probe, not a use). */
     synchronized boolean contains(MetaPage.Key key) { return pages.containsKey(key); }
 
-    /** Adds a page (loaded or new) unless one with its key is there; returns the cached one. */
+    /**
+     * Adds a page (loaded or new) unless one with its key is there; returns the cached one. The page added is not
+     * evicted by its own insertion (a full cache of dirty pages would otherwise drop it before the caller uses it).
+     */
     synchronized MetaPage insert(MetaPage page) {
         MetaPage there = pages.putIfAbsent(page.key, page);
         if (there != null) return there;
         if (page.dirty) dirtyPages++;
-        evict();
+        evict(page);
         return page;
     }
 
@@ -83,6 +86,13 @@ final class MetadataCache {
         return out;
     }
 
+    /** The cached pages of a tree (a scan of the cache: for snapshots and clones, which copy the dirty ones). */
+    synchronized List<MetaPage> pagesOf(int tree) {
+        List<MetaPage> out = new ArrayList<>();
+        for (MetaPage p : pages.values()) if (p.key.tree() == tree) out.add(p);
+        return out;
+    }
+
     /** Drops every page of a tree (a deleted volume). */
     synchronized void removeTree(int tree) {
         Iterator<Map.Entry<MetaPage.Key, MetaPage>> it = pages.entrySet().iterator();
@@ -97,14 +107,14 @@ final class MetadataCache {
 
     synchronized boolean overDirtyLimit() { return dirtyPages * PAGE_COST * 2 > capacity; }
 
-    synchronized void evictToCapacity() { evict(); }
+    synchronized void evictToCapacity() { evict(null); }
 
-    private void evict() {
+    private void evict(MetaPage keep) {
         if (pages.size() * PAGE_COST <= capacity) return;
         Iterator<MetaPage> it = pages.values().iterator();
         while (pages.size() * PAGE_COST > capacity && it.hasNext()) {
             MetaPage p = it.next();
-            if (!p.dirty) {
+            if (!p.dirty && p != keep) {
                 it.remove();
                 evictions++;
             }

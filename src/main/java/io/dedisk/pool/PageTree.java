@@ -5,6 +5,7 @@ import io.dedisk.util.Check;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.function.Consumer;
+import java.util.function.Predicate;
 
 /**
  * A radix tree of fixed-size pages stored in the log: the shape of every block map (leaves of 1024 block
@@ -17,8 +18,16 @@ import java.util.function.Consumer;
  * checkpoint writes dirty pages bottom-up into the log, each at a new address that its parent then records
  * ({@link #written}). Pages are read through the one {@link MetadataCache}.
  *
+ * Sharing (snapshots and clones, see {@link Family}): members of a family share durable page versions. A tree
+ * never changes a shared version in place: the first change of a clean leaf that another member holds as the same
+ * version forks it ({@code forked}: the tree's copy is its own, so every chunk it names gains a reference); forking
+ * an interior page costs nothing (its children simply become shared). A durable address is released to the usage
+ * table only when no other member holds it any more. Dirty pages are always this tree's own, except those the
+ * cleaner marked {@link MetaPage#relocating}, which every holder writes as one shared copy.
+ *
  * Threads: reads under the pool's metadata read lock, changes under its write lock.
- * Invariants: every dirty page's ancestors are dirty (so cached); a cached page's key lies within the height.
+ * Invariants: every dirty page's ancestors are dirty (so cached) and not relocating; a cached page's key lies
+ * within the height; a cached page's address is the one its parent (or the root) records for it.
  */
 final class PageTree {
     /** Reads the bytes of a page record at an address (the backend). */
@@ -29,19 +38,27 @@ final class PageTree {
     /** Where a tree's root is: the root page's address and record CRC (0, 0: not written yet) and the height. */
     record Root(long address, int crc, int height) {}
 
+    /** A page met by {@link #walk}, before it is loaded: where, its durable address, and whether the tree's page there is that durable version. */
+    record Ref(int level, long index, long address, boolean version) {}
+
     final int tree;
+    final Family family;
     private final int leafKind;
     private final MetadataCache cache;
     private final PageReader reader;
     /** Called with the address of every durable page version that stops being referenced (usage accounting). */
     private final Consumer<Long> released;
+    /** Called with a leaf that stopped being a shared version and became this tree's own copy (the fork). */
+    private final Consumer<MetaPage> forked;
     private long rootAddress;
     private int rootCrc;
     private int height;
 
-    PageTree(int tree, int leafKind, MetadataCache cache, PageReader reader, Consumer<Long> released, Root root) {
+    PageTree(int tree, Family family, int leafKind, MetadataCache cache, PageReader reader, Consumer<Long> released, Consumer<MetaPage> forked, Root root) {
         Check.that(root.height() >= 0 && root.height() <= 7, "tree height %d", root.height());
         this.tree = tree;
+        this.family = family;
+        this.forked = forked;
         this.leafKind = leafKind;
         this.cache = cache;
         this.reader = reader;
@@ -49,6 +66,7 @@ final class PageTree {
         this.rootAddress = root.address();
         this.rootCrc = root.crc();
         this.height = root.height();
+        family.add(this);
     }
 
     Root root() { return new Root(rootAddress, rootCrc, height); }
@@ -75,12 +93,19 @@ final class PageTree {
     MetaPage leaf(long n) { return n >= 0 && n < capacity() ? page(0, n, false) : null; }
 
 
-    /** Leaf n for changing: created when absent; it and its ancestors are marked dirty. */
+    /** Leaf n for changing: created when absent; it and its ancestors are marked dirty; a shared version is forked. */
     MetaPage leafForWrite(long n) {
         Check.that(n >= 0 && n < capacity(), "leaf %d within capacity %d", n, capacity());
         MetaPage p = page(0, n, true);
-        markDirty(p);
+        boolean version = p.address != 0 && (!p.dirty || p.relocating);
+        markDirty(p); // pinned before the family is asked: asking may load pages, evicting clean ones
+        if (version && family.heldElsewhere(this, 0, n, p.address) == Family.Hold.VERSION) forked.accept(p);
         return p;
+    }
+
+    /** Whether leaf p is still a durable version another member holds too (its references are not this tree's alone). */
+    boolean sharedVersion(MetaPage p) {
+        return p.address != 0 && (!p.dirty || p.relocating) && family.heldElsewhere(this, p.key.level(), p.key.index(), p.address) == Family.Hold.VERSION;
     }
 
     private MetaPage page(int level, long index, boolean create) {
@@ -118,11 +143,13 @@ final class PageTree {
                     + " offset " + MetaPage.offsetOf(address) + " failed: " + e, e);
         }
         buf.flip();
-        return MetaPage.decode(buf, key, key.level() == 0 ? leafKind : MetaPage.KIND_INTERIOR, address, crc);
+        return MetaPage.decode(buf, key, family.id, key.level() == 0 ? leafKind : MetaPage.KIND_INTERIOR, address, crc);
     }
 
+    /** Marks p and its ancestors dirty; a page that was only being moved is a real change now. */
     private void markDirty(MetaPage p) {
-        while (!p.dirty) {
+        while (!p.dirty || p.relocating) {
+            p.relocating = false;
             cache.markDirty(p);
             if (p.key.level() == height) return;
             p = page(p.key.level() + 1, p.key.index() >>> MetaPage.FANOUT_SHIFT, true);
@@ -133,7 +160,7 @@ final class PageTree {
     void dropLeaf(long n) {
         MetaPage.Key key = new MetaPage.Key(tree, 0, n);
         if (height == 0) {
-            if (rootAddress != 0) released.accept(rootAddress);
+            release(0, 0, rootAddress);
             rootAddress = 0;
             rootCrc = 0;
             cache.remove(key);
@@ -144,7 +171,7 @@ final class PageTree {
         int i = (int) (n & (MetaPage.FANOUT - 1));
         long address = parent.childAddress(i);
         if (address == 0 && !cache.contains(key)) return;
-        if (address != 0) released.accept(address);
+        release(0, n, address);
         cache.remove(key);
         markDirty(parent);
         parent.setChild(i, 0, 0);
@@ -184,9 +211,10 @@ final class PageTree {
      */
     void written(MetaPage p, long address, int crc) {
         Check.that(p.dirty && p.key.tree() == tree, "written page %s was dirty in tree %d", p.key, tree);
-        if (p.address != 0) released.accept(p.address);
+        release(p.key.level(), p.key.index(), p.address);
         p.address = address;
         p.crc = crc;
+        p.relocating = false;
         if (p.key.level() == height) {
             Check.that(p.key.index() == 0, "root page index");
             rootAddress = address;
@@ -199,30 +227,109 @@ final class PageTree {
         cache.markClean(p);
     }
 
-    /** Every durable page of the tree is released (the tree is deleted); the cache forgets it. */
-    void releaseAll() {
-        visit(0, capacity(), p -> {
-            if (p.address != 0) released.accept(p.address);
+    /** The tree stops referencing a durable version: its bytes are garbage unless another member still holds them. */
+    private void release(int level, long index, long address) {
+        if (address != 0 && family.heldElsewhere(this, level, index, address) == Family.Hold.NONE) released.accept(address);
+    }
+
+    /**
+     * Visits the present pages, children before parents, asking {@code enter} before each is loaded: false skips the
+     * page and its whole subtree (a shared subtree is not descended into).
+     */
+    void walk(Predicate<Ref> enter, Consumer<MetaPage> visitor) { walk(height, 0, rootAddress, rootCrc, enter, visitor); }
+
+    private void walk(int level, long index, long address, int crc, Predicate<Ref> enter, Consumer<MetaPage> visitor) {
+        MetaPage.Key key = new MetaPage.Key(tree, level, index);
+        MetaPage cached = cache.get(key);
+        if (cached == null && address == 0) return;
+        boolean version = cached == null || !cached.dirty || cached.relocating;
+        if (!enter.test(new Ref(level, index, cached != null ? cached.address : address, version))) return;
+        // Loaded from the reference in hand (the parent was just read): one cache lookup per page walked.
+        MetaPage p = cached != null ? cached : cache.insert(load(key, address, crc));
+        if (level > 0) {
+            long first = index << MetaPage.FANOUT_SHIFT;
+            for (int i = 0; i < MetaPage.FANOUT; i++) {
+                long child = p.childAddress(i);
+                if (child == 0 && (!p.dirty || !cache.contains(new MetaPage.Key(tree, level - 1, first + i)))) continue;
+                walk(level - 1, first + i, child, p.childCrc(i), enter, visitor);
+            }
+        }
+        visitor.accept(p);
+    }
+
+    /** Visits the pages that are this tree's own (no other member holds them as the same version), skipping shared subtrees. */
+    void walkOwn(Consumer<MetaPage> visitor) {
+        walk(r -> !r.version() || family.heldElsewhere(this, r.level(), r.index(), r.address()) != Family.Hold.VERSION, visitor);
+    }
+
+    /** Whether another member still holds page p's durable address (as a version, or as the previous one of its copy). */
+    boolean heldByOthers(MetaPage p) {
+        return p.address != 0 && family.heldElsewhere(this, p.key.level(), p.key.index(), p.address) != Family.Hold.NONE;
+    }
+
+    /**
+     * The tree is deleted (or rolled back): what only it holds is released — {@code leafReleased} gets each leaf of
+     * its own, whose references it must drop, and the usage of every page no member holds any more goes — and the
+     * subtrees another member holds as the same version are left to it, not even loaded. The tree is empty after.
+     */
+    void releaseAll(Consumer<MetaPage> leafReleased) {
+        walkOwn(p -> {
+            if (p.key.level() == 0) leafReleased.accept(p);
+            release(p.key.level(), p.key.index(), p.address);
         });
         cache.removeTree(tree);
         rootAddress = 0;
         rootCrc = 0;
     }
 
-    /** Whether the durable page version at address is the one this tree uses for key (the cleaner's liveness test). */
-    boolean isCurrent(MetaPage.Key key, long address) {
-        if (key.level() > height) return false;
-        MetaPage cached = cache.get(key);
-        if (cached != null) return cached.address == address;
-        if (key.level() == height) return key.index() == 0 && rootAddress == address;
-        MetaPage parent = page(key.level() + 1, key.index() >>> MetaPage.FANOUT_SHIFT, false);
-        return parent != null && parent.childAddress((int) (key.index() & (MetaPage.FANOUT - 1))) == address;
+    /**
+     * An empty tree becomes the same tree as {@code source} (a snapshot, clone or rollback): the durable root is
+     * shared, and each of the source's dirty pages (a bounded set: what changed since the last checkpoint) is copied,
+     * its own from now on; a copied leaf forks (pages only being moved stay one shared version).
+     */
+    void shareOf(PageTree source) {
+        Check.that(source.family == family && source.leafKind == leafKind && source != this, "tree %d shares tree %d of its family", tree, source.tree);
+        Check.that(rootAddress == 0 && cache.pagesOf(tree).isEmpty(), "tree %d is empty before it shares tree %d", tree, source.tree);
+        rootAddress = source.rootAddress;
+        rootCrc = source.rootCrc;
+        height = source.height;
+        // Every dirty page's ancestors are dirty too, so the copies form whole paths from the root.
+        for (MetaPage p : cache.pagesOf(source.tree)) {
+            if (!p.dirty) continue;
+            MetaPage copy = new MetaPage(new MetaPage.Key(tree, p.key.level(), p.key.index()), p.kind, p.body.clone());
+            copy.address = p.address;
+            copy.crc = p.crc;
+            copy.relocating = p.relocating;
+            copy.dirty = true;
+            Check.that(cache.insert(copy) == copy, "copy of page %s is new in the cache", copy.key);
+            if (copy.key.level() == 0 && !copy.relocating) forked.accept(copy);
+        }
     }
 
-    /** Loads the page at key and marks it dirty, so the next checkpoint writes it elsewhere (cleaning). */
-    void rewrite(MetaPage.Key key) {
-        MetaPage p = page(key.level(), key.index(), false);
-        Check.that(p != null, "page %s to rewrite exists", key);
-        markDirty(p);
+    /** How this tree holds the durable version at (level, index, address) (see {@link Family.Hold}); may load its pages. */
+    Family.Hold hold(int level, long index, long address) {
+        // Beyond this tree's height or width (a member that grew since, or a smaller one): nothing there.
+        if (level > height || index >= 1L << (MetaPage.FANOUT_SHIFT * (height - level))) return Family.Hold.NONE;
+        MetaPage cached = cache.get(new MetaPage.Key(tree, level, index));
+        if (cached != null) {
+            if (cached.address != address) return Family.Hold.NONE;
+            return cached.dirty && !cached.relocating ? Family.Hold.BYTES : Family.Hold.VERSION;
+        }
+        if (level == height) return index == 0 && rootAddress == address ? Family.Hold.VERSION : Family.Hold.NONE;
+        MetaPage parent = page(level + 1, index >>> MetaPage.FANOUT_SHIFT, false);
+        return parent != null && parent.childAddress((int) (index & (MetaPage.FANOUT - 1))) == address ? Family.Hold.VERSION : Family.Hold.NONE;
+    }
+
+    /**
+     * The cleaner found this tree's version of (level, index) in a victim: the page is marked to be moved, so the
+     * next checkpoint writes it elsewhere, one copy for all members that hold it (see {@link Checkpointer}).
+     */
+    void rewrite(int level, long index) {
+        MetaPage p = page(level, index, false);
+        Check.that(p != null, "page %d/%d of tree %d to rewrite exists", level, index, tree);
+        if (p.dirty) return; // written at the next checkpoint anyway
+        cache.markDirty(p);
+        p.relocating = true;
+        if (level < height) markDirty(page(level + 1, index >>> MetaPage.FANOUT_SHIFT, true));
     }
 }

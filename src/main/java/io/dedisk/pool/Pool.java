@@ -72,6 +72,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     private final TreeMap<Long, Long> segmentBytes = new TreeMap<>();
     private final SpaceReserve space;
     private final Maintenance maintenance;
+    private final Snapshots snapshots = new Snapshots(this);
     private long userBytesAppended;
     private volatile String readOnlyReason;
     private volatile boolean closed;
@@ -398,6 +399,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         validateVolumeSize(size);
         mutateDurably(() -> {
             VolumeState v = existing(name);
+            Snapshots.checkWritable(v);
             ByteBuffer rec = LogRecord.newBuffer(12);
             rec.putInt(v.id).putLong(size);
             return new PendingRecord(rec, LogRecord.VOLUME_RESIZE);
@@ -414,6 +416,11 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         byte[] toBytes = to.getBytes(StandardCharsets.UTF_8);
         mutateDurably(() -> {
             VolumeState v = existing(from);
+            // A snapshot's name is VOLUME@SNAP: renaming either side would break that tie, so neither is renamed.
+            if (v.snapshot) throw new InvalidRequestException("cannot rename '" + from + "': it is a snapshot (snapshots keep their volume's name)");
+            for (String other : state.volumesByName.keySet()) {
+                if (other.startsWith(from + "@")) throw new InvalidRequestException("cannot rename volume '" + from + "': it has snapshots (" + other + "); delete them first");
+            }
             if (state.volumesByName.containsKey(to)) throw new InvalidRequestException("cannot rename volume '" + from + "' to '" + to + "': a volume named '" + to + "' exists");
             ByteBuffer rec = LogRecord.newBuffer(8 + fromBytes.length + toBytes.length);
             rec.putInt(v.id).putShort((short) fromBytes.length).put(fromBytes).putShort((short) toBytes.length).put(toBytes);
@@ -421,16 +428,16 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         });
     }
 
-    private VolumeState existing(String name) {
+    VolumeState existing(String name) {
         VolumeState v = state.volumesByName.get(name);
         if (v == null) throw new InvalidRequestException("no volume named '" + name + "' (volumes: " + String.join(", ", state.volumesByName.keySet()) + ")");
         return v;
     }
 
-    private record PendingRecord(ByteBuffer record, int type) {}
+    record PendingRecord(ByteBuffer record, int type) {}
 
     /** Volume-level changes are durable when they return: append, apply, fsync. */
-    private void mutateDurably(java.util.function.Supplier<PendingRecord> build) {
+    void mutateDurably(java.util.function.Supplier<PendingRecord> build) {
         meta.writeLock().lock();
         try {
             checkWritable();
@@ -440,6 +447,20 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         syncLog();
         afterMutation();
     }
+
+    // ---------------------------------------------------------------- snapshots and clones (see Snapshots)
+
+    /** `dedisk snapshot create`: a read-only {@code volume@snapshot} holding every write completed before the call. */
+    public void createSnapshot(String volume, String snapshot) throws IOException { snapshots.create(volume, snapshot); }
+
+    /** `dedisk clone`: a writable volume sharing every page of {@code snapshot} (VOLUME@SNAP) until written. */
+    public void cloneSnapshot(String snapshot, String clone) { snapshots.clone(snapshot, clone); }
+
+    /** `dedisk volume rollback`: VOLUME becomes the same as {@code snapshot} (VOLUME@SNAP), atomically. */
+    public void rollback(String snapshot) { snapshots.rollback(snapshot); }
+
+    /** Volumes, snapshots and clones with their parents and the bytes each holds alone (walks what each holds alone). */
+    public List<VolumeInfo> volumeInfos() { return snapshots.infos(); }
 
     // ---------------------------------------------------------------- I/O (called by Volume)
 
@@ -480,6 +501,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         VolumeState v;
         meta.readLock().lock();
         try { v = existing(volume); } finally { meta.readLock().unlock(); }
+        Snapshots.checkWritable(v);
         return new PreparedWrite(writes.prepare(v, lba, blocks, 0, blocks.length / BLOCK_SIZE));
     }
 
@@ -496,6 +518,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         try {
             checkWritable();
             checkRange(v, lba * BLOCK_SIZE, count * BLOCK_SIZE);
+            Snapshots.checkWritable(v);
             ByteBuffer rec = LogRecord.newBuffer(21);
             rec.putInt(v.id).putLong(lba).putLong(count).put((byte) (unmap ? WriteRecord.KIND_UNMAPPED : WriteRecord.KIND_ZERO));
             appendAndApply(rec, LogRecord.MAP_RANGE, rec.position() - LogRecord.HEADER_SIZE);

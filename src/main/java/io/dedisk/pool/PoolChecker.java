@@ -13,8 +13,9 @@ import java.util.TreeMap;
 /**
  * `dedisk check` (like vdoaudit / e2fsck -n): an audit of a pool opened read-only (nothing is truncated, written,
  * deleted or saved; a test hashes every file before and after). It loads every page of every tree (each verified
- * against the CRC its parent holds), recounts every reference from the block maps and compares it with the stored
- * refcounts, recomputes every segment's live bytes and compares them with the usage table, reads and verifies
+ * against the CRC its parent holds and naming its family), checks that pages shared by snapshots and clones sit at
+ * one place in every tree that holds them, recounts every reference from the block maps (a leaf version shared by
+ * several trees counts once) and compares it with the stored refcounts, recomputes every segment's live bytes and compares them with the usage table, reads and verifies
  * (CRC32C, decode) every live chunk, walks every segment verifying records, LSN chains, seals and bodies, and
  * verifies the manifest and both roots it names, and the dedup index's files (damage there is advice lost).
  *
@@ -73,18 +74,39 @@ public final class PoolChecker {
         long[] mapped = {0};
         long[] zero = {0};
         long pages = 0;
+        // Shared pages: a durable version is counted once however many family members hold it (its leaf's entries
+        // once in the refcounts, its bytes once in the usage), sits at one (level, index) in every member (the
+        // family's shape), and is not descended into again. Changed copies (dirty) are each tree's own.
+        Map<Long, Long> placeOf = new HashMap<>(); // address -> level << 56 | index
+        java.util.Set<Long> versions = new java.util.HashSet<>();
+        java.util.Set<Long> addresses = new java.util.HashSet<>();
         for (PageTree tree : state.trees()) {
             long[] n = {0};
             try {
-                tree.visit(0, tree.capacity(), p -> {
+                tree.walk(r -> {
+                    if (r.address() == 0) return true;
+                    long place = (long) r.level() << 56 | r.index();
+                    Long other = placeOf.putIfAbsent(r.address(), place);
+                    if (other != null && other != place) {
+                        problems.add("tree " + tree.tree + ": page at segment " + MetaPage.segmentOf(r.address()) + " offset " + MetaPage.offsetOf(r.address())
+                                + " is its level " + r.level() + " index " + r.index() + ", but level " + (other >>> 56) + " index " + (other & ((1L << 56) - 1))
+                                + " of another member of family " + tree.family.id + " (shapes differ)");
+                        return false;
+                    }
+                    return !r.version() || versions.add(r.address());
+                }, p -> {
                     n[0]++;
-                    if (p.address != 0) live.merge(MetaPage.segmentOf(p.address), (long) MetaPage.RECORD_BYTES, Long::sum);
+                    if (p.address != 0) addresses.add(p.address);
+                    if (p.kind == MetaPage.KIND_MAP_LEAF) BlockMap.forEachEntry(p, (i, ref) -> {
+                        if (BlockMap.isChunk(ref)) recount.merge(ref, 1L, Long::sum);
+                    });
                 });
             } catch (DediskException e) {
                 problems.add("tree " + tree.tree + ": " + e.getMessage());
             }
             pages += n[0];
         }
+        for (long a : addresses) live.merge(MetaPage.segmentOf(a), (long) MetaPage.RECORD_BYTES, Long::sum);
         List<VolumeState> volumes = pool.volumeStates();
         for (VolumeState v : volumes) {
             long[] vm = {0, 0};
@@ -95,7 +117,6 @@ public final class PoolChecker {
                     vm[0]++;
                     if (lba >= v.map.blocks()) problems.add("volume " + v.name + " LBA " + lba + " beyond its " + v.map.blocks() + " blocks is mapped");
                     if (!chunks.isLive(ref)) problems.add("volume " + v.name + " LBA " + lba + " references chunk " + ref + ", which does not exist");
-                    else recount.merge(ref, 1L, Long::sum);
                 });
             } catch (DediskException e) {
                 problems.add("volume " + v.name + ": block map unreadable: " + e.getMessage());
@@ -117,7 +138,7 @@ public final class PoolChecker {
             live.merge(loc.segment(), (long) loc.length(), Long::sum);
             long expected = recount.getOrDefault(loc.chunkId(), 0L);
             int stored = chunks.refCount(loc.chunkId());
-            if (stored != expected) problems.add("chunk " + loc.chunkId() + ": refcount " + stored + ", but " + expected + " map entries reference it");
+            if (stored != expected) problems.add("chunk " + loc.chunkId() + ": refcount " + stored + ", but " + expected + " entries of distinct leaf versions reference it");
             if (loc.chunkId() >= chunks.nextId()) problems.add("chunk " + loc.chunkId() + " is at or above the next id " + chunks.nextId());
         });
         if (liveChunks[0] != chunks.liveChunks() || liveChunks[1] != chunks.liveBytes()) {

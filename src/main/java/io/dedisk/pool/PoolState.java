@@ -4,6 +4,7 @@ import io.dedisk.DediskException.CorruptionException;
 import io.dedisk.index.BlockName;
 import io.dedisk.index.DedupIndex;
 import io.dedisk.util.ByteSource;
+import io.dedisk.util.Check;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -19,8 +20,9 @@ import java.util.TreeMap;
  * what it wrote), so what recovery rebuilds is what was served, by construction.
  *
  * Threads: reads under the pool's metadata read lock, {@link #apply} and every change under its write lock.
- * Invariants (checked by `dedisk check`): refcounts = block-map references; usage = live chunk bytes + referenced
- * page bytes per segment.
+ * Invariants (checked by `dedisk check`): a chunk's refcount = its entries in distinct leaf versions (a leaf that
+ * several family members share counts once; see {@link Family}); usage = live chunk bytes + the bytes of every page
+ * version something references, counted once, per segment.
  */
 final class PoolState {
     static final int CHUNK_TREE = 0;
@@ -31,6 +33,8 @@ final class PoolState {
     final UsageTable usage;
     final Map<Integer, VolumeState> volumesById = new HashMap<>();
     final TreeMap<String, VolumeState> volumesByName = new TreeMap<>();
+    /** Family id -> its member trees (the chunk table is family 0). */
+    final Map<Integer, Family> families = new HashMap<>();
     /** Null when the pool is open read-only: nothing is posted (a read-only index refuses inserts). */
     private final DedupIndex index;
     int nextVolumeId;
@@ -43,17 +47,31 @@ final class PoolState {
         this.pages = pages;
         this.index = index;
         this.usage = new UsageTable(root.usage());
-        this.chunks = new ChunkTable(tree(CHUNK_TREE, MetaPage.KIND_CHUNK_LEAF, root.chunkRoot()), root.nextChunkId(), root.liveChunks(), root.liveBytes(), root.refHistogram());
+        this.chunks = new ChunkTable(tree(CHUNK_TREE, CHUNK_TREE, MetaPage.KIND_CHUNK_LEAF, root.chunkRoot()), root.nextChunkId(), root.liveChunks(), root.liveBytes(), root.refHistogram());
         this.nextVolumeId = root.nextVolumeId();
         this.checkpointNumber = root.number();
         for (CheckpointRoot.VolumeRoot v : root.volumes()) {
-            addVolume(new VolumeState(v.id(), v.name(), v.size(),
-                    new BlockMap(tree(v.id(), MetaPage.KIND_MAP_LEAF, v.root()), v.size() / Pool.BLOCK_SIZE, v.mapped(), v.zero())));
+            addVolume(new VolumeState(v.id(), v.name(), v.size(), v.family(), v.parent(), v.snapshot(),
+                    new BlockMap(tree(v.id(), v.family(), MetaPage.KIND_MAP_LEAF, v.root()), v.size() / Pool.BLOCK_SIZE, v.mapped(), v.zero())));
         }
     }
 
-    private PageTree tree(int id, int leafKind, PageTree.Root root) {
-        return new PageTree(id, leafKind, cache, pages, this::pageReleased, root);
+    private PageTree tree(int id, int family, int leafKind, PageTree.Root root) {
+        return new PageTree(id, families.computeIfAbsent(family, Family::new), leafKind, cache, pages, this::pageReleased, this::forked, root);
+    }
+
+    /** A leaf became a tree's own copy of a shared version: each chunk it names gains the reference the copy holds. */
+    private void forked(MetaPage leaf) {
+        Check.that(leaf.kind == MetaPage.KIND_MAP_LEAF, "only block-map leaves are shared (page %s)", leaf.key);
+        BlockMap.forEachEntry(leaf, (i, ref) -> {
+            if (BlockMap.isChunk(ref)) chunks.increment(ref);
+        });
+    }
+
+    /** The member trees of a family (none when it has no members left). */
+    List<PageTree> family(int id) {
+        Family f = families.get(id);
+        return f == null ? List.of() : f.members();
     }
 
     /** A durable page version is no longer referenced: its bytes are garbage now. */
@@ -76,13 +94,23 @@ final class PoolState {
     private void addVolume(VolumeState v) {
         volumesById.put(v.id, v);
         volumesByName.put(v.name, v);
+        nextVolumeId = Math.max(nextVolumeId, v.id + 1);
+    }
+
+    private void removeVolume(VolumeState v) {
+        v.deleted = true;
+        volumesById.remove(v.id);
+        volumesByName.remove(v.name);
+        Family f = v.map.tree().family;
+        f.remove(v.map.tree());
+        if (f.isEmpty()) families.remove(f.id);
     }
 
     /** The root a checkpoint writes after its pages. */
     CheckpointRoot root(long number) {
         List<CheckpointRoot.VolumeRoot> vols = new ArrayList<>();
         for (VolumeState v : volumesById.values()) {
-            vols.add(new CheckpointRoot.VolumeRoot(v.id, v.name, v.size, v.map.mappedBlocks(), v.map.zeroBlocks(), v.map.tree().root()));
+            vols.add(new CheckpointRoot.VolumeRoot(v.id, v.name, v.size, v.map.mappedBlocks(), v.map.zeroBlocks(), v.map.tree().root(), v.family, v.parent, v.snapshot));
         }
         vols.sort((a, b) -> Integer.compare(a.id(), b.id()));
         return new CheckpointRoot(number, chunks.nextId(), nextVolumeId, chunks.tree().root(), chunks.liveChunks(), chunks.liveBytes(),
@@ -111,15 +139,30 @@ final class PoolState {
                 String name = new String(in.getBytes(in.getShort()), StandardCharsets.UTF_8);
                 in.expect(id > 0 && !volumesById.containsKey(id) && !volumesByName.containsKey(name), "volume %s (id %d) created twice", name, id);
                 in.expect(size > 0 && size % Pool.BLOCK_SIZE == 0, "volume %s size %d", name, size);
-                addVolume(new VolumeState(id, name, size, new BlockMap(tree(id, MetaPage.KIND_MAP_LEAF, new PageTree.Root(0, 0, 0)), size / Pool.BLOCK_SIZE, 0, 0)));
-                nextVolumeId = Math.max(nextVolumeId, id + 1);
+                addVolume(new VolumeState(id, name, size, id, 0, false,
+                        new BlockMap(tree(id, id, MetaPage.KIND_MAP_LEAF, new PageTree.Root(0, 0, 0)), size / Pool.BLOCK_SIZE, 0, 0)));
             }
             case LogRecord.VOLUME_DELETE -> {
                 VolumeState v = volumeForRecord(in);
                 v.map.deleteAll(this::dereference);
-                v.deleted = true;
-                volumesById.remove(v.id);
-                volumesByName.remove(v.name);
+                removeVolume(v);
+            }
+            case LogRecord.SNAPSHOT_CREATE, LogRecord.CLONE_CREATE -> {
+                int id = in.getInt();
+                VolumeState source = volumeForRecord(in);
+                String name = new String(in.getBytes(in.getShort()), StandardCharsets.UTF_8);
+                boolean snapshot = type == LogRecord.SNAPSHOT_CREATE;
+                in.expect(id > 0 && !volumesById.containsKey(id) && !volumesByName.containsKey(name), "volume %s (id %d) created twice", name, id);
+                in.expect(snapshot != source.snapshot, "%s of %s, which is %s", snapshot ? "snapshot" : "clone", source.name, source.snapshot ? "a snapshot" : "writable");
+                PageTree t = tree(id, source.family, MetaPage.KIND_MAP_LEAF, new PageTree.Root(0, 0, 0));
+                addVolume(new VolumeState(id, name, source.size, source.family, source.id, snapshot, BlockMap.sharing(t, source.map)));
+            }
+            case LogRecord.VOLUME_ROLLBACK -> {
+                VolumeState v = volumeForRecord(in);
+                VolumeState snap = volumeForRecord(in);
+                in.expect(!v.snapshot && snap.snapshot && v.family == snap.family, "rollback of %s to %s: a writable volume to a snapshot of its family", v.name, snap.name);
+                v.map.rollBackTo(snap.map, this::dereference);
+                v.size = snap.size;
             }
             case LogRecord.VOLUME_RESIZE -> {
                 VolumeState v = volumeForRecord(in);

@@ -22,7 +22,7 @@ final class Volume implements VolumeDevice {
 
     @Override public String name() { return state.name; }
     @Override public long size() { return state.size; }
-    @Override public boolean readOnly() { return pool.readOnlyReason() != null; }
+    @Override public boolean readOnly() { return state.snapshot || pool.readOnlyReason() != null; }
 
     @Override
     public void read(long offset, ByteBuffer dst) {

@@ -134,6 +134,7 @@ final class WritePipeline {
             try {
                 pool.checkWritable();
                 pool.checkRange(w.volume, w.lba * Pool.BLOCK_SIZE, (long) w.count * Pool.BLOCK_SIZE);
+                Snapshots.checkWritable(w.volume);
                 LogWriter.Pending r = planWrite(w, plan);
                 group.add(w);
                 records.add(r);

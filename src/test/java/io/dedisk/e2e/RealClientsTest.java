@@ -38,7 +38,9 @@ class RealClientsTest {
     }
 
     /** A raw image with random, repeated, compressible and zero regions (a VM image in miniature). */
-    static Path image(String name, long size, long seed) throws IOException {
+    static Path image(String name, long size, long seed) throws IOException { return image(tmp, name, size, seed); }
+
+    static Path image(Path dir, String name, long size, long seed) throws IOException {
         Random r = new Random(seed);
         byte[] img = new byte[(int) size];
         byte[] text = "dedisk dedupes VM images; this line repeats like a config file. ".getBytes();
@@ -50,7 +52,7 @@ class RealClientsTest {
                 default -> { } // zeros
             }
         }
-        Path p = tmp.resolve(name);
+        Path p = dir.resolve(name);
         Files.write(p, img);
         return p;
     }

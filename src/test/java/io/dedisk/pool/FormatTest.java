@@ -122,7 +122,12 @@ class FormatTest {
         at += 43 + nameLen;
         int usage = rp.getInt(at);
         at += 4 + usage * 16;
-        assertEquals(root.length(), at, "the root ends after its usage table");
+        assertEquals(1, rp.getInt(at), "one lineage entry per volume");
+        assertEquals(rp.getInt(at - 4 - usage * 16 - 43 - nameLen), rp.getInt(at + 4), "an origin volume is its own family");
+        assertEquals(0, rp.getInt(at + 8), "no parent");
+        assertEquals(0, rp.get(at + 12), "not a snapshot");
+        at += 4 + 9;
+        assertEquals(root.length(), at, "the root ends after its lineage table");
 
         // The volume's root page: a block-map leaf (1024 LBAs need one leaf: height 0) naming chunk ids.
         Rec leaf = records.stream().filter(r -> ((r.seq() << 32) | r.offset()) == volRoot).findFirst().orElseThrow();
@@ -209,5 +214,59 @@ class FormatTest {
             assertEquals(rename.length(), 8 + fromLen + toLen, "the payload ends after the new name");
             assertEquals(rename.length(), rename.covered(), "the CRC covers the whole payload");
         }
+    }
+
+    /** Records 12-14, the root's lineage table and the family id in the pages of a snapshot's clone, as docs/format.md gives them. */
+    @Test
+    void snapshotsClonesAndRollbacksAreAsDocumented() throws Exception {
+        Pool.create(new LocalFs(dir), new Pool.Options(1 << 20, 64 << 20, 0, false));
+        byte[] data = new byte[8 * 4096];
+        new Random(2).nextBytes(data);
+        try (Pool p = Pool.open(new LocalFs(dir))) {
+            p.createVolume("gold", 1024L * 4096);
+            p.volume("gold").orElseThrow().write(0, ByteBuffer.wrap(data), false);
+            p.createSnapshot("gold", "v1");
+            p.cloneSnapshot("gold@v1", "vm");
+            p.volume("vm").orElseThrow().write(0, ByteBuffer.wrap(data, 4096, 4096), false); // forks the clone's leaf
+            p.volume("gold").orElseThrow().write(4096, ByteBuffer.wrap(data, 0, 4096), false);
+            p.rollback("gold@v1");
+        }
+        ByteBuffer sb = ByteBuffer.wrap(Files.readAllBytes(dir.resolve("superblock"))).order(ByteOrder.LITTLE_ENDIAN);
+        List<Rec> records = records(dir, new UUID(sb.getLong(16), sb.getLong(24)));
+        Rec snap = records.stream().filter(r -> r.type() == 12).findFirst().orElseThrow();
+        assertEquals(2, snap.payload().getInt(0), "new volume id");
+        assertEquals(1, snap.payload().getInt(4), "source: gold");
+        assertEquals("gold@v1", new String(snap.payload().array(), snap.payload().arrayOffset() + 10, snap.payload().getShort(8), StandardCharsets.UTF_8));
+        Rec clone = records.stream().filter(r -> r.type() == 13).findFirst().orElseThrow();
+        assertEquals(3, clone.payload().getInt(0));
+        assertEquals(2, clone.payload().getInt(4), "source: the snapshot");
+        assertEquals("vm", new String(clone.payload().array(), clone.payload().arrayOffset() + 10, clone.payload().getShort(8), StandardCharsets.UTF_8));
+        Rec rollback = records.stream().filter(r -> r.type() == 14).findFirst().orElseThrow();
+        assertEquals(8, rollback.length());
+        assertEquals(1, rollback.payload().getInt(0), "gold");
+        assertEquals(2, rollback.payload().getInt(4), "to gold@v1");
+
+        // Every block-map page names the family (gold's id), whichever member wrote it: the clone's forked leaf too.
+        List<Rec> leaves = records.stream().filter(r -> r.type() == 8 && r.payload().get(0) == 1).toList();
+        assertTrue(leaves.size() >= 2, "gold's leaf and the clone's forked copy");
+        for (Rec l : leaves) assertEquals(1, l.payload().getInt(4), "family id in the page header");
+
+        // The newest root's lineage table: one entry per volume, in volume order.
+        ByteBuffer m = ByteBuffer.wrap(Files.readAllBytes(dir.resolve("manifest"))).order(ByteOrder.LITTLE_ENDIAN);
+        long newest = m.getLong(40);
+        ByteBuffer rp = records.stream().filter(r -> ((r.seq() << 32) | r.offset()) == newest).findFirst().orElseThrow().payload();
+        int at = 8 + 8 + 4 + 8 + 4 + 1 + 8 + 8 + 32 * 8;
+        int volumes = rp.getInt(at);
+        assertEquals(3, volumes);
+        at += 4;
+        for (int i = 0; i < volumes; i++) at += 4 + 8 + 8 + 8 + 8 + 4 + 1 + 2 + (rp.getShort(at + 41) & 0xffff);
+        at += 4 + rp.getInt(at) * 16;
+        assertEquals(3, rp.getInt(at), "lineage entries");
+        int[][] expected = {{1, 0, 0}, {1, 1, 1}, {1, 2, 0}}; // gold; gold@v1: of gold, snapshot; vm: of gold@v1
+        for (int i = 0; i < 3; i++) {
+            int e = at + 4 + i * 9;
+            assertArrayEquals(expected[i], new int[] {rp.getInt(e), rp.getInt(e + 4), rp.get(e + 8)}, "lineage of volume " + (i + 1));
+        }
+        assertEquals(rp.limit(), at + 4 + 3 * 9, "the root ends after its lineage table");
     }
 }

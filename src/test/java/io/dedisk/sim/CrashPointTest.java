@@ -17,7 +17,10 @@ class CrashPointTest {
     static final int DEFAULT_SAMPLES = 3;
     static final int SCRIPT_STEPS = 40;
 
-    /** The scripted workload: a volume, then seeded I/O. Stops with SimulatedCrash when the crash point hits. */
+    /**
+     * The scripted workload: a volume, then seeded I/O, with a snapshot, a clone written alongside the volume, a
+     * rollback and the snapshot's delete in it. Stops with SimulatedCrash when the crash point hits.
+     */
     private static void script(SimFs fs, long seed, DiskModel model, long crashAfter) throws Exception {
         Random r = new Random(seed);
         Pool.create(fs, SimulationTest.smallSegments());
@@ -26,9 +29,13 @@ class CrashPointTest {
         model.addVolume("v", 96);
         if (crashAfter > 0) fs.crashAfter(crashAfter);
         for (int i = 0; i < SCRIPT_STEPS; i++) {
-            Workload.step(r, pool, model, "v");
+            Workload.step(r, pool, model, i % 2 == 1 && model.volumes.containsKey("c") ? "c" : "v");
+            if (i == SCRIPT_STEPS / 4) LineageOps.snapshot(pool, model, "v", "a");
+            if (i == SCRIPT_STEPS / 4 + 2) LineageOps.clone(pool, model, "v@a", "c");
             if (i == SCRIPT_STEPS / 2) pool.checkpoint();
+            if (i == SCRIPT_STEPS / 2 + 4) LineageOps.rollback(pool, model, "v@a");
             if (i == SCRIPT_STEPS * 3 / 4) pool.clean(2, 1.0);
+            if (i == SCRIPT_STEPS * 3 / 4 + 2) LineageOps.delete(pool, model, "v@a");
         }
         pool.gc(); // cleaning, two checkpoints, segment deletion: crash points inside all of them
         pool.close();
@@ -60,7 +67,7 @@ class CrashPointTest {
             }
             for (int s = 0; s < samples; s++) {
                 SimFs after = fs.machineCrash(seed * 1_000_003L + k * 31 + s);
-                DiskModel m = copyOf(model);
+                DiskModel m = model.copy();
                 try (Pool pool = SimulationTest.open(after)) {
                     m.verifyAfterCrash(pool, "crash point " + k + " of " + (total - setup) + ", state " + s);
                     SimulationTest.check(pool, seed, (int) k);
@@ -70,19 +77,5 @@ class CrashPointTest {
         }
         assertTrue(points > 50, "the script performs enough I/O to be interesting: " + points);
         System.out.printf("crash points: %d write points x %d states = %d recoveries checked, 0 violations (seed %d)%n", points, samples, states, seed);
-    }
-
-    private static DiskModel copyOf(DiskModel model) {
-        DiskModel m = new DiskModel();
-        for (var e : model.volumes.entrySet()) {
-            DiskModel.Vol v = new DiskModel.Vol(e.getValue().blocks());
-            v.current = e.getValue().current.clone();
-            for (int b = 0; b < v.blocks(); b++) {
-                v.candidates.get(b).clear();
-                v.candidates.get(b).addAll(e.getValue().candidates.get(b));
-            }
-            m.volumes.put(e.getKey(), v);
-        }
-        return m;
     }
 }

@@ -23,14 +23,44 @@ final class DiskModel {
     private static final int PATTERNS = 6;
 
     final Map<String, Vol> volumes = new TreeMap<>();
+    /**
+     * A volume create, delete, snapshot or clone a crash may have interrupted: after recovery the volume may exist or
+     * not; if it exists and the model does not have it, it holds {@code created}.
+     */
+    String inFlight;
+    Vol inFlightCreated;
+    private int nextFamily = 1;
 
     static final class Vol {
         byte[] current;
         final List<List<byte[]>> candidates = new ArrayList<>();
+        /** Snapshots never change. */
+        boolean readOnly;
+        /** Trees derived from one created volume share a family (a rollback is to a snapshot of the same family). */
+        int family;
 
         Vol(int blocks) {
             current = new byte[blocks * BS];
             for (int b = 0; b < blocks; b++) candidates.add(new ArrayList<>(List.of(new byte[BS])));
+        }
+
+        /** A volume holding exactly this one's current content (a snapshot or clone of it), in the same family. */
+        Vol derived(boolean readOnly) {
+            Vol v = new Vol(blocks());
+            v.current = current.clone();
+            v.readOnly = readOnly;
+            v.family = family;
+            for (int b = 0; b < blocks(); b++) v.candidates.get(b).set(0, block(b));
+            return v;
+        }
+
+        Vol copy() {
+            Vol v = derived(readOnly);
+            for (int b = 0; b < blocks(); b++) {
+                v.candidates.get(b).clear();
+                v.candidates.get(b).addAll(candidates.get(b));
+            }
+            return v;
         }
 
         int blocks() { return current.length / BS; }
@@ -56,7 +86,42 @@ final class DiskModel {
         void flushed() { durable(0, current.length); }
     }
 
-    void addVolume(String name, int blocks) { volumes.put(name, new Vol(blocks)); }
+    Vol addVolume(String name, int blocks) {
+        Vol v = newVolume(blocks);
+        volumes.put(name, v);
+        return v;
+    }
+
+    /** A new, empty volume of its own family, not yet in the model. */
+    Vol newVolume(int blocks) {
+        Vol v = new Vol(blocks);
+        v.family = nextFamily++;
+        return v;
+    }
+
+    /** A durable volume operation returned: it synced the log, so every write before it is durable, in every volume. */
+    void allFlushed() { for (Vol v : volumes.values()) v.flushed(); }
+
+    List<String> writable() { return volumes.entrySet().stream().filter(e -> !e.getValue().readOnly).map(Map.Entry::getKey).toList(); }
+
+    DiskModel copy() {
+        DiskModel m = new DiskModel();
+        for (var e : volumes.entrySet()) m.volumes.put(e.getKey(), e.getValue().copy());
+        m.inFlight = inFlight;
+        m.inFlightCreated = inFlightCreated == null ? null : inFlightCreated.copy();
+        m.nextFamily = nextFamily;
+        return m;
+    }
+
+    /** After a crash: the interrupted volume operation became durable, or not. */
+    private void settle(Pool pool) {
+        if (inFlight == null) return;
+        boolean exists = pool.volumeNames().contains(inFlight);
+        if (exists && !volumes.containsKey(inFlight)) volumes.put(inFlight, inFlightCreated);
+        if (!exists) volumes.remove(inFlight);
+        inFlight = null;
+        inFlightCreated = null;
+    }
 
     /** Block content generator: zeros, a few shared patterns, random, or compressible text. */
     static byte[] content(Random r, int length) {
@@ -82,6 +147,7 @@ final class DiskModel {
 
     /** Reads every volume of the pool and requires each block to be one of its crash candidates; adopts it. */
     void verifyAfterCrash(Pool pool, String what) {
+        settle(pool);
         assertEquals(volumes.keySet(), new java.util.TreeSet<>(pool.volumeNames()), what + ": volumes");
         for (var e : volumes.entrySet()) {
             Vol v = e.getValue();

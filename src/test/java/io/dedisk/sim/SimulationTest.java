@@ -56,18 +56,21 @@ class SimulationTest {
             for (int i = 0; i < totals.length; i++) totals[i] += c[i];
         }
         System.out.printf("simulation: %d seeds x %d steps, %d crashes recovered (%d inside background work or a group commit), "
-                        + "%d concurrent group commits, %d background tasks, %d checkpoints, %d cleanings, 0 violations (first random seed %d)%n",
-                all.size(), steps, totals[0], totals[1], totals[2], totals[3], totals[4], totals[5], base);
+                        + "%d concurrent group commits, %d background tasks, %d checkpoints, %d cleanings, %d snapshot/clone/rollback/deletes, "
+                        + "0 violations (first random seed %d)%n",
+                all.size(), steps, totals[0], totals[1], totals[2], totals[3], totals[4], totals[5], totals[6], base);
     }
 
     /**
      * One simulated life of a pool, VOPR-style. Concurrency is scheduled by the seed: up to four writers each
      * prepare a batch (named, compressed, no lock) and later commit it, alone or in a group with others, in any
      * order; background tasks (sync-ahead, periodic checkpoints) queue up and run at seeded moments; checkpoints,
-     * cleaning and gc run as steps; and a crash can be armed to land a few I/O operations into any of them.
+     * cleaning and gc run as steps; snapshots, clones of them (written like any volume), rollbacks and deletes of
+     * either come and go; and a crash can be armed to land a few I/O operations into any of them. Every volume,
+     * snapshot and clone is read back against the model after every recovery.
      */
     static final class Life {
-        static final int COUNTERS = 6;
+        static final int COUNTERS = 7;
         final long seed;
         final Random r;
         SimFs fs;
@@ -75,11 +78,10 @@ class SimulationTest {
         final DiskModel model = new DiskModel();
         final Deque<Runnable> background = new ArrayDeque<>();
         final List<Writer> pending = new ArrayList<>();
-        final long[] counters = new long[COUNTERS]; // crashes, crashes inside, groups, tasks, checkpoints, cleanings
+        final long[] counters = new long[COUNTERS]; // crashes, crashes inside, groups, tasks, checkpoints, cleanings, lineage ops
         String last = "start";
-        /** A volume create (blocks > 0) or delete (blocks 0) that a crash may interrupt: either outcome is allowed. */
-        String volumeInFlight;
-        int volumeInFlightBlocks;
+        /** Snapshot and clone names are never reused: one that a crash lost stays lost. */
+        int nextSnapshot, nextClone;
 
         /** A writer's prepared batch: whole blocks of {@code volume} at {@code lba}. */
         record Writer(String volume, int lba, byte[] data, Pool.PreparedWrite prepared) {}
@@ -130,36 +132,22 @@ class SimulationTest {
             counters[0]++;
             if (r.nextBoolean()) fs = fs.machineCrash(r.nextLong()); else fs.restartProcess();
             pool = openPool();
-            if (volumeInFlight != null) { // the interrupted create or delete may have become durable, or not
-                boolean exists = pool.volumeNames().contains(volumeInFlight);
-                if (exists && !model.volumes.containsKey(volumeInFlight)) model.addVolume(volumeInFlight, volumeInFlightBlocks);
-                if (!exists) model.volumes.remove(volumeInFlight);
-                volumeInFlight = null;
-            }
             model.verifyAfterCrash(pool, "seed " + seed + " step " + step + " after " + what);
             check(pool, seed, step);
         }
 
         void step(int step) throws Exception {
             int event = r.nextInt(100);
-            if (model.volumes.isEmpty() || event < 2) {
+            if (model.writable().isEmpty() || event < 2) {
                 String name = "v" + r.nextInt(4);
                 commitAll(); // a volume change waits for the writers in flight
                 if (model.volumes.containsKey(name)) {
                     last = "delete " + name;
-                    volumeInFlight = name;
-                    volumeInFlightBlocks = 0;
-                    pool.deleteVolume(name);
-                    model.volumes.remove(name);
+                    LineageOps.delete(pool, model, name);
                 } else {
-                    int blocks = 16 + r.nextInt(200);
                     last = "create " + name;
-                    volumeInFlight = name;
-                    volumeInFlightBlocks = blocks;
-                    pool.createVolume(name, (long) blocks * DiskModel.BS);
-                    model.addVolume(name, blocks);
+                    LineageOps.create(pool, model, name, 16 + r.nextInt(200));
                 }
-                volumeInFlight = null;
                 return;
             }
             if (event < 4) { // machine crash between operations
@@ -214,7 +202,7 @@ class SimulationTest {
             }
             if (event < 32) { // a writer prepares a batch; it lands later
                 if (pending.size() >= 4) { commitSome(); return; }
-                List<String> names = new ArrayList<>(model.volumes.keySet());
+                List<String> names = model.writable();
                 String name = names.get(r.nextInt(names.size()));
                 DiskModel.Vol v = model.volumes.get(name);
                 int lba = r.nextInt(v.blocks());
@@ -225,8 +213,43 @@ class SimulationTest {
                 return;
             }
             if (event < 40) { commitSome(); return; }
-            List<String> names = new ArrayList<>(model.volumes.keySet());
+            if (event < 44) { lineage(); return; }
+            List<String> names = model.writable();
             last = Workload.step(r, pool, model, names.get(r.nextInt(names.size())));
+        }
+
+        /** A snapshot of a volume or clone, a clone of a snapshot, a rollback to one, or the delete of one of them. */
+        void lineage() throws IOException {
+            commitAll(); // like a volume change, it waits for the writers in flight
+            counters[6]++;
+            List<String> writable = model.writable();
+            List<String> snapshots = model.volumes.keySet().stream().filter(n -> model.volumes.get(n).readOnly).toList();
+            List<String> clones = model.volumes.keySet().stream().filter(n -> n.startsWith("c")).toList();
+            int op = r.nextInt(5);
+            if (op <= 1 && snapshots.size() < 6) {
+                String volume = writable.get(r.nextInt(writable.size()));
+                String snap = "s" + nextSnapshot++;
+                last = "snapshot " + volume + "@" + snap;
+                LineageOps.snapshot(pool, model, volume, snap);
+            } else if (op == 2 && !snapshots.isEmpty() && clones.size() < 4) {
+                String clone = "c" + nextClone++;
+                String snapshot = snapshots.get(r.nextInt(snapshots.size()));
+                last = "clone " + snapshot + " as " + clone;
+                LineageOps.clone(pool, model, snapshot, clone);
+            } else if (op == 3 && !snapshots.isEmpty()) {
+                String snapshot = snapshots.get(r.nextInt(snapshots.size()));
+                DiskModel.Vol volume = model.volumes.get(snapshot.substring(0, snapshot.indexOf('@')));
+                if (volume == null || volume.family != model.volumes.get(snapshot).family) return; // taken of a deleted volume
+                last = "rollback " + snapshot;
+                LineageOps.rollback(pool, model, snapshot);
+            } else {
+                List<String> derived = new ArrayList<>(snapshots);
+                derived.addAll(clones);
+                if (derived.isEmpty()) return;
+                String name = derived.get(r.nextInt(derived.size()));
+                last = "delete " + name;
+                LineageOps.delete(pool, model, name);
+            }
         }
 
         /** Commits a random subset of the prepared writers as one group, in a random order. */
