@@ -234,6 +234,10 @@ class ImportExportTest {
         Tools.Result exists = dedisk("import", "--pool", p, raw.toString(), "taken");
         assertEquals(1, exists.exit());
         assertTrue(exists.stderr().contains("volume 'taken' exists"), exists.stderr());
+        Tools.Result replaced = dedisk("import", "--pool", p, "--replace", "--no-progress", raw.toString(), "taken");
+        assertEquals(0, replaced.exit(), replaced.stderr());
+        assertTrue(dedisk("volume", "list", "--pool", p).stdout().matches("(?s).*taken +64\\.0 MiB.*"), "--replace put the image in its place");
+        assertEquals(0, dedisk("volume", "delete", "--pool", p, "taken").exit());
         Tools.Result noVolume = dedisk("export", "--pool", p, "nothere", tmp.resolve("x.raw").toString());
         assertTrue(noVolume.exit() == 1 && noVolume.stderr().contains("no volume named 'nothere'"), noVolume.stderr());
 
