@@ -19,7 +19,8 @@ import picocli.CommandLine.Parameters;
  * VOLUME{@value #INCOMPLETE_SUFFIX} (its virtual size, rounded up to 4 KiB, or --size), qemu-img writes the image
  * into its NBD export ({@link PoolSession}: the running server's or an in-process one) with --target-is-zero, so
  * holes and zero blocks are never sent and cost nothing, and on success it is renamed to VOLUME. The rename's
- * fsync covers every write before it (one log), so VOLUME exists only complete and durable. A failed or
+ * fsync covers every write before it (one log), so VOLUME exists only complete and durable. An existing VOLUME is
+ * refused, or with --replace deleted just before the rename. A failed or
  * interrupted (SIGINT/SIGTERM) import deletes the incomplete volume; a killed one (kill -9, a crash) leaves it,
  * clearly named, and the next import into VOLUME refuses until it is deleted.
  *
@@ -32,6 +33,7 @@ final class ImageImport implements Callable<Integer> {
     @Option(names = "--format", description = "Image format (default: detected by qemu-img).") String format;
     @Option(names = "--size", description = "Volume size (default: the image's virtual size); at least the virtual size.") String size;
     @Option(names = "--no-progress", description = "No progress bar.") boolean noProgress;
+    @Option(names = "--replace", description = "Replace an existing VOLUME once the new image is completely in (clients of the old one lose it).") boolean replace;
     @Parameters(index = "0", paramLabel = "FILE") Path file;
     @Parameters(index = "1", paramLabel = "VOLUME") String volume;
 
@@ -41,12 +43,13 @@ final class ImageImport implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        System.out.print(run(pool, file, volume, format, size, !noProgress));
+        System.out.print(run(pool, file, volume, format, size, replace, !noProgress));
         return 0;
     }
 
     /** Runs the import; returns the summary line. {@code format} and {@code size} may be null (detect; virtual size). */
-    static String run(Path dir, Path file, String volume, String format, String size, boolean progress) throws IOException, InterruptedException {
+    static String run(Path dir, Path file, String volume, String format, String size, boolean replace, boolean progress)
+            throws IOException, InterruptedException {
         Pool.validateVolumeName(volume);
         Pool.validateVolumeName(volume + INCOMPLETE_SUFFIX);
         if (!Files.exists(file)) throw new InvalidRequestException("no such file: " + file);
@@ -62,7 +65,7 @@ final class ImageImport implements Callable<Integer> {
         String partial = volume + INCOMPLETE_SUFFIX;
         Interruption stop = new Interruption("import");
         try (PoolSession s = PoolSession.open(dir)) {
-            if (s.hasVolume(volume)) throw new InvalidRequestException("volume '" + volume + "' exists; import into a new name, or delete it first");
+            if (!replace && s.hasVolume(volume)) throw new InvalidRequestException("volume '" + volume + "' exists; import into a new name, delete it first, or use --replace");
             if (s.hasVolume(partial)) {
                 throw new InvalidRequestException("volume '" + partial + "' exists: an import into '" + volume + "' is running or was interrupted;"
                         + " delete it (dedisk volume delete --pool " + dir + " " + partial + ") and import again");
@@ -84,6 +87,9 @@ final class ImageImport implements Callable<Integer> {
                     QemuImg.convert(args, bar::done, stop::started);
                 }
                 stop.check();
+                // --replace: the old volume goes only now, with the new one complete; a crash between the two
+                // records leaves no VOLUME and a complete VOLUME.importing (docs/operations.md).
+                if (replace && s.hasVolume(volume)) s.run("volume/delete", Map.of("name", volume));
                 s.run("volume/rename", Map.of("from", partial, "to", volume));
                 done = true;
             } finally {

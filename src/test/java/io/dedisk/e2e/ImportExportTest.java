@@ -150,10 +150,28 @@ class ImportExportTest {
             assertEquals(0, renamed.exit(), renamed.stderr());
             assertTrue(renamed.stdout().contains("renamed volume golden to base"), renamed.stdout());
             assertSameImage(raw, "raw", server.uri("base"), "raw");
-            server.kill9(); // the rename was durable when the command returned
+            // A client connected to "copy" while it is renamed: its connection goes on, on the renamed volume.
+            String renameCopy = String.join("\n", ServerProcess.dediskCommand("volume", "rename", "--pool", pool.toString(), "copy", "copy2"));
+            String script = String.join("\n",
+                    "import os, subprocess",
+                    "h.pwrite(b'\\x5a' * 4096, 0)",
+                    "subprocess.run(os.environ['RENAME'].split('\\n'), check=True, stdout=subprocess.DEVNULL)",
+                    "h.pwrite(b'\\x5b' * 4096, 4096)",
+                    "h.flush()",
+                    "assert h.pread(8192, 0) == b'\\x5a' * 4096 + b'\\x5b' * 4096",
+                    "print('connection kept')");
+            ProcessBuilder nbdsh = new ProcessBuilder("/usr/bin/nbdsh", "-u", server.uri("copy"), "-c", script).redirectErrorStream(true);
+            nbdsh.environment().put("RENAME", renameCopy);
+            nbdsh.environment().put("PATH", "/usr/bin:/bin"); // nbdsh needs the system python3 (its nbd module)
+            Process sh = nbdsh.start();
+            String said = new String(sh.getInputStream().readAllBytes());
+            assertTrue(sh.waitFor(60, TimeUnit.SECONDS) && sh.exitValue() == 0 && said.contains("connection kept"), said);
+            Tools.run(60, "qemu-io", "-f", "raw", "-c", "read -P 0x5a 0 4k", "-c", "read -P 0x5b 4k 4k", server.uri("copy2"));
+            assertFalse(Tools.run(60, "nbdinfo", "--list", "nbd://127.0.0.1:" + server.port).stdout().contains("export=\"copy\""), "new connections see the new name");
+            server.kill9(); // the renames were durable when the commands returned
             server.start();
             String list = dedisk("volume", "list", "--pool", pool.toString()).stdout();
-            assertTrue(list.contains("base ") && !list.contains("golden"), list);
+            assertTrue(list.contains("base ") && list.contains("copy2 ") && !list.contains("golden"), list);
             assertSameImage(raw, "raw", server.uri("base"), "raw");
         }
         // Offline rename, then the pool is consistent.
@@ -216,6 +234,10 @@ class ImportExportTest {
         Tools.Result exists = dedisk("import", "--pool", p, raw.toString(), "taken");
         assertEquals(1, exists.exit());
         assertTrue(exists.stderr().contains("volume 'taken' exists"), exists.stderr());
+        Tools.Result replaced = dedisk("import", "--pool", p, "--replace", "--no-progress", raw.toString(), "taken");
+        assertEquals(0, replaced.exit(), replaced.stderr());
+        assertTrue(dedisk("volume", "list", "--pool", p).stdout().matches("(?s).*taken +64\\.0 MiB.*"), "--replace put the image in its place");
+        assertEquals(0, dedisk("volume", "delete", "--pool", p, "taken").exit());
         Tools.Result noVolume = dedisk("export", "--pool", p, "nothere", tmp.resolve("x.raw").toString());
         assertTrue(noVolume.exit() == 1 && noVolume.stderr().contains("no volume named 'nothere'"), noVolume.stderr());
 
