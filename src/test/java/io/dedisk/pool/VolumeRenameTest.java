@@ -63,4 +63,18 @@ class VolumeRenameTest {
             assertEquals(List.of("a", "b"), p.volumeNames());
         }
     }
+
+    @Test
+    void snapshotsAndVolumesWithSnapshotsAreNotRenamed() throws IOException {
+        Pool.create(new LocalFs(dir), new Pool.Options(1 << 20, 1 << 20, 16 << 20, false));
+        try (Pool p = open()) {
+            p.createVolume("gold", 1 << 20);
+            p.createSnapshot("gold", "v1");
+            assertThrows(InvalidRequestException.class, () -> p.renameVolume("gold", "silver"), "its snapshot is named gold@v1");
+            assertThrows(InvalidRequestException.class, () -> p.renameVolume("gold@v1", "v1"), "a snapshot keeps its volume's name");
+            p.cloneSnapshot("gold@v1", "vm1");
+            p.renameVolume("vm1", "vm2"); // a clone is an ordinary volume
+            assertEquals(List.of("gold", "gold@v1", "vm2"), p.volumeNames().stream().sorted().toList());
+        }
+    }
 }
