@@ -16,7 +16,18 @@ import java.util.Locale;
  */
 public record PoolStats(String poolId, String readOnlyReason, String noSpaceReason, List<VolumeStats> volumes, long liveChunks, long dataBytes,
                         long pageBytes, long garbageBytes, long logBytes, long otherBytes, IndexStats index, LogStats log, CacheStats cache,
-                        long blocksWritten, long blocksRead, long flushes, long corruptReads) {
+                        long blocksWritten, long blocksRead, long flushes, long corruptReads, Backlog backlog) {
+
+    /** Without a backlog: a directory pool. */
+    public PoolStats(String poolId, String readOnlyReason, String noSpaceReason, List<VolumeStats> volumes, long liveChunks, long dataBytes,
+                     long pageBytes, long garbageBytes, long logBytes, long otherBytes, IndexStats index, LogStats log, CacheStats cache,
+                     long blocksWritten, long blocksRead, long flushes, long corruptReads) {
+        this(poolId, readOnlyReason, noSpaceReason, volumes, liveChunks, dataBytes, pageBytes, garbageBytes, logBytes, otherBytes, index, log, cache,
+                blocksWritten, blocksRead, flushes, corruptReads, null);
+    }
+
+    /** A bucket pool's sealed segments not yet uploaded: how many, their bytes, how long the oldest has waited. */
+    public record Backlog(long segments, long bytes, long oldestAgeMillis) {}
 
     public record VolumeStats(String name, long sizeBytes, long mappedBlocks, long zeroBlocks) {
         public long logicalUsedBytes() { return mappedBlocks * Pool.BLOCK_SIZE; }
@@ -77,8 +88,12 @@ public record PoolStats(String poolId, String readOnlyReason, String noSpaceReas
                 .append(",\"blocksWritten\":").append(blocksWritten)
                 .append(",\"blocksRead\":").append(blocksRead)
                 .append(",\"flushes\":").append(flushes)
-                .append(",\"corruptReads\":").append(corruptReads)
-                .append(",\"log\":{\"segments\":").append(log.segments())
+                .append(",\"corruptReads\":").append(corruptReads);
+        if (backlog != null) {
+            b.append(",\"backlog\":{\"segments\":").append(backlog.segments()).append(",\"bytes\":").append(backlog.bytes())
+                    .append(",\"oldestAgeMillis\":").append(backlog.oldestAgeMillis()).append('}');
+        }
+        b                .append(",\"log\":{\"segments\":").append(log.segments())
                 .append(",\"bytesAppended\":").append(log.bytesAppended())
                 .append(",\"checkpoints\":").append(log.checkpoints())
                 .append(",\"pagesWritten\":").append(log.pagesWritten())
@@ -151,6 +166,10 @@ public record PoolStats(String poolId, String readOnlyReason, String noSpaceReas
         row(b, "blocks written / read", blocksWritten + " / " + blocksRead);
         row(b, "flushes", Long.toString(flushes));
         row(b, "corrupt reads", Long.toString(corruptReads));
+        if (backlog != null) {
+            row(b, "upload backlog", String.format(Locale.ROOT, "%d segments, %s, oldest waiting %.1f s", backlog.segments(), Sizes.format(backlog.bytes()),
+                    backlog.oldestAgeMillis() / 1000.0));
+        }
         return b.toString();
     }
 

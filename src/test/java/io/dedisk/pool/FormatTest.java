@@ -60,11 +60,16 @@ class FormatTest {
 
         // Manifest.
         ByteBuffer m = ByteBuffer.wrap(Files.readAllBytes(dir.resolve("manifest"))).order(ByteOrder.LITTLE_ENDIAN);
-        assertEquals(80, m.capacity());
+        assertEquals(112, m.capacity());
         assertEquals("DDSKMANI", new String(m.array(), 0, 8, StandardCharsets.US_ASCII));
-        assertEquals(2, m.getInt(8));
+        assertEquals(3, m.getInt(8));
+        assertEquals(0, m.getInt(12), "a directory pool is never marked owned: its OS lock is the ownership");
         assertEquals(pool, new UUID(m.getLong(16), m.getLong(24)));
-        assertEquals(crc(m.array(), 0, 76), m.getInt(76));
+        assertEquals(new UUID(0, 0), new UUID(m.getLong(72), m.getLong(80)), "no owner id on a directory pool");
+        assertEquals(0, m.getLong(88), "no takeover: fence segment 0");
+        assertEquals(0, m.getLong(96), "no takeover: time 0");
+        assertEquals(0, m.getInt(104));
+        assertEquals(crc(m.array(), 0, 108), m.getInt(108));
         long newest = m.getLong(40), previous = m.getLong(56);
         assertTrue(newest != 0 && previous != 0 && newest > previous, "two roots, the newest later in the log");
 
