@@ -614,8 +614,11 @@ public final class Pool implements VolumeProvider, AutoCloseable {
             index.close();
             meta.writeLock().lock();
             try {
-                if (log != null) log.close();
-                backend.close();
+                try {
+                    if (log != null) log.close(); // a fenced writer's last sync fails: the stop reports the fence
+                } finally {
+                    backend.close();
+                }
             } finally { meta.writeLock().unlock(); }
         }
     }
