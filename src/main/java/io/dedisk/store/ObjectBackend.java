@@ -83,14 +83,14 @@ public final class ObjectBackend implements SharedBackend {
     private long tailSeq;
 
     ObjectBackend(ObjectStore store, Fs cache, UUID poolId, CacheIdentity identity, boolean readOnly, Options options) throws IOException {
-        this.store = store;
+        this.store = store; // a RetryingObjectStore (ObjectStorage wraps it)
         this.cache = cache;
         this.poolId = poolId;
         this.identity = identity;
         this.readOnly = readOnly;
         this.options = options;
-        this.storedManifest = store.get(UploadQueue.MANIFEST);
-        for (ObjectStore.Info i : store.list(SEGMENT_PREFIX)) {
+        this.storedManifest = this.store.get(UploadQueue.MANIFEST);
+        for (ObjectStore.Info i : this.store.list(SEGMENT_PREFIX)) {
             long seq = DirectoryBackend.segmentSeqOf(i.key().substring(SEGMENT_PREFIX.length()));
             if (seq > 0) bucket.put(seq, i.size());
         }
@@ -101,7 +101,7 @@ public final class ObjectBackend implements SharedBackend {
         }
         this.cachedManifest = cache.exists(CACHED_MANIFEST) ? cache.readAll(CACHED_MANIFEST) : null;
         this.tailSeq = Math.max(bucket.isEmpty() ? 0 : bucket.lastKey(), local.isEmpty() ? 0 : local.lastKey());
-        this.queue = new UploadQueue(store, new Uploaded(), options.sleeper(), bucket.isEmpty() ? 0 : bucket.lastKey(),
+        this.queue = new UploadQueue(this.store, new Uploaded(), options.sleeper(), bucket.isEmpty() ? 0 : bucket.lastKey(),
                 storedManifest == null ? null : storedManifest.etag());
         this.readCache = new ObjectReadCache(cache, poolId, options.readCacheBytes(), readOnly);
     }
@@ -258,24 +258,7 @@ public final class ObjectBackend implements SharedBackend {
         }
     }
 
-    private byte[] fetch(long seq, long offset, int length) throws IOException {
-        String key = UploadQueue.segmentKey(seq);
-        for (int attempt = 1; ; attempt++) {
-            try {
-                return store.getRange(key, offset, length);
-            } catch (NoSuchFileException e) {
-                throw e;
-            } catch (IOException e) {
-                if (attempt >= UploadQueue.ATTEMPTS) throw new IOException("reading " + key + " from the bucket failed " + attempt + " times: " + e, e);
-                try {
-                    options.sleeper().sleep(Math.min(2000, 20L << attempt));
-                } catch (InterruptedException ie) {
-                    Thread.currentThread().interrupt();
-                    throw new IOException("interrupted reading " + key, ie);
-                }
-            }
-        }
-    }
+    private byte[] fetch(long seq, long offset, int length) throws IOException { return store.getRange(UploadQueue.segmentKey(seq), offset, length); }
 
     @Override
     public long segmentBytes(long seq) throws IOException {

@@ -29,7 +29,7 @@ public final class ObjectStorage implements PoolStorage {
 
     /** {@code where} names the bucket location in messages (e.g. s3://bucket/prefix). */
     public ObjectStorage(ObjectStore store, CacheDirs caches, ObjectBackend.Options options, String where) {
-        this.store = store;
+        this.store = new RetryingObjectStore(store, options.sleeper());
         this.caches = caches;
         this.options = options;
         this.where = where;
@@ -55,6 +55,7 @@ public final class ObjectStorage implements PoolStorage {
                 throw new InvalidRequestException("another dedisk created a pool at " + where + " at the same time");
             } catch (IOException e) {
                 if (attempt >= UploadQueue.ATTEMPTS) throw e;
+                UploadQueue.backoff(options.sleeper(), attempt);
             }
         }
     }

@@ -316,7 +316,10 @@ final class UploadQueue {
         }
     }
 
-    private void backoff(int attempt) throws IOException {
+    private void backoff(int attempt) throws IOException { backoff(sleeper, attempt); }
+
+    /** Waits before retry number {@code attempt}: 50 ms doubling to 5 s, with jitter (half to all of it). */
+    static void backoff(Sleeper sleeper, int attempt) throws IOException {
         long millis = Math.min(5000, 50L << Math.min(attempt, 7));
         try {
             sleeper.sleep(millis / 2 + ThreadLocalRandom.current().nextLong(millis / 2 + 1));

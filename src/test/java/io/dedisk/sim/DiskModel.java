@@ -97,6 +97,18 @@ final class DiskModel {
         }
     }
 
+    /** After a lost cache directory (checked by {@link PrefixHistory}): the pool's volumes and contents become the model. */
+    void adopt(Pool pool) {
+        volumes.clear();
+        for (String name : pool.volumeNames()) {
+            int length = (int) pool.volume(name).orElseThrow().size();
+            Vol v = new Vol(length / BS);
+            v.current = readAll(pool, name, length);
+            v.flushed();
+            volumes.put(name, v);
+        }
+    }
+
     /** Without a machine crash, every completed write is visible: the pool must equal the model exactly. */
     void verifyExact(Pool pool, String what) {
         assertEquals(volumes.keySet(), new java.util.TreeSet<>(pool.volumeNames()), what + ": volumes");

@@ -42,6 +42,32 @@ class SimulationTest {
 
     static Pool open(SimFs fs) throws IOException { return Pool.open(fs, Runnable::run); }
 
+    static final int DEFAULT_BUCKET_SEEDS = 8;
+    static final int DEFAULT_BUCKET_STEPS = 300;
+
+    /**
+     * The same lives on a pool in a simulated bucket (faulty: errors, ambiguous puts, listing lag, crash points in
+     * the store), with the upload queue stepped by the seed and one more fault: the cache directory lost with its
+     * host, after which the pool (taken over with --force) must read as a prefix of the write history — with
+     * --sync-to-backend (odd seeds) one that includes every completed FLUSH and FUA.
+     */
+    @Test
+    void bucketPoolsWithCrashesAndCacheLossMatchTheModel() throws Exception {
+        int seeds = Integer.getInteger("dedisk.sim.bucketSeeds", DEFAULT_BUCKET_SEEDS);
+        int steps = Integer.getInteger("dedisk.sim.steps", DEFAULT_BUCKET_STEPS);
+        long base = Long.getLong("dedisk.sim.base", System.nanoTime());
+        long[] totals = new long[Life.COUNTERS];
+        for (int i = 0; i < seeds; i++) {
+            long seed = base + i;
+            SimObjectStore store = new SimObjectStore(seed).errorRate(0.02).ambiguousRate(0.02).listingLag(2);
+            long[] c = new Life(seed, store, (seed & 1) == 1).run(steps);
+            for (int k = 0; k < totals.length; k++) totals[k] += c[k];
+        }
+        System.out.printf("bucket simulation: %d seeds x %d steps, %d crashes recovered (%d inside work), %d cache directories lost,"
+                        + " %d upload steps, %d checkpoints, %d cleanings, 0 violations (first seed %d)%n",
+                seeds, steps, totals[0], totals[1], totals[6], totals[7], totals[4], totals[5], base);
+    }
+
     @Test
     void randomWorkloadsWithCrashesMatchTheModel() throws Exception {
         int seeds = Integer.getInteger("dedisk.sim.seeds", DEFAULT_SEEDS);
@@ -67,15 +93,20 @@ class SimulationTest {
      * cleaning and gc run as steps; and a crash can be armed to land a few I/O operations into any of them.
      */
     static final class Life {
-        static final int COUNTERS = 6;
+        static final int COUNTERS = 8;
         final long seed;
         final Random r;
         SimFs fs;
         Pool pool;
+        /** The bucket, for a bucket pool (null: a directory pool), its backend as opened last, and the prefix history. */
+        final SimObjectStore store;
+        final boolean syncToBackend;
+        io.dedisk.store.ObjectBackend backend;
+        final PrefixHistory history = new PrefixHistory();
         final DiskModel model = new DiskModel();
         final Deque<Runnable> background = new ArrayDeque<>();
         final List<Writer> pending = new ArrayList<>();
-        final long[] counters = new long[COUNTERS]; // crashes, crashes inside, groups, tasks, checkpoints, cleanings
+        final long[] counters = new long[COUNTERS]; // crashes, crashes inside, groups, tasks, checkpoints, cleanings, cache losses, uploads
         String last = "start";
         /** A volume create (blocks > 0) or delete (blocks 0) that a crash may interrupt: either outcome is allowed. */
         String volumeInFlight;
@@ -84,26 +115,39 @@ class SimulationTest {
         /** A writer's prepared batch: whole blocks of {@code volume} at {@code lba}. */
         record Writer(String volume, int lba, byte[] data, Pool.PreparedWrite prepared) {}
 
-        Life(long seed) {
+        Life(long seed) { this(seed, null, false); }
+
+        Life(long seed, SimObjectStore store, boolean syncToBackend) {
             this.seed = seed;
             this.r = new Random(seed);
             this.fs = new SimFs(seed);
+            this.store = store;
+            this.syncToBackend = syncToBackend;
         }
 
-        Pool openPool() throws IOException {
+        Pool openPool() throws IOException { return openPool(false); }
+
+        Pool openPool(boolean force) throws IOException {
             background.clear();
             pending.clear();
             // The smallest metadata cache: pages are evicted and reloaded, and dirty pages queue checkpoints often.
-            return Pool.open(fs, Pool.OpenOptions.defaults().withBackground(background::add).withMetadataCache(0));
+            Pool.OpenOptions options = Pool.OpenOptions.defaults().withBackground(background::add).withMetadataCache(0);
+            if (store == null) return Pool.open(fs, options);
+            io.dedisk.store.ObjectStorage storage = new SimBucket(store).storage(fs, io.dedisk.store.ObjectBackend.Options.defaults()
+                    .withReadCache(3L << 20).withSyncToBackend(syncToBackend).withForce(force));
+            Pool p = Pool.open(storage, options);
+            backend = storage.lastOpened();
+            return p;
         }
 
         long[] run(int steps) throws Exception {
-            Pool.create(fs, forSeed(seed));
+            if (store == null) Pool.create(fs, forSeed(seed)); else new SimBucket(store).create(forSeed(seed));
             pool = openPool();
             try {
                 for (int step = 0; step < steps; step++) {
                     boolean armed = r.nextInt(100) < 4;
                     if (armed) fs.crashAfter(1 + r.nextInt(40));
+                    if (armed && store != null && r.nextBoolean()) store.crashAfter(1 + r.nextInt(6));
                     try {
                         step(step);
                     } catch (SimFs.SimulatedCrash crash) {
@@ -111,6 +155,7 @@ class SimulationTest {
                         recover(step, "a crash inside " + last);
                     }
                     if (armed) fs.crashAfter(Long.MAX_VALUE / 2);
+                    if (armed && store != null) store.restartProcess();
                 }
                 commitAll();
                 pool.close();
@@ -129,6 +174,7 @@ class SimulationTest {
         void recover(int step, String what) throws IOException {
             counters[0]++;
             if (r.nextBoolean()) fs = fs.machineCrash(r.nextLong()); else fs.restartProcess();
+            if (store != null) store.restartProcess();
             pool = openPool();
             if (volumeInFlight != null) { // the interrupted create or delete may have become durable, or not
                 boolean exists = pool.volumeNames().contains(volumeInFlight);
@@ -138,9 +184,37 @@ class SimulationTest {
             }
             model.verifyAfterCrash(pool, "seed " + seed + " step " + step + " after " + what);
             check(pool, seed, step);
+            history.reset(model); // opening put everything recovered into the bucket
+        }
+
+        /** A bucket pool's own events: upload steps, and the cache directory lost with its host. True when one ran. */
+        boolean bucketStep(int step) throws Exception {
+            int event = r.nextInt(100);
+            if (event < 15) {
+                last = "upload steps";
+                for (int i = 1 + r.nextInt(4); i > 0; i--) {
+                    counters[7]++;
+                    backend.uploadStep();
+                }
+                return true;
+            }
+            if (event < 17) {
+                last = "cache directory lost";
+                counters[6]++;
+                fs = new SimFs(r.nextLong());
+                pool = openPool(true); // another host takes the pool over: the dead one never closed it
+                history.verifyPrefix(pool, "seed " + seed + " step " + step + " after the cache directory was lost"
+                        + (syncToBackend ? " (--sync-to-backend: every FLUSH and FUA must be there)" : ""));
+                model.adopt(pool);
+                history.reset(model);
+                check(pool, seed, step);
+                return true;
+            }
+            return false;
         }
 
         void step(int step) throws Exception {
+            if (store != null && bucketStep(step)) return;
             int event = r.nextInt(100);
             if (model.volumes.isEmpty() || event < 2) {
                 String name = "v" + r.nextInt(4);
@@ -151,6 +225,7 @@ class SimulationTest {
                     volumeInFlightBlocks = 0;
                     pool.deleteVolume(name);
                     model.volumes.remove(name);
+                    observeDurably(name);
                 } else {
                     int blocks = 16 + r.nextInt(200);
                     last = "create " + name;
@@ -158,6 +233,7 @@ class SimulationTest {
                     volumeInFlightBlocks = blocks;
                     pool.createVolume(name, (long) blocks * DiskModel.BS);
                     model.addVolume(name, blocks);
+                    observeDurably(name);
                 }
                 volumeInFlight = null;
                 return;
@@ -168,6 +244,7 @@ class SimulationTest {
                 pool = openPool();
                 model.verifyAfterCrash(pool, "seed " + seed + " step " + step + " after machine crash");
                 check(pool, seed, step);
+                history.reset(model);
                 counters[0]++;
                 return;
             }
@@ -176,6 +253,7 @@ class SimulationTest {
                 pool = openPool();
                 model.verifyExact(pool, "seed " + seed + " step " + step + " after process crash");
                 check(pool, seed, step);
+                history.reset(model);
                 counters[0]++;
                 return;
             }
@@ -185,6 +263,7 @@ class SimulationTest {
                 pool.close();
                 pool = openPool();
                 model.verifyExact(pool, "seed " + seed + " step " + step + " after clean restart");
+                history.reset(model);
                 return;
             }
             if (event < 14) { // a background task that was queued (sync-ahead, periodic checkpoint) runs now
@@ -226,7 +305,17 @@ class SimulationTest {
             }
             if (event < 40) { commitSome(); return; }
             List<String> names = new ArrayList<>(model.volumes.keySet());
-            last = Workload.step(r, pool, model, names.get(r.nextInt(names.size())));
+            String name = names.get(r.nextInt(names.size()));
+            last = Workload.step(r, pool, model, name);
+            if (store == null) return;
+            if (last.equals("flush") || last.endsWith(" fua")) observeDurably(name); else history.observe(model, name);
+        }
+
+        /** The model changed volume {@code name} by an operation that, with --sync-to-backend, waited for the bucket. */
+        void observeDurably(String name) {
+            if (store == null) return;
+            history.observe(model, name);
+            if (syncToBackend) history.durable();
         }
 
         /** Commits a random subset of the prepared writers as one group, in a random order. */
@@ -261,6 +350,7 @@ class SimulationTest {
             for (Writer w : group) { // applied in group order: a later writer of the same block wins
                 DiskModel.Vol v = model.volumes.get(w.volume());
                 System.arraycopy(w.data(), 0, v.current, w.lba() * DiskModel.BS, w.data().length);
+                if (store != null) history.observe(model, w.volume()); // one record per writer: a prefix may end between them
             }
         }
     }
