@@ -44,7 +44,7 @@ public record Superblock(UUID poolId, long createdMillis, int segmentSize, long 
         return b.array();
     }
 
-    static Superblock decode(byte[] untrusted) {
+    public static Superblock decode(byte[] untrusted) {
         if (untrusted.length != SIZE) {
             throw new CorruptionException("superblock: expected " + SIZE + " bytes, found " + untrusted.length);
         }
