@@ -137,10 +137,6 @@ final class Ownership {
     }
 
     /** The un-uploaded backlog for stats, or null for a directory pool. */
-    static PoolStats.Backlog backlog(Backend backend) {
-        if (!(backend instanceof SharedBackend s)) return null;
-        SharedBackend.Backlog b = s.backlog();
-        return new PoolStats.Backlog(b.segments(), b.bytes(), b.oldestAgeMillis());
-    }
+    static SharedBackend.Backlog backlog(Backend backend) { return backend instanceof SharedBackend s ? s.backlog() : null; }
 
 }

@@ -1,5 +1,6 @@
 package io.dedisk.pool;
 
+import io.dedisk.store.SharedBackend;
 import io.dedisk.util.Sizes;
 import java.util.List;
 import java.util.Locale;
@@ -16,18 +17,15 @@ import java.util.Locale;
  */
 public record PoolStats(String poolId, String readOnlyReason, String noSpaceReason, List<VolumeStats> volumes, long liveChunks, long dataBytes,
                         long pageBytes, long garbageBytes, long logBytes, long otherBytes, IndexStats index, LogStats log, CacheStats cache,
-                        long blocksWritten, long blocksRead, long flushes, long corruptReads, Backlog backlog) {
+                        long blocksWritten, long blocksRead, long flushes, long corruptReads, SharedBackend.Backlog backlog) {
 
-    /** Without a backlog: a directory pool. */
+    /** Without an upload backlog: a directory pool (a bucket pool's is its sealed segments not yet in the bucket). */
     public PoolStats(String poolId, String readOnlyReason, String noSpaceReason, List<VolumeStats> volumes, long liveChunks, long dataBytes,
                      long pageBytes, long garbageBytes, long logBytes, long otherBytes, IndexStats index, LogStats log, CacheStats cache,
                      long blocksWritten, long blocksRead, long flushes, long corruptReads) {
         this(poolId, readOnlyReason, noSpaceReason, volumes, liveChunks, dataBytes, pageBytes, garbageBytes, logBytes, otherBytes, index, log, cache,
                 blocksWritten, blocksRead, flushes, corruptReads, null);
     }
-
-    /** A bucket pool's sealed segments not yet uploaded: how many, their bytes, how long the oldest has waited. */
-    public record Backlog(long segments, long bytes, long oldestAgeMillis) {}
 
     public record VolumeStats(String name, long sizeBytes, long mappedBlocks, long zeroBlocks) {
         public long logicalUsedBytes() { return mappedBlocks * Pool.BLOCK_SIZE; }

@@ -121,6 +121,8 @@ public final class ObjectBackend implements SharedBackend {
         }
     }
 
+    private static String writebackName(long seq) { return WRITEBACK + "/" + DirectoryBackend.fileName(seq); }
+
     /** Starts the background uploader once the pool is ours (the simulation drives the queue itself). */
     private void startUploader() {
         if (readOnly || options.simulated() || uploader != null) return;
@@ -200,16 +202,9 @@ public final class ObjectBackend implements SharedBackend {
             // Sealed before a crash, before its successor existed: nobody called sealed() for it.
             if (local.containsKey(previous) && !queue.pending(previous) && previous > queue.storedThrough()) queue.sealed(previous, local.get(previous).size());
         }
-        String name = WRITEBACK + "/" + String.format("%016x.seg", seq);
+        String name = writebackName(seq);
         cache.mkdirs(WRITEBACK);
-        Fs.FileHandle h = cache.open(name, true);
-        try {
-            h.truncate(0);
-            cache.syncDir(WRITEBACK);
-        } catch (IOException | RuntimeException e) {
-            h.close();
-            throw e;
-        }
+        Fs.FileHandle h = DirectoryBackend.createEmpty(cache, name);
         synchronized (this) {
             Fs.FileHandle old = local.put(seq, cache.open(name, false));
             if (old != null) old.close();
@@ -221,7 +216,7 @@ public final class ObjectBackend implements SharedBackend {
     @Override
     public Fs.FileHandle openSegment(long seq) throws IOException {
         synchronized (this) {
-            if (!cacheDiscarded && local.containsKey(seq)) return new WriteBackHandle(cache.open(WRITEBACK + "/" + String.format("%016x.seg", seq), false));
+            if (!cacheDiscarded && local.containsKey(seq)) return new WriteBackHandle(cache.open(writebackName(seq), false));
         }
         if (bucket.containsKey(seq)) return new StoredHandle(seq); // sealed and uploaded: nothing to append or sync
         throw new NoSuchFileException("segment " + seq + " is neither in the cache nor in the bucket");
@@ -320,7 +315,7 @@ public final class ObjectBackend implements SharedBackend {
             Fs.FileHandle h;
             synchronized (this) { h = local.remove(seq); }
             if (h != null) h.close();
-            cache.delete(WRITEBACK + "/" + String.format("%016x.seg", seq));
+            cache.delete(writebackName(seq));
         } finally {
             localGuard.writeLock().unlock();
         }

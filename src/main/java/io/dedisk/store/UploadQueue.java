@@ -79,7 +79,6 @@ final class UploadQueue {
     private Consumer<String> fencedListener = reason -> { };
     private int failures;
     private IOException lastError;
-    private long uploadedBytes;
 
     UploadQueue(ObjectStore store, Local local, Sleeper sleeper, long storedThrough, String manifestEtag) {
         this.store = store;
@@ -89,15 +88,13 @@ final class UploadQueue {
         this.manifestEtag = manifestEtag;
     }
 
-    static String segmentKey(long seq) { return String.format("segments/%016x.seg", seq); }
+    static String segmentKey(long seq) { return DirectoryBackend.segmentName(seq); } // the same names as in a directory
 
     synchronized void whenFenced(Consumer<String> listener) { fencedListener = listener; }
 
     synchronized String fenced() { return fenced; }
 
     synchronized long storedThrough() { return storedThrough; }
-
-    synchronized long uploadedBytes() { return uploadedBytes; }
 
     synchronized boolean pending(long seq) { return uploads.containsKey(seq); }
 
@@ -189,7 +186,6 @@ final class UploadQueue {
                 synchronized (this) {
                     uploads.remove(u.seq());
                     storedThrough = Math.max(storedThrough, u.seq());
-                    uploadedBytes += bytes.length;
                     notifyAll();
                 }
                 local.uploaded(u.seq());

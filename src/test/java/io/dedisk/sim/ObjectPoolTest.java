@@ -111,14 +111,19 @@ class ObjectPoolTest {
         }
     }
 
+    /** A fresh pool in b with 300 random blocks at LBA 0, closed cleanly; returns them. */
+    static byte[] writtenAndClosed(SimBucket b, long seed) throws Exception {
+        Pool p = fresh(b, new SimFs(seed));
+        byte[] data = random(seed, 300 * BS);
+        p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(data), false);
+        p.close();
+        return data;
+    }
+
     @Test
     void aPoolMovesToAnotherHostWithAnEmptyCache() throws Exception {
         SimBucket b = new SimBucket(6);
-        Pool p = fresh(b, new SimFs(6));
-        byte[] data = random(6, 300 * BS);
-        p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(data), false);
-        p.flush();
-        p.close();
+        byte[] data = writtenAndClosed(b, 6);
         try (Pool q = SimBucket.open(b.storage(new SimFs(7)))) {
             assertArrayEquals(data, read(q, "v", 0, data.length));
             q.volume("v").orElseThrow().write(0, ByteBuffer.wrap(new byte[BS]), false);
@@ -241,10 +246,7 @@ class ObjectPoolTest {
     @Test
     void newestSegmentsNotYetListedAreFoundByKey() throws Exception {
         SimBucket b = new SimBucket(22);
-        Pool p = fresh(b, new SimFs(22));
-        byte[] data = random(22, 300 * BS);
-        p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(data), false);
-        p.close();
+        byte[] data = writtenAndClosed(b, 22);
         b.store.listingLag(3);
         try (Pool q = SimBucket.open(b.storage(new SimFs(23)))) {
             assertArrayEquals(data, read(q, "v", 0, data.length));
