@@ -427,6 +427,7 @@ public final class ObjectBackend implements SharedBackend {
                 for (Fs.FileHandle h : local.values()) h.close();
                 local.clear();
             }
+            readCache.close();
         }
     }
 }

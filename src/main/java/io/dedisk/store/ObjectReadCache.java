@@ -40,6 +40,7 @@ final class ObjectReadCache {
     private static final int PIECES = BLOCK / PIECE;
     private static final int HEADER_CRC_AT = 48 + 4 * PIECES;
     private static final System.Logger LOG = System.getLogger("dedisk.readcache");
+    private static final int MAX_OPEN = 256;
 
     /** Fetches bytes [offset, offset+length) of a segment from the store, fewer at its end. */
     interface Fetcher {
@@ -64,6 +65,7 @@ final class ObjectReadCache {
     private final long capacity;
     private final boolean readOnly;
     private final LinkedHashMap<Key, Entry> entries = new LinkedHashMap<>(64, 0.75f, true);
+    private final LinkedHashMap<Key, Fs.FileHandle> handles = new LinkedHashMap<>(64, 0.75f, true);
     private long bytes;
     private long hits;
     private long misses;
@@ -116,52 +118,75 @@ final class ObjectReadCache {
             long block = pos / BLOCK;
             int within = (int) (pos - block * BLOCK);
             int n = Math.min(dst.remaining(), BLOCK - within);
-            byte[] piece = cached(seq, block, within, n);
-            if (piece == null) {
+            if (!cached(seq, block, within, n, dst)) {
                 byte[] data = fetcher.fetch(seq, block * BLOCK, BLOCK);
                 if (within + n > data.length) throw new java.io.EOFException("segment " + seq + " ends at " + (block * BLOCK + data.length) + ", read needs " + (pos + n));
                 if (!readOnly) keep(seq, block, data);
                 dst.put(data, within, n);
-            } else {
-                dst.put(piece);
             }
             pos += n;
         }
     }
 
-    /** The cached bytes [within, within+n) of a block, verified; null on a miss (or an entry that failed and was dropped). */
-    private byte[] cached(long seq, long block, int within, int n) throws IOException {
+    /**
+     * Copies the cached bytes [within, within+n) of a block into dst, verified; false on a miss (or an entry that
+     * failed and was dropped).
+     */
+    private boolean cached(long seq, long block, int within, int n, ByteBuffer dst) throws IOException {
         Key key = new Key(seq, block);
         Entry e;
         synchronized (this) {
             e = entries.get(key);
             if (e == null || within + n > e.length) {
                 misses++;
-                return null;
+                return false;
             }
             hits++;
         }
-        String name = DIR + "/" + fileName(seq, block);
-        try (Fs.FileHandle h = fs.open(name, false)) {
-            int[] crcs = e.crcs != null ? e.crcs : readHeader(h, key);
-            e.crcs = crcs;
-            int first = within / PIECE, last = (within + n - 1) / PIECE;
-            int from = first * PIECE, to = Math.min(e.length, (last + 1) * PIECE);
-            ByteBuffer buf = ByteBuffer.allocate(to - from);
-            h.readFully(DATA_OFFSET + from, buf);
-            byte[] data = buf.array();
-            for (int p = first; p <= last; p++) {
-                int off = p * PIECE - from, len = Math.min(PIECE, to - p * PIECE);
-                if (Crc.of(data, off, len) != crcs[p]) throw new io.dedisk.DediskException.CorruptionException("piece " + p + " fails its CRC32C");
+        for (int attempt = 0; ; attempt++) {
+            try {
+                Fs.FileHandle h = handle(key);
+                int[] crcs = e.crcs != null ? e.crcs : readHeader(h, key);
+                e.crcs = crcs;
+                int first = within / PIECE, last = (within + n - 1) / PIECE;
+                int from = first * PIECE, to = Math.min(e.length, (last + 1) * PIECE);
+                ByteBuffer buf = ByteBuffer.allocate(to - from);
+                h.readFully(DATA_OFFSET + from, buf);
+                byte[] data = buf.array();
+                for (int p = first; p <= last; p++) {
+                    int off = p * PIECE - from, len = Math.min(PIECE, to - p * PIECE);
+                    if (Crc.of(data, off, len) != crcs[p]) throw new io.dedisk.DediskException.CorruptionException("piece " + p + " fails its CRC32C");
+                }
+                dst.put(data, within - from, n);
+                return true;
+            } catch (java.nio.channels.ClosedChannelException evicted) {
+                if (attempt < 3) continue; // its handle was closed for another one meanwhile: open it again
+                drop(key);
+                return false;
+            } catch (IOException | RuntimeException damaged) {
+                LOG.log(System.Logger.Level.WARNING, "read cache entry {0} unusable, fetching it again: {1}", fileName(seq, block), damaged.toString());
+                drop(key);
+                return false;
             }
-            byte[] out = new byte[n];
-            System.arraycopy(data, within - from, out, 0, n);
-            return out;
-        } catch (IOException | RuntimeException damaged) {
-            LOG.log(System.Logger.Level.WARNING, "read cache entry {0} unusable, fetching it again: {1}", name, damaged.toString());
-            drop(key);
-            return null;
         }
+    }
+
+    /** An open handle on the entry's file, from a bounded LRU of handles (so a large cache holds few descriptors). */
+    private Fs.FileHandle handle(Key key) throws IOException {
+        Fs.FileHandle eldest = null, h;
+        synchronized (this) {
+            h = handles.get(key);
+            if (h != null) return h;
+            h = fs.open(DIR + "/" + fileName(key.seq(), key.block()), false);
+            handles.put(key, h);
+            if (handles.size() > MAX_OPEN) {
+                Iterator<Map.Entry<Key, Fs.FileHandle>> it = handles.entrySet().iterator();
+                eldest = it.next().getValue();
+                it.remove();
+            }
+        }
+        if (eldest != null) eldest.close();
+        return h;
     }
 
     private int[] readHeader(Fs.FileHandle h, Key key) throws IOException {
@@ -199,12 +224,27 @@ final class ObjectReadCache {
             LOG.log(System.Logger.Level.WARNING, "read cache: block not kept ({0})", e.toString());
             return;
         }
+        Fs.FileHandle stale;
         synchronized (this) {
+            stale = handles.remove(new Key(seq, block)); // the file was replaced: a handle on the old one must go
             Entry old = entries.put(new Key(seq, block), new Entry(data.length, crcs));
             if (old != null) bytes -= DATA_OFFSET + old.length;
             bytes += DATA_OFFSET + data.length;
         }
+        if (stale != null) {
+            try { stale.close(); } catch (IOException ignored) { /* it named the replaced file only */ }
+        }
         evictToCapacity();
+    }
+
+    /** Closes the open handles (the backend's close). */
+    void close() throws IOException {
+        List<Fs.FileHandle> all;
+        synchronized (this) {
+            all = new ArrayList<>(handles.values());
+            handles.clear();
+        }
+        for (Fs.FileHandle h : all) h.close();
     }
 
     /** Drops every cached block of segment seq (deleted from the bucket). */
@@ -218,10 +258,19 @@ final class ObjectReadCache {
     }
 
     private void drop(Key key) {
+        Fs.FileHandle h;
         synchronized (this) {
+            h = handles.remove(key);
             Entry e = entries.remove(key);
             if (e == null) return;
             bytes -= DATA_OFFSET + e.length;
+        }
+        if (h != null) {
+            try {
+                h.close();
+            } catch (IOException e) {
+                LOG.log(System.Logger.Level.DEBUG, "read cache: closing {0}: {1}", fileName(key.seq(), key.block()), e.toString());
+            }
         }
         if (readOnly) return;
         try {
