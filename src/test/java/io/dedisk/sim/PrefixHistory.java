@@ -106,13 +106,27 @@ final class PrefixHistory {
         return out;
     }
 
+    /** The intersection of two sets of closed intervals, each sorted by start; the result is merged (disjoint, sorted). */
     private static List<long[]> intersect(List<long[]> a, List<long[]> b) {
+        List<long[]> x = merge(a), y = merge(b), out = new ArrayList<>();
+        int i = 0, j = 0;
+        while (i < x.size() && j < y.size()) {
+            long lo = Math.max(x.get(i)[0], y.get(j)[0]), hi = Math.min(x.get(i)[1], y.get(j)[1]);
+            if (lo <= hi) out.add(new long[] {lo, hi});
+            if (x.get(i)[1] < y.get(j)[1]) i++; else j++;
+        }
+        return out;
+    }
+
+    /** Sorted by start, overlapping and touching intervals joined. */
+    private static List<long[]> merge(List<long[]> in) {
+        List<long[]> sorted = new ArrayList<>(in);
+        sorted.sort((p, q) -> Long.compare(p[0], q[0]));
         List<long[]> out = new ArrayList<>();
-        for (long[] x : a) {
-            for (long[] y : b) {
-                long lo = Math.max(x[0], y[0]), hi = Math.min(x[1], y[1]);
-                if (lo <= hi) out.add(new long[] {lo, hi});
-            }
+        for (long[] iv : sorted) {
+            long[] last = out.isEmpty() ? null : out.get(out.size() - 1);
+            if (last != null && iv[0] <= last[1]) last[1] = Math.max(last[1], iv[1]);
+            else out.add(new long[] {iv[0], iv[1]});
         }
         return out;
     }
