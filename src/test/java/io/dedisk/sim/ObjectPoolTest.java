@@ -284,4 +284,28 @@ class ObjectPoolTest {
         p.close();
         assertTrue(bucketSegments(b.store).size() < 12, "deleted segments left the bucket: " + bucketSegments(b.store));
     }
+
+    @Test
+    void afterAForcedTakeoverSegmentsFromBeforeItAreKeptForTheFencedWritersReads() throws Exception {
+        SimBucket b = new SimBucket(25);
+        Pool a = fresh(b, new SimFs(25));
+        a.volume("v").orElseThrow().write(0, ByteBuffer.wrap(random(25, 600 * BS)), false);
+        a.checkpoint();
+        a.close(); // its segments are all in the bucket; now a dies while owning the pool again:
+        Pool again = SimBucket.open(b.storage(new SimFs(26)));
+        again.volume("v").orElseThrow().write(0, ByteBuffer.wrap(random(26, 8 * BS)), true);
+        List<Long> beforeTakeover = bucketSegments(b.store);
+        ObjectStorage st = b.storage(new SimFs(27), ObjectBackend.Options.defaults().withForce(true));
+        try (Pool taker = SimBucket.open(st)) {
+            // Overwrite everything: every pre-takeover segment becomes garbage, and gc cleans it.
+            taker.volume("v").orElseThrow().write(0, ByteBuffer.wrap(random(27, 600 * BS)), false);
+            Pool.GcResult gc = taker.gc();
+            assertTrue(gc.segmentsCleaned() > 0, "the cleaner moved the live data out");
+            taker.checkpoint();
+            st.lastOpened().drainUploads();
+            List<Long> now = bucketSegments(b.store);
+            assertTrue(now.containsAll(beforeTakeover), "no segment from before the takeover is deleted within the grace period: before "
+                    + beforeTakeover + ", now " + now);
+        }
+    }
 }
