@@ -172,13 +172,16 @@ public final class ObjectBackend implements SharedBackend {
     @Override
     public void claim(byte[] manifest) throws IOException {
         Check.that(!readOnly, "a read-only open claims nothing");
-        // Write-back segments already in the bucket were uploaded before a crash: dropped; the others wait in order.
+        // Uploads go in order, so a write-back segment at or below the bucket's newest was uploaded before a crash
+        // (and maybe deleted since: a machine crash can bring back a file whose deletion was not synced): dropped.
+        // The others wait in order; the highest is the tail, which recovery continues or seals.
         List<Long> seqs;
         synchronized (this) { seqs = new ArrayList<>(local.keySet()); }
         long last = seqs.isEmpty() ? 0 : seqs.get(seqs.size() - 1);
+        long stored = bucket.isEmpty() ? 0 : bucket.lastKey();
         for (long seq : seqs) {
-            if (bucket.containsKey(seq)) dropLocal(seq);
-            else if (seq != last) queue.sealed(seq, segmentBytes(seq)); // the highest is the tail: recovery decides
+            if (seq <= stored) dropLocal(seq);
+            else if (seq != last) queue.sealed(seq, segmentBytes(seq));
         }
         queue.claim(manifest);
         cache.writeAtomically(CACHED_MANIFEST, manifest);

@@ -308,4 +308,39 @@ class ObjectPoolTest {
                     + beforeTakeover + ", now " + now);
         }
     }
+
+    @Test
+    void writeBackFilesAMachineCrashBringsBackAfterTheirUploadAreDropped() throws Exception {
+        int resurrected = 0;
+        for (long seed = 30; seed < 38; seed++) {
+            SimBucket b = new SimBucket(seed);
+            SimFs cache = new SimFs(seed);
+            ObjectStorage st = b.storage(cache);
+            b.create(SMALL);
+            Pool p = SimBucket.open(st);
+            p.createVolume("v", 1024L * BS);
+            byte[] data = random(seed, 600 * BS);
+            p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(data), false);
+            p.checkpoint();
+            st.lastOpened().drainUploads(); // the write-back files are deleted, their names not yet synced
+            p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(data), false); // the same data again: dedup, no garbage
+            p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(random(seed + 100, 300 * BS)), false); // garbage: gc deletes segments
+            byte[] now = java.util.Arrays.copyOf(random(seed + 100, 300 * BS), 600 * BS);
+            System.arraycopy(data, 300 * BS, now, 300 * BS, 300 * BS);
+            p.gc();
+            p.flush();
+            st.lastOpened().drainUploads();
+            SimFs after = cache.machineCrash(seed);
+            List<Long> bucketNow = bucketSegments(b.store);
+            for (String f : after.list("writeback")) {
+                long seq = Long.parseLong(f.substring(0, 16), 16);
+                if (!bucketNow.contains(seq) && seq < bucketNow.get(bucketNow.size() - 1)) resurrected++;
+            }
+            try (Pool q = SimBucket.open(b.storage(after))) {
+                assertArrayEquals(now, read(q, "v", 0, now.length), "seed " + seed);
+                assertTrue(PoolChecker.check(q).ok());
+            }
+        }
+        assertTrue(resurrected > 0, "some crash brought back the write-back file of a segment uploaded and deleted since");
+    }
 }
