@@ -111,7 +111,8 @@ final class Checkpointer {
                 limit = deletionLimit();
             }
             long now = System.currentTimeMillis();
-            deletable.removeIf(seq -> seq >= limit || !next.deletable(seq, now)); // the fenced writer's grace: see Manifest
+            long grace = backend instanceof io.dedisk.store.SharedBackend s ? s.takeoverGraceMillis() : 0; // see Manifest
+            deletable.removeIf(seq -> seq >= limit || !next.deletable(seq, now, grace));
             deleteSegments(deletable);
             return deletable;
         } finally {

@@ -13,8 +13,9 @@ import java.util.UUID;
  * before it (the fallback when the newest cannot be read) and who writes the pool: the writer's epoch, its owner id
  * (the identity of its cache directory; zero on a directory pool, whose OS lock is the ownership), whether it holds
  * the pool now (set by opening, cleared by a clean close), and the boundary of the last forced takeover (segments at
- * or below {@code fenceSegment} predate it: they are not deleted until {@link #TAKEOVER_GRACE_MILLIS} after
- * {@code takeoverMillis}, because the fenced writer may still be reading them). Layout (little-endian, 112 bytes):
+ * or below {@code fenceSegment} predate it: they are not deleted until a grace period (10 minutes:
+ * {@code ObjectBackend.Options.DEFAULT_TAKEOVER_GRACE_MILLIS}) after {@code takeoverMillis}, because the fenced writer
+ * may still be reading them). Layout (little-endian, 112 bytes):
  * <pre>
  *   0 u64 magic "DDSKMANI"   8 u32 format version (3)   12 u32 flags (bit 0: owned, not closed cleanly)
  *  16 u64+u64 pool id        32 u64 epoch
@@ -33,8 +34,6 @@ record Manifest(UUID poolId, long epoch, RootRef newest, RootRef previous, boole
     static final int V2_SIZE = 80;
     static final int FLAG_OWNED = 1;
     static final UUID NO_OWNER = new UUID(0, 0);
-    /** How long after a forced takeover the segments before it are kept for the fenced writer's reads. */
-    static final long TAKEOVER_GRACE_MILLIS = 10 * 60_000L;
 
     /** Where a ROOT record is: its address, the length of the whole record and its record CRC. */
     record RootRef(long address, int length, int crc) {
@@ -56,8 +55,8 @@ record Manifest(UUID poolId, long epoch, RootRef newest, RootRef previous, boole
 
     Manifest closed() { return new Manifest(poolId, epoch, newest, previous, false, owner, fenceSegment, takeoverMillis); }
 
-    /** Whether segment seq may be deleted at {@code nowMillis}: not while a fenced writer may still read it. */
-    boolean deletable(long seq, long nowMillis) { return seq > fenceSegment || nowMillis >= takeoverMillis + TAKEOVER_GRACE_MILLIS; }
+    /** Whether segment seq may be deleted at {@code nowMillis}: not while a fenced writer may still read it ({@code graceMillis}). */
+    boolean deletable(long seq, long nowMillis, long graceMillis) { return seq > fenceSegment || nowMillis >= takeoverMillis + graceMillis; }
 
     byte[] encode() {
         Check.that(owner != null, "manifest owner");

@@ -46,18 +46,23 @@ public final class ObjectBackend implements SharedBackend {
      * How a bucket pool is opened: the options the CLI gives (--read-cache, --sync-to-backend, --force), and whether an
      * uploader thread runs and retries wait (not in the simulation, which drives the queue itself and replays exactly).
      */
-    public record Options(long readCacheBytes, boolean syncToBackend, boolean force, boolean simulated) {
+    public record Options(long readCacheBytes, boolean syncToBackend, boolean force, boolean simulated, long takeoverGraceMillis) {
         public static final long DEFAULT_READ_CACHE = 1L << 30;
+        /** Segments from before a forced takeover are kept this long for the fenced writer's reads (SlateDB's GC rule). */
+        public static final long DEFAULT_TAKEOVER_GRACE_MILLIS = 10 * 60_000L;
 
-        public static Options defaults() { return new Options(DEFAULT_READ_CACHE, false, false, false); }
+        public static Options defaults() { return new Options(DEFAULT_READ_CACHE, false, false, false, DEFAULT_TAKEOVER_GRACE_MILLIS); }
 
-        public Options withReadCache(long bytes) { return new Options(bytes, syncToBackend, force, simulated); }
+        public Options withReadCache(long bytes) { return new Options(bytes, syncToBackend, force, simulated, takeoverGraceMillis); }
 
-        public Options withSyncToBackend(boolean sync) { return new Options(readCacheBytes, sync, force, simulated); }
+        public Options withSyncToBackend(boolean sync) { return new Options(readCacheBytes, sync, force, simulated, takeoverGraceMillis); }
 
-        public Options withForce(boolean f) { return new Options(readCacheBytes, syncToBackend, f, simulated); }
+        public Options withForce(boolean f) { return new Options(readCacheBytes, syncToBackend, f, simulated, takeoverGraceMillis); }
 
-        public Options asSimulated() { return new Options(readCacheBytes, syncToBackend, force, true); }
+        public Options asSimulated() { return new Options(readCacheBytes, syncToBackend, force, true, takeoverGraceMillis); }
+
+        /** The simulation, whose lost hosts are dead for good, takes 0 so the cleaner's deletions go on after a takeover. */
+        public Options withTakeoverGrace(long millis) { return new Options(readCacheBytes, syncToBackend, force, simulated, millis); }
 
         UploadQueue.Sleeper sleeper() { return simulated ? millis -> { } : Thread::sleep; }
     }
@@ -144,6 +149,8 @@ public final class ObjectBackend implements SharedBackend {
     @Override public boolean force() { return options.force(); }
 
     @Override public boolean syncToBackend() { return options.syncToBackend(); }
+
+    @Override public long takeoverGraceMillis() { return options.takeoverGraceMillis(); }
 
     @Override public byte[] storedManifest() { return storedManifest == null ? null : storedManifest.content().clone(); }
 

@@ -23,6 +23,9 @@ public interface SharedBackend extends Backend {
     /** Whether opening may take the pool from an owner that did not close it (--force). */
     boolean force();
 
+    /** How long after a forced takeover the segments before it are kept (the fenced writer may still read them). */
+    long takeoverGraceMillis();
+
     /** Whether FLUSH waits for the store (--sync-to-backend) rather than for the local cache. */
     boolean syncToBackend();
 

@@ -46,9 +46,10 @@ class ManifestTest {
     void segmentsBeforeATakeoverWaitForTheGracePeriod() {
         Manifest taken = Manifest.initial(POOL).claimedBy(OWNER, 10, 1_000_000, true);
         assertTrue(taken.owned() && taken.epoch() == 1 && taken.owner().equals(OWNER));
-        assertFalse(taken.deletable(10, 1_000_000 + Manifest.TAKEOVER_GRACE_MILLIS - 1), "the fence segment and those before it wait");
-        assertTrue(taken.deletable(11, 1_000_000), "segments after the fence do not");
-        assertTrue(taken.deletable(3, 1_000_000 + Manifest.TAKEOVER_GRACE_MILLIS), "after the grace period, all may go");
+        long grace = io.dedisk.store.ObjectBackend.Options.DEFAULT_TAKEOVER_GRACE_MILLIS;
+        assertFalse(taken.deletable(10, 1_000_000 + grace - 1, grace), "the fence segment and those before it wait");
+        assertTrue(taken.deletable(11, 1_000_000, grace), "segments after the fence do not");
+        assertTrue(taken.deletable(3, 1_000_000 + grace, grace), "after the grace period, all may go");
         Manifest reopened = taken.closed().claimedBy(OWNER, 20, 2_000_000, false);
         assertEquals(10, reopened.fenceSegment(), "a reopen that takes nothing over keeps the last takeover's fence");
         assertFalse(reopened.closed().owned());

@@ -37,6 +37,7 @@ public final class SimObjectStore implements ObjectStore {
     private long mutations;
     private long crashAt = Long.MAX_VALUE;
     private long requests;
+    private long deletes;
 
     public SimObjectStore(long seed) { random = new Random(seed); }
 
@@ -61,6 +62,9 @@ public final class SimObjectStore implements ObjectStore {
 
     /** Requests served so far (tests assert a read-only open made no mutating one: see {@link #mutations}). */
     public synchronized long requests() { return requests; }
+
+    /** Objects deleted so far (deletions of a missing object included). */
+    public synchronized long deletes() { return deletes; }
 
     /** Puts, conditional puts and deletes attempted so far. */
     public synchronized long mutations() { return mutations; }
@@ -176,6 +180,7 @@ public final class SimObjectStore implements ObjectStore {
         recentPuts.remove(key);
         objects.remove(key);
         etags.remove(key);
+        deletes++;
         if (mutations == crashAt) throw new SimFs.SimulatedCrash(mutations);
     }
 }

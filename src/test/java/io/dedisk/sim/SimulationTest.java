@@ -61,6 +61,7 @@ class SimulationTest {
         int steps = Integer.getInteger("dedisk.sim.steps", DEFAULT_BUCKET_STEPS);
         long base = Long.getLong("dedisk.sim.base", System.nanoTime());
         long[] totals = new long[Life.COUNTERS];
+        long deletions = 0;
         List<long[]> runs = new ArrayList<>(); // seed, steps
         for (long s : BUCKET_REGRESSION_SEEDS) runs.add(new long[] {s, Math.max(steps, 400)});
         for (int i = 0; i < seeds; i++) runs.add(new long[] {base + i, steps});
@@ -69,10 +70,11 @@ class SimulationTest {
             SimObjectStore store = new SimObjectStore(seed).errorRate(0.02).ambiguousRate(0.02).listingLag(2);
             long[] c = new Life(seed, store, (seed & 1) == 1).run((int) run[1]);
             for (int k = 0; k < totals.length; k++) totals[k] += c[k];
+            deletions += store.deletes();
         }
         System.out.printf("bucket simulation: %d seeds x %d steps (+ regression seeds), %d crashes recovered (%d inside work), %d cache directories lost,"
-                        + " %d upload steps, %d checkpoints, %d cleanings, 0 violations (first seed %d)%n",
-                seeds, steps, totals[0], totals[1], totals[6], totals[7], totals[4], totals[5], base);
+                        + " %d upload steps, %d checkpoints, %d cleanings, %d segments deleted from the bucket, 0 violations (first seed %d)%n",
+                seeds, steps, totals[0], totals[1], totals[6], totals[7], totals[4], totals[5], deletions, base);
     }
 
     @Test
@@ -143,7 +145,7 @@ class SimulationTest {
             Pool.OpenOptions options = Pool.OpenOptions.defaults().withBackground(background::add).withMetadataCache(0);
             if (store == null) return Pool.open(fs, options);
             io.dedisk.store.ObjectStorage storage = new SimBucket(store).storage(fs, io.dedisk.store.ObjectBackend.Options.defaults()
-                    .withReadCache(3L << 20).withSyncToBackend(syncToBackend).withForce(force));
+                    .withReadCache(3L << 20).withSyncToBackend(syncToBackend).withForce(force).withTakeoverGrace(0));
             Pool p = Pool.open(storage, options);
             backend = storage.lastOpened();
             return p;
