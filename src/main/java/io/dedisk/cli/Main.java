@@ -31,6 +31,7 @@ import picocli.CommandLine.Parameters;
                 Main.Ideal.class, Main.ReportCmd.class, ImageImport.class, ImageExport.class})
 public final class Main {
     static final String DEFAULT_LISTEN = "127.0.0.1:10809";
+    static final String POOL_HELP = "Pool directory, or s3://BUCKET/PREFIX (endpoint, region and credentials from the AWS environment).";
 
     public static void main(String[] args) {
         System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT %4$s %3$s: %5$s%6$s%n");
@@ -48,7 +49,7 @@ public final class Main {
     }
 
     /** Runs a pool operation: in the server that holds the pool if there is one, else on the pool opened here. */
-    static String poolOperation(Path dir, String op, Map<String, String> args) throws IOException, InterruptedException {
+    static String poolOperation(PoolLocation dir, String op, Map<String, String> args) throws IOException, InterruptedException {
         Optional<String> control = PoolDirectory.runningControl(dir);
         if (control.isPresent()) return ControlClient.call(control.get(), op, args);
         Pool.OpenOptions options = PoolCommands.readsOnly(op) ? Pool.OpenOptions.defaults().withReadOnly() : Pool.OpenOptions.defaults();
@@ -68,7 +69,7 @@ public final class Main {
     }
 
     /** Serves the pool until the process is stopped (SIGINT/SIGTERM close it cleanly; kill -9 is survived). */
-    static void serve(Path dir, String listen, String metadataCache, Observability.Options watch, NbdOptions nbdOptions)
+    static void serve(PoolLocation dir, String listen, String metadataCache, Observability.Options watch, NbdOptions nbdOptions)
             throws IOException, InterruptedException {
         InetSocketAddress address = parseListen(listen);
         long cache = Sizes.parse(metadataCache);
@@ -125,7 +126,8 @@ public final class Main {
 
     @Command(name = "create", description = "Create a new pool in an empty or new directory.")
     static final class Create implements Callable<Integer> {
-        @Option(names = "--pool", required = true, description = "Pool directory.") Path pool;
+        @Option(names = "--pool", required = true, description = POOL_HELP) String pool;
+        @CommandLine.Mixin BucketOptions bucket = new BucketOptions();
         @Option(names = "--segment-size", defaultValue = "16M", description = "Log segment size (1M..1G, default ${DEFAULT-VALUE}).") String segmentSize;
         @Option(names = "--checkpoint-interval", defaultValue = "256M", description = "Log bytes between checkpoints (default ${DEFAULT-VALUE}).") String checkpointInterval;
         @Option(names = "--index-memory", defaultValue = "128M",
@@ -140,7 +142,9 @@ public final class Main {
             if (interval < seg) throw new DediskException.InvalidRequestException("--checkpoint-interval must be at least the segment size");
             boolean exact = indexMemory.equalsIgnoreCase("exact");
             if (exact && sparseIndex) throw new DediskException.InvalidRequestException("--sparse-index needs a memory size, not 'exact'");
-            PoolDirectory.create(pool, new Pool.Options((int) seg, interval, exact ? 0 : Sizes.parse(indexMemory), sparseIndex));
+            try (PoolLocation at = PoolLocation.of(pool, bucket)) {
+                PoolDirectory.create(at, new Pool.Options((int) seg, interval, exact ? 0 : Sizes.parse(indexMemory), sparseIndex));
+            }
             System.out.println("created pool " + pool);
             return 0;
         }
@@ -200,7 +204,8 @@ public final class Main {
 
     /** A command that is one pool operation: run here, or in the server that holds the pool. */
     abstract static class PoolOperation implements Callable<Integer> {
-        @Option(names = "--pool", required = true, description = "Pool directory.") Path pool;
+        @Option(names = "--pool", required = true, description = POOL_HELP) String pool;
+        @CommandLine.Mixin BucketOptions bucket = new BucketOptions();
 
         abstract String operation();
 
@@ -208,7 +213,9 @@ public final class Main {
 
         @Override
         public Integer call() throws Exception {
-            System.out.print(poolOperation(pool, operation(), arguments()));
+            try (PoolLocation at = PoolLocation.of(pool, bucket)) {
+                System.out.print(poolOperation(at, operation(), arguments()));
+            }
             return 0;
         }
     }
@@ -258,7 +265,8 @@ public final class Main {
 
     @Command(name = "serve", description = "Serve every volume of the pool over NBD (export name = volume name).")
     static final class Serve implements Callable<Integer> {
-        @Option(names = "--pool", required = true) Path pool;
+        @Option(names = "--pool", required = true, description = POOL_HELP) String pool;
+        @CommandLine.Mixin BucketOptions bucket = new BucketOptions();
         @Option(names = "--listen", defaultValue = DEFAULT_LISTEN, description = "HOST:PORT (default ${DEFAULT-VALUE}).") String listen;
         @Option(names = "--metadata-cache", defaultValue = "64M",
                 description = "Memory for block-map and chunk-table pages (default ${DEFAULT-VALUE}); the rest lives in the log.") String metadataCache;
@@ -268,7 +276,7 @@ public final class Main {
 
         @Override
         public Integer call() throws Exception {
-            serve(pool, listen, metadataCache, new Observability.Options(metrics, Observability.parseInterval(statsInterval)), nbdOptions);
+            serve(PoolLocation.of(pool, bucket), listen, metadataCache, new Observability.Options(metrics, Observability.parseInterval(statsInterval)), nbdOptions);
             return 0;
         }
     }
@@ -289,7 +297,7 @@ public final class Main {
                 }
                 System.out.println("created pool " + pool + " with volume 'default' (" + size + ")");
             }
-            serve(pool, listen, metadataCache, Observability.Options.none(), new NbdOptions());
+            serve(PoolLocation.directory(pool), listen, metadataCache, Observability.Options.none(), new NbdOptions());
             return 0;
         }
     }
@@ -304,11 +312,12 @@ public final class Main {
 
     @Command(name = "check", description = "Audit the pool offline (like vdoaudit / e2fsck -n): refcounts, checksums, log, checkpoints. Exit 0 when sound, 1 when not.")
     static final class Check implements Callable<Integer> {
-        @Option(names = "--pool", required = true) Path pool;
+        @Option(names = "--pool", required = true, description = POOL_HELP) String pool;
+        @CommandLine.Mixin BucketOptions bucket = new BucketOptions();
 
         @Override
         public Integer call() throws IOException {
-            try (PoolDirectory p = PoolDirectory.open(pool, Pool.OpenOptions.defaults().withReadOnly())) {
+            try (PoolDirectory p = PoolDirectory.open(PoolLocation.of(pool, bucket), Pool.OpenOptions.defaults().withReadOnly())) {
                 io.dedisk.pool.PoolChecker.Report report = io.dedisk.pool.PoolChecker.check(p.pool);
                 System.out.print(report.toText());
                 return report.ok() ? 0 : 1;
@@ -327,13 +336,17 @@ public final class Main {
 
     @Command(name = "report", description = "Write the savings report, one self-contained HTML page with SVG plots (works offline, read-only, or through the server).")
     static final class ReportCmd implements Callable<Integer> {
-        @Option(names = "--pool", required = true) Path pool;
+        @Option(names = "--pool", required = true, description = POOL_HELP) String pool;
+        @CommandLine.Mixin BucketOptions bucket = new BucketOptions();
         @Option(names = "--out", required = true, description = "HTML file to write (outside the pool directory).") Path out;
         @Option(names = "--scan", description = "Also read every stored block once: per-volume ratios and the reference-count distribution.") boolean scan;
 
         @Override
         public Integer call() throws Exception {
-            String source = SavingsReport.write(pool, out, scan);
+            String source;
+            try (PoolLocation at = PoolLocation.of(pool, bucket)) {
+                source = SavingsReport.write(at, out, scan);
+            }
             System.out.println("wrote " + out + " (" + source + ")");
             return 0;
         }

@@ -2,7 +2,6 @@ package io.dedisk.cli;
 
 import io.dedisk.DediskException.InvalidRequestException;
 import io.dedisk.pool.Pool;
-import io.dedisk.store.LocalFs;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
@@ -12,50 +11,64 @@ import java.nio.file.StandardOpenOption;
 import java.util.Optional;
 
 /**
- * A pool in a local directory, opened by this process: takes the ownership lock (file {@code lock}, an OS file
- * lock, so a second dedisk process on the pool is refused instead of corrupting it) and, while serving,
- * advertises the control endpoint in {@code control} so other CLI invocations can ask the running server.
+ * A pool opened by this process, at a {@link PoolLocation}: takes the ownership lock (file {@code lock} in the
+ * location's local directory — the pool directory, or a bucket pool's cache directory — an OS file lock, so a second
+ * dedisk process on it is refused instead of corrupting it; a bucket pool is also owned through its manifest's epoch,
+ * across hosts) and, while serving, advertises the control endpoint in {@code control} there so other CLI
+ * invocations can ask the running server.
  */
 final class PoolDirectory implements AutoCloseable {
     static final String LOCK_FILE = "lock";
     static final String CONTROL_FILE = "control";
 
+    /** The local directory: the pool directory, or the bucket pool's cache directory. */
     final Path dir;
     final Pool pool;
+    private final PoolLocation location;
     private final FileChannel lockChannel;
     private final FileLock lock;
 
-    private PoolDirectory(Path dir, Pool pool, FileChannel lockChannel, FileLock lock) {
+    private PoolDirectory(Path dir, Pool pool, PoolLocation location, FileChannel lockChannel, FileLock lock) {
         this.dir = dir;
         this.pool = pool;
+        this.location = location;
         this.lockChannel = lockChannel;
         this.lock = lock;
     }
 
-    static void create(Path dir, Pool.Options options) throws IOException {
-        if (Files.exists(dir.resolve("superblock"))) throw new InvalidRequestException("a dedisk pool already exists in " + dir);
-        if (Files.exists(dir) && !Files.isDirectory(dir)) throw new InvalidRequestException(dir + " exists and is not a directory");
-        if (Files.isDirectory(dir)) {
-            try (var s = Files.list(dir)) {
-                if (s.findAny().isPresent()) throw new InvalidRequestException(dir + " is not empty; dedisk creates pools only in new or empty directories");
+    static void create(Path dir, Pool.Options options) throws IOException { create(PoolLocation.directory(dir), options); }
+
+    static void create(PoolLocation location, Pool.Options options) throws IOException {
+        Path dir = location.directory();
+        if (dir != null) {
+            if (Files.exists(dir.resolve("superblock"))) throw new InvalidRequestException("a dedisk pool already exists in " + dir);
+            if (Files.isDirectory(dir)) {
+                try (var s = Files.list(dir)) {
+                    if (s.findAny().isPresent()) throw new InvalidRequestException(dir + " is not empty; dedisk creates pools only in new or empty directories");
+                }
             }
         }
-        Files.createDirectories(dir);
-        Pool.create(new LocalFs(dir), options);
+        location.create(options);
     }
 
     static boolean exists(Path dir) { return Files.exists(dir.resolve("superblock")); }
 
     /** Opens the pool for exclusive use; fails clearly when another process holds it. */
-    static PoolDirectory open(Path dir) throws IOException { return open(dir, Pool.OpenOptions.defaults()); }
+    static PoolDirectory open(Path dir) throws IOException { return open(PoolLocation.directory(dir), Pool.OpenOptions.defaults()); }
+
+    static PoolDirectory open(Path dir, Pool.OpenOptions options) throws IOException { return open(PoolLocation.directory(dir), options); }
 
     /**
      * Opens the pool. Writable: takes the ownership lock exclusively. Read-only (`check`, offline `stats`): opens
      * nothing for writing — a shared lock on the existing lock file keeps a server from starting meanwhile, and a
-     * pool that was never served (no lock file) has no server to fear.
+     * pool that was never served here (no lock file) has no server to fear.
      */
-    static PoolDirectory open(Path dir, Pool.OpenOptions options) throws IOException {
-        if (!exists(dir)) throw new InvalidRequestException("no dedisk pool in " + dir + " (create one with: dedisk create --pool " + dir + ")");
+    static PoolDirectory open(PoolLocation location, Pool.OpenOptions options) throws IOException {
+        Path dir = location.localDir();
+        if (dir == null || !location.isBucket() && !exists(dir)) {
+            throw new InvalidRequestException("no dedisk pool in " + location + " (create one with: dedisk create --pool " + location + ")");
+        }
+        if (location.isBucket() && !options.readOnly()) Files.createDirectories(dir);
         Path lockFile = dir.resolve(LOCK_FILE);
         FileChannel ch = null;
         FileLock lock = null;
@@ -69,12 +82,12 @@ final class PoolDirectory implements AutoCloseable {
             }
             if (lock == null) {
                 ch.close();
-                throw new InvalidRequestException("pool " + dir + " is in use by another dedisk process or pool handle"
+                throw new InvalidRequestException("pool " + location + " is in use by another dedisk process or pool handle"
                         + runningControl(dir).map(a -> " (serving, control at " + a + ")").orElse(""));
             }
         }
         try {
-            return new PoolDirectory(dir, Pool.open(new LocalFs(dir), options), ch, lock);
+            return new PoolDirectory(dir, Pool.open(location.storage(), options), location, ch, lock);
         } catch (IOException | RuntimeException e) {
             if (lock != null) lock.release();
             if (ch != null) ch.close();
@@ -82,7 +95,13 @@ final class PoolDirectory implements AutoCloseable {
         }
     }
 
-    /** The control address of the server holding this pool, if one is running. */
+    /** The control address of the server holding the pool at this location, if one runs on this host. */
+    static Optional<String> runningControl(PoolLocation location) throws IOException {
+        Path dir = location.localDir();
+        return dir == null ? Optional.empty() : runningControl(dir);
+    }
+
+    /** The control address of the server holding the pool whose local directory is dir, if one is running. */
     static Optional<String> runningControl(Path dir) {
         Path control = dir.resolve(CONTROL_FILE);
         if (!Files.exists(control)) return Optional.empty();
@@ -126,6 +145,7 @@ final class PoolDirectory implements AutoCloseable {
         } finally {
             if (lock != null) lock.release();
             if (lockChannel != null) lockChannel.close();
+            location.close();
         }
     }
 }

@@ -30,8 +30,13 @@ final class SavingsReport {
         return Report.render(new Report.Data(System.currentTimeMillis(), source, pool.stats(), history, scanned));
     }
 
-    /** Writes the report for pool dir to out; returns where it came from ("server ..." or "offline"). */
-    static String write(Path dir, Path out, boolean scan) throws IOException, InterruptedException {
+    /**
+     * Writes the report for the pool at {@code location} to out; returns where it came from ("server ..." or
+     * "offline"). A stopped bucket pool is opened read-only (nothing is written to the bucket or its cache).
+     */
+    static String write(PoolLocation location, Path out, boolean scan) throws IOException, InterruptedException {
+        Path dir = location.localDir();
+        if (dir == null) throw new InvalidRequestException("no dedisk pool in " + location);
         Path absPool = dir.toAbsolutePath().normalize(), absOut = out.toAbsolutePath().normalize();
         if (absOut.startsWith(absPool)) {
             throw new InvalidRequestException("--out " + out + " is inside the pool directory " + dir + "; expected a path outside it (the report never writes into the pool)");
@@ -40,8 +45,13 @@ final class SavingsReport {
         String source;
         Optional<String> control = PoolDirectory.runningControl(dir);
         if (control.isPresent()) {
-            html = Main.poolOperation(dir, OPERATION, Map.of("scan", Boolean.toString(scan)));
+            html = Main.poolOperation(location, OPERATION, Map.of("scan", Boolean.toString(scan)));
             source = "from the running server at " + control.get();
+        } else if (location.isBucket()) {
+            try (PoolDirectory p = PoolDirectory.open(location, Pool.OpenOptions.defaults().withReadOnly())) {
+                html = render(p.pool, StatsHistory.read(new io.dedisk.store.LocalFs(dir)), scan, "offline (pool opened read-only)");
+            }
+            source = "offline";
         } else {
             try (OfflinePool p = OfflinePool.open(dir)) {
                 html = render(p.pool, StatsHistory.read(p.fs), scan, "offline (pool opened read-only)");

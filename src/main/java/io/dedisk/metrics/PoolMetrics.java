@@ -96,12 +96,17 @@ public final class PoolMetrics {
     public static final Field<PoolStats> INDEX_STALE = counter("dedisk.index.stale.advice", "Dedup index candidates that were no longer (or never) the same content", s -> s.index().staleAdvice());
     public static final Field<PoolStats> INDEX_REBUILD = gauge("dedisk.index.rebuild.remaining", RATIO, "Part of the dedup index still to rebuild after a crash (0: done)", s -> s.index().rebuildRemaining());
 
+    public static final Field<PoolStats> UPLOAD_BACKLOG = gauge("dedisk.upload.backlog", BYTES, "Bucket pools: sealed segment bytes not yet in the bucket (0 for a directory pool)",
+            s -> s.backlog() == null ? 0 : s.backlog().bytes());
+    public static final Field<PoolStats> UPLOAD_BACKLOG_AGE = gauge("dedisk.upload.backlog.age", "seconds", "Bucket pools: how long the oldest segment not yet in the bucket has waited",
+            s -> s.backlog() == null ? 0 : s.backlog().oldestAgeMillis() / 1000.0);
+
     /** Pool-wide fields, in the order they are exported and recorded. */
     public static final List<Field<PoolStats>> POOL = List.of(LOGICAL_SIZE, LOGICAL_USED, PHYSICAL_USED, DATA, METADATA, LIVE_CHUNKS,
             MAPPED_BLOCKS, ZERO_BLOCKS, DEDUP, COMPRESSION, SAVING, READ_ONLY, BLOCKS_WRITTEN, BLOCKS_READ, FLUSHES, CORRUPT_READS,
             NO_SPACE, PAGES, LOG, SEGMENTS, APPENDED, CHECKPOINTS, PAGES_WRITTEN, GARBAGE, GC_CLEANED, GC_DELETED, GC_MOVED, GC_WA,
             CACHE_CAPACITY, CACHE_USED, CACHE_DIRTY, CACHE_HITS, CACHE_MISSES, INDEX_ENTRIES, INDEX_WINDOW, INDEX_MEMORY, INDEX_DISK, INDEX_HITS, INDEX_MISSES,
-            INDEX_STALE, INDEX_REBUILD);
+            INDEX_STALE, INDEX_REBUILD, UPLOAD_BACKLOG, UPLOAD_BACKLOG_AGE);
 
     public static final Field<PoolStats.VolumeStats> VOLUME_SIZE = gauge("dedisk.volume.size", BYTES, "Logical size of the volume", PoolStats.VolumeStats::sizeBytes);
     public static final Field<PoolStats.VolumeStats> VOLUME_USED = gauge("dedisk.volume.logical.used", BYTES, "Volume blocks mapped to stored chunks x 4 KiB", PoolStats.VolumeStats::logicalUsedBytes);

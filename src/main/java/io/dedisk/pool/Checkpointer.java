@@ -58,7 +58,7 @@ final class Checkpointer {
         this.index = index;
         this.meta = meta;
         this.segmentGuard = segmentGuard;
-        this.manifest = manifest != null ? manifest : new Manifest(poolId, 1, Manifest.RootRef.NONE, Manifest.RootRef.NONE);
+        this.manifest = manifest != null ? manifest : new Manifest(poolId, 1, Manifest.RootRef.NONE, Manifest.RootRef.NONE, false, Manifest.NO_OWNER, 0, 0);
         this.zeroInNewest = zeroInNewest;
     }
 
@@ -102,7 +102,7 @@ final class Checkpointer {
             } finally { meta.writeLock().unlock(); }
             // The manifest may only name a root that is durable, with everything before it.
             sync.run();
-            Manifest next = new Manifest(poolId, manifest.epoch(), ref, manifest.newest());
+            Manifest next = manifest.withRoots(ref, manifest.newest());
             backend.writeManifest(next.encode());
             Set<Long> deletable = new HashSet<>(zeroNow);
             deletable.retainAll(zeroInNewest);
@@ -113,9 +113,23 @@ final class Checkpointer {
                 checkpoints++;
                 limit = deletionLimit();
             }
-            deletable.removeIf(seq -> seq >= limit);
+            long now = System.currentTimeMillis();
+            long grace = backend instanceof io.dedisk.store.SharedBackend s ? s.takeoverGraceMillis() : 0; // see Manifest
+            deletable.removeIf(seq -> seq >= limit || !next.deletable(seq, now, grace));
             deleteSegments(deletable);
             return deletable;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** A clean stop of a writer that owns a shared pool: the same roots, the owned flag cleared (see {@link Ownership}). */
+    void writeClosedManifest() throws IOException {
+        lock.lock();
+        try {
+            Manifest next = manifest.closed();
+            backend.writeManifest(next.encode());
+            synchronized (this) { manifest = next; }
         } finally {
             lock.unlock();
         }

@@ -199,6 +199,30 @@ final class LogWriter implements AutoCloseable {
      * {@link #startNextSegment} and never by writing over the SEAL.
      */
     private void rotate() throws IOException {
+        seal();
+        startNextSegment();
+    }
+
+    /**
+     * Seals the tail now, before it is full, and returns the highest sealed segment (0: none). A bucket pool does
+     * this so a segment can upload: on FLUSH with --sync-to-backend, after a checkpoint, at a clean close (segments
+     * then vary in size). Without {@code evenIfEmpty} a tail holding nothing but its header is left open; with it
+     * (the fence a new owner writes at open) such a tail, or a new one, is sealed too. The next append starts the
+     * next segment. Called under the pool's metadata write lock (or before anyone else sees the pool).
+     */
+    long sealNow(boolean evenIfEmpty) throws IOException {
+        if (sealedAwaitingNext) {
+            if (!evenIfEmpty) return segmentSeq;
+            startNextSegment();
+        } else if (!evenIfEmpty && tailOffset == headerRecordSize()) {
+            return segmentSeq - 1;
+        }
+        seal();
+        return segmentSeq;
+    }
+
+    /** Writes and syncs the tail's SEAL; the next segment is started later (by the next append, or by rotate). */
+    private void seal() throws IOException {
         ByteBuffer seal = LogRecord.newBuffer(8);
         seal.putLong(segmentSeq + 1);
         LogRecord.seal(seal, LogRecord.SEAL, nextLsn);
@@ -211,7 +235,6 @@ final class LogWriter implements AutoCloseable {
         nextLsn++;
         bytesAppended += seal.limit();
         sealedAwaitingNext = true;
-        startNextSegment();
     }
 
     private void startNextSegment() throws IOException {

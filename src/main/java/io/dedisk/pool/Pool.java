@@ -11,8 +11,10 @@ import io.dedisk.index.ExactIndex;
 import io.dedisk.index.IndexConfig;
 import io.dedisk.index.UdsIndex;
 import io.dedisk.store.Backend;
-import io.dedisk.store.DirectoryBackend;
+import io.dedisk.store.DirectoryStorage;
+import io.dedisk.store.FencedException;
 import io.dedisk.store.Fs;
+import io.dedisk.store.PoolStorage;
 import io.dedisk.store.NoSpaceLeftException;
 import io.dedisk.util.Check;
 import java.io.IOException;
@@ -122,16 +124,14 @@ public final class Pool implements VolumeProvider, AutoCloseable {
 
     // ---------------------------------------------------------------- create / open / close
 
-    /** Makes a new, empty pool in fs (whose root must be empty). */
-    public static void create(Fs fs, Options options) throws IOException {
-        if (fs.exists(Superblock.FILE)) throw new InvalidRequestException("a dedisk pool already exists here");
-        if (!fs.list("").isEmpty() || !fs.list(DirectoryBackend.SEGMENTS).isEmpty()) {
-            throw new InvalidRequestException("the pool directory is not empty; dedisk only creates pools in new or empty directories");
-        }
+    /** Makes a new, empty pool in directory fs (whose root must be empty). */
+    public static void create(Fs fs, Options options) throws IOException { create(new DirectoryStorage(fs), options); }
+
+    /** Makes a new, empty pool in storage (a directory or a bucket prefix, which must be empty). */
+    public static void create(PoolStorage storage, Options options) throws IOException {
         Superblock sb = new Superblock(UUID.randomUUID(), System.currentTimeMillis(), options.segmentSize(), options.checkpointInterval(),
                 options.indexMemory(), options.sparseIndex());
-        DirectoryBackend.initialize(fs);
-        fs.writeAtomically(Superblock.FILE, sb.encode());
+        storage.create(sb.encode());
     }
 
     public static Pool open(Fs fs) throws IOException { return open(fs, OpenOptions.defaults()); }
@@ -140,18 +140,46 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     public static Pool open(Fs fs, Executor background) throws IOException { return open(fs, OpenOptions.defaults().withBackground(background)); }
 
     /** Opens a pool: reads the manifest and its checkpoint root, replays the log after it, opens the dedup index. */
-    public static Pool open(Fs fs, OpenOptions options) throws IOException {
-        if (!fs.exists(Superblock.FILE)) throw new InvalidRequestException("no dedisk pool here (no superblock); create one with 'dedisk create'");
-        Superblock sb = Superblock.decode(fs.readAll(Superblock.FILE));
-        return new Pool(fs, sb, options);
+    public static Pool open(Fs fs, OpenOptions options) throws IOException { return open(new DirectoryStorage(fs), options); }
+
+    /**
+     * Opens the pool in storage (see {@link Ownership} for what a bucket pool adds). Losing the race for a bucket
+     * pool's fence segment to another writer opening at the same moment is retried, from the bucket as it is then.
+     */
+    public static Pool open(PoolStorage storage, OpenOptions options) throws IOException {
+        byte[] sbBytes = storage.readSuperblock();
+        if (sbBytes == null) throw new InvalidRequestException("no dedisk pool here (no superblock); create one with 'dedisk create'");
+        Superblock sb = Superblock.decode(sbBytes);
+        for (int attempt = 1; ; attempt++) {
+            PoolStorage.Opened o = storage.open(sb.poolId(), options.readOnly());
+            try {
+                return new Pool(o.local(), o.backend(), sb, options);
+            } catch (FencedException lost) {
+                closeQuietly(o.backend(), lost);
+                if (attempt >= 3) throw lost;
+                LOG.log(System.Logger.Level.WARNING, "another writer took the pool while it was opening ({0}); opening again", lost.getMessage());
+            } catch (IOException | RuntimeException e) {
+                closeQuietly(o.backend(), e);
+                throw e;
+            }
+        }
     }
 
-    private Pool(Fs fs, Superblock sb, OpenOptions options) throws IOException {
+    private static void closeQuietly(Backend backend, Throwable cause) {
+        try {
+            backend.close();
+        } catch (IOException | RuntimeException e) {
+            cause.addSuppressed(e);
+        }
+    }
+
+    private Pool(Fs fs, Backend backend, Superblock sb, OpenOptions options) throws IOException {
         this.fs = fs;
         this.options = options;
         this.background = options.background();
         this.superblock = sb;
-        this.backend = new DirectoryBackend(fs);
+        this.backend = backend;
+        Ownership.claim(backend, sb.poolId(), options.readOnly());
         this.index = openIndex(fs, sb, options.readOnly());
         MetadataCache cache = new MetadataCache(options.metadataCacheBytes());
         Recovery.Recovered r = Recovery.recover(backend, sb.poolId(), cache, options.readOnly() ? null : index);
@@ -172,7 +200,8 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         }
         // Opened from the previous root (the newest did not verify): that one is what the next manifest keeps.
         Manifest manifest = r.manifest() != null && r.rootUsed().present() && !r.rootUsed().equals(r.manifest().newest())
-                ? new Manifest(sb.poolId(), r.manifest().epoch(), r.rootUsed(), Manifest.RootRef.NONE) : r.manifest();
+                ? r.manifest().withRoots(r.rootUsed(), Manifest.RootRef.NONE) : r.manifest();
+        if (writer != null) manifest = Ownership.fence(backend, writer, manifest, this::enterReadOnly);
         this.checkpointer = new Checkpointer(backend, sb.poolId(), index, segmentBytes::keySet, meta, segmentGuard, manifest, zeroInRoot);
         this.cleaner = new Cleaner(backend, sb.poolId(), meta, segmentGuard);
         this.writes = new WritePipeline(this);
@@ -342,7 +371,10 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     Checkpointer checkpointer() { return checkpointer; }
 
     /** Flush the log (checkpoints sync it before naming a root in the manifest). */
-    void sync() { syncLog(); }
+    void sync() {
+        syncLog();
+        Ownership.afterCheckpointSync(this);
+    }
 
     // ---------------------------------------------------------------- volumes
 
@@ -548,6 +580,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
             fsyncFailed(e);
             throw new StorageException("flush failed: " + e, e);
         }
+        Ownership.flushToBackend(this);
     }
 
     // ---------------------------------------------------------------- for the checker
@@ -599,7 +632,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
                     new PoolStats.LogStats(segmentBytes.size(), userBytesAppended, ck.checkpoints(), ck.pagesWritten(), ck.segmentsDeleted(),
                             cl.segmentsCleaned(), cl.bytesMoved(), cl.pagesRewritten()),
                     new PoolStats.CacheStats(cache.capacityBytes(), cache.bytes(), cache.dirtyBytes(), cache.hits(), cache.misses(), cache.evictions()),
-                    counters.blocksWritten.sum(), counters.blocksRead.sum(), counters.flushes.sum(), counters.corruptReads.sum());
+                    counters.blocksWritten.sum(), counters.blocksRead.sum(), counters.flushes.sum(), counters.corruptReads.sum(), Ownership.backlog(backend));
         } finally { meta.readLock().unlock(); }
     }
 
@@ -614,14 +647,18 @@ public final class Pool implements VolumeProvider, AutoCloseable {
             if (readOnlyReason == null && log != null) {
                 checkpoint();
                 index.save();
+                Ownership.release(this);
             }
         } finally {
             closed = true;
             index.close();
             meta.writeLock().lock();
             try {
-                if (log != null) log.close();
-                backend.close();
+                try {
+                    if (log != null) log.close(); // a fenced writer's last sync fails: the stop reports the fence
+                } finally {
+                    backend.close();
+                }
             } finally { meta.writeLock().unlock(); }
         }
     }

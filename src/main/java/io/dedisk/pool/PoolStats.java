@@ -1,5 +1,6 @@
 package io.dedisk.pool;
 
+import io.dedisk.store.SharedBackend;
 import io.dedisk.util.Sizes;
 import java.util.List;
 import java.util.Locale;
@@ -16,7 +17,15 @@ import java.util.Locale;
  */
 public record PoolStats(String poolId, String readOnlyReason, String noSpaceReason, List<VolumeStats> volumes, long liveChunks, long dataBytes,
                         long pageBytes, long garbageBytes, long logBytes, long otherBytes, IndexStats index, LogStats log, CacheStats cache,
-                        long blocksWritten, long blocksRead, long flushes, long corruptReads) {
+                        long blocksWritten, long blocksRead, long flushes, long corruptReads, SharedBackend.Backlog backlog) {
+
+    /** Without an upload backlog: a directory pool (a bucket pool's is its sealed segments not yet in the bucket). */
+    public PoolStats(String poolId, String readOnlyReason, String noSpaceReason, List<VolumeStats> volumes, long liveChunks, long dataBytes,
+                     long pageBytes, long garbageBytes, long logBytes, long otherBytes, IndexStats index, LogStats log, CacheStats cache,
+                     long blocksWritten, long blocksRead, long flushes, long corruptReads) {
+        this(poolId, readOnlyReason, noSpaceReason, volumes, liveChunks, dataBytes, pageBytes, garbageBytes, logBytes, otherBytes, index, log, cache,
+                blocksWritten, blocksRead, flushes, corruptReads, null);
+    }
 
     public record VolumeStats(String name, long sizeBytes, long mappedBlocks, long zeroBlocks) {
         public long logicalUsedBytes() { return mappedBlocks * Pool.BLOCK_SIZE; }
@@ -77,8 +86,12 @@ public record PoolStats(String poolId, String readOnlyReason, String noSpaceReas
                 .append(",\"blocksWritten\":").append(blocksWritten)
                 .append(",\"blocksRead\":").append(blocksRead)
                 .append(",\"flushes\":").append(flushes)
-                .append(",\"corruptReads\":").append(corruptReads)
-                .append(",\"log\":{\"segments\":").append(log.segments())
+                .append(",\"corruptReads\":").append(corruptReads);
+        if (backlog != null) {
+            b.append(",\"backlog\":{\"segments\":").append(backlog.segments()).append(",\"bytes\":").append(backlog.bytes())
+                    .append(",\"oldestAgeMillis\":").append(backlog.oldestAgeMillis()).append('}');
+        }
+        b                .append(",\"log\":{\"segments\":").append(log.segments())
                 .append(",\"bytesAppended\":").append(log.bytesAppended())
                 .append(",\"checkpoints\":").append(log.checkpoints())
                 .append(",\"pagesWritten\":").append(log.pagesWritten())
@@ -151,6 +164,10 @@ public record PoolStats(String poolId, String readOnlyReason, String noSpaceReas
         row(b, "blocks written / read", blocksWritten + " / " + blocksRead);
         row(b, "flushes", Long.toString(flushes));
         row(b, "corrupt reads", Long.toString(corruptReads));
+        if (backlog != null) {
+            row(b, "upload backlog", String.format(Locale.ROOT, "%d segments, %s, oldest waiting %.1f s", backlog.segments(), Sizes.format(backlog.bytes()),
+                    backlog.oldestAgeMillis() / 1000.0));
+        }
         return b.toString();
     }
 

@@ -9,7 +9,7 @@ import java.nio.ByteOrder;
 import java.util.UUID;
 
 /**
- * The pool superblock: file {@code superblock} in the pool directory, written once at creation and never
+ * The pool superblock: file {@code superblock} in the pool directory (object {@code superblock} in a bucket), written once at creation and never
  * modified. It names the pool (the pool id stamped into every segment and checkpoint, so objects from another
  * pool are never mistaken for ours) and fixes the parameters chosen at creation.
  *
@@ -23,7 +23,6 @@ import java.util.UUID;
  * </pre>
  */
 public record Superblock(UUID poolId, long createdMillis, int segmentSize, long checkpointInterval, long indexMemory, boolean sparseIndex) {
-    public static final String FILE = "superblock";
     static final long MAGIC = 0x525055534B534444L; // "DDSKSUPR" little-endian
     static final int VERSION = 2;
     static final int SIZE = 64;
@@ -45,7 +44,7 @@ public record Superblock(UUID poolId, long createdMillis, int segmentSize, long 
         return b.array();
     }
 
-    static Superblock decode(byte[] untrusted) {
+    public static Superblock decode(byte[] untrusted) {
         if (untrusted.length != SIZE) {
             throw new CorruptionException("superblock: expected " + SIZE + " bytes, found " + untrusted.length);
         }

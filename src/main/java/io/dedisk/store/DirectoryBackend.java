@@ -32,7 +32,7 @@ public final class DirectoryBackend implements Backend {
         this.fs = fs;
     }
 
-    public static String segmentName(long seq) { return SEGMENTS + "/" + String.format("%016x.seg", seq); }
+    public static String segmentName(long seq) { return SEGMENTS + "/" + fileName(seq); }
 
     /** The sequence number in a segment file name, or -1 when the name is not one (a stray file). */
     static long segmentSeqOf(String fileName) {
@@ -51,17 +51,23 @@ public final class DirectoryBackend implements Backend {
     }
 
     @Override
-    public Fs.FileHandle createSegment(long seq) throws IOException {
-        Fs.FileHandle h = fs.open(segmentName(seq), true);
+    public Fs.FileHandle createSegment(long seq) throws IOException { return createEmpty(fs, segmentName(seq)); }
+
+    /** Creates (or empties) file {@code name} in fs and makes its name durable; the handle is open for appending. */
+    static Fs.FileHandle createEmpty(Fs fs, String name) throws IOException {
+        Fs.FileHandle h = fs.open(name, true);
         try {
             h.truncate(0);
-            fs.syncDir(SEGMENTS);
+            fs.syncDir(name.substring(0, name.lastIndexOf('/')));
         } catch (IOException | RuntimeException e) {
             h.close();
             throw e;
         }
         return h;
     }
+
+    /** The file name of segment seq within its directory. */
+    static String fileName(long seq) { return String.format("%016x.seg", seq); }
 
     @Override
     public Fs.FileHandle openSegment(long seq) throws IOException { return fs.open(segmentName(seq), false); }

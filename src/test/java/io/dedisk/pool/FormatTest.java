@@ -60,11 +60,16 @@ class FormatTest {
 
         // Manifest.
         ByteBuffer m = ByteBuffer.wrap(Files.readAllBytes(dir.resolve("manifest"))).order(ByteOrder.LITTLE_ENDIAN);
-        assertEquals(80, m.capacity());
+        assertEquals(112, m.capacity());
         assertEquals("DDSKMANI", new String(m.array(), 0, 8, StandardCharsets.US_ASCII));
-        assertEquals(2, m.getInt(8));
+        assertEquals(3, m.getInt(8));
+        assertEquals(0, m.getInt(12), "a directory pool is never marked owned: its OS lock is the ownership");
         assertEquals(pool, new UUID(m.getLong(16), m.getLong(24)));
-        assertEquals(crc(m.array(), 0, 76), m.getInt(76));
+        assertEquals(new UUID(0, 0), new UUID(m.getLong(72), m.getLong(80)), "no owner id on a directory pool");
+        assertEquals(0, m.getLong(88), "no takeover: fence segment 0");
+        assertEquals(0, m.getLong(96), "no takeover: time 0");
+        assertEquals(0, m.getInt(104));
+        assertEquals(crc(m.array(), 0, 108), m.getInt(108));
         long newest = m.getLong(40), previous = m.getLong(56);
         assertTrue(newest != 0 && previous != 0 && newest > previous, "two roots, the newest later in the log");
 
@@ -268,5 +273,81 @@ class FormatTest {
             assertArrayEquals(expected[i], new int[] {rp.getInt(e), rp.getInt(e + 4), rp.get(e + 8)}, "lineage of volume " + (i + 1));
         }
         assertEquals(rp.limit(), at + 4 + 3 * 9, "the root ends after its lineage table");
+    }
+
+    @Test
+    void theDocumentedBucketLayoutIsWhatABucketPoolWrites() throws Exception {
+        io.dedisk.sim.SimObjectStore bucket = new io.dedisk.sim.SimObjectStore(1);
+        io.dedisk.sim.SimFs cacheA = new io.dedisk.sim.SimFs(1), cacheB = new io.dedisk.sim.SimFs(2);
+        java.util.function.Function<io.dedisk.sim.SimFs, io.dedisk.store.ObjectStorage> at = cache -> new io.dedisk.store.ObjectStorage(bucket,
+                new io.dedisk.store.ObjectStorage.CacheDirs() {
+                    @Override public io.dedisk.store.Fs cacheFor(UUID id) { return cache; }
+                    @Override public String describe(UUID id) { return "cache"; }
+                }, io.dedisk.store.ObjectBackend.Options.defaults().asSimulated(), "sim://bucket");
+        Pool.create(at.apply(cacheA), new Pool.Options(1 << 20, 1 << 20, 0, false));
+        byte[] random = new byte[300 * 4096];
+        new Random(2).nextBytes(random);
+        try (Pool p = Pool.open(at.apply(cacheA), Pool.OpenOptions.defaults().withBackground(Runnable::run))) {
+            p.createVolume("v", 1024L * 4096);
+            p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(random), false);
+        } // a clean stop uploads everything
+        try (Pool p = Pool.open(at.apply(cacheB), Pool.OpenOptions.defaults().withBackground(Runnable::run).withReadOnly())) {
+            ByteBuffer back = ByteBuffer.allocate(random.length);
+            p.volume("v").orElseThrow().read(0, back);
+            assertArrayEquals(random, back.array(), "read back through the read cache of another host");
+        }
+        java.util.SortedMap<String, byte[]> objects = bucket.snapshot();
+        assertEquals(64, objects.get("superblock").length);
+        List<String> segs = objects.keySet().stream().filter(k -> k.startsWith("segments/")).toList();
+        assertTrue(segs.size() >= 2 && segs.stream().allMatch(k -> k.matches("segments/[0-9a-f]{16}\\.seg")), segs.toString());
+        for (String k : segs) assertEquals(0x43455244, ByteBuffer.wrap(objects.get(k)).order(ByteOrder.LITTLE_ENDIAN).getInt(0), k + " starts with a record");
+
+        // Cache identity (host A's directory).
+        ByteBuffer id = ByteBuffer.wrap(cacheA.readAll("identity")).order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(64, id.capacity());
+        assertEquals("DDSKCACH", new String(id.array(), 0, 8, StandardCharsets.US_ASCII));
+        assertEquals(1, id.getInt(8));
+        UUID pool = new UUID(id.getLong(16), id.getLong(24));
+        UUID cacheId = new UUID(id.getLong(32), id.getLong(40));
+        assertEquals(crc(id.array(), 0, 60), id.getInt(60));
+        ByteBuffer sb = ByteBuffer.wrap(objects.get("superblock")).order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(pool, new UUID(sb.getLong(16), sb.getLong(24)));
+
+        // The bucket's manifest: closed cleanly by host A, which owned epoch 1.
+        ByteBuffer m = ByteBuffer.wrap(objects.get("manifest")).order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(112, m.capacity());
+        assertEquals(3, m.getInt(8));
+        assertEquals(0, m.getInt(12), "not owned: closed cleanly");
+        assertEquals(1, m.getLong(32), "the first writer's epoch");
+        assertEquals(cacheId, new UUID(m.getLong(72), m.getLong(80)), "owner: host A's cache id");
+        assertEquals(crc(m.array(), 0, 108), m.getInt(108));
+        assertArrayEquals(objects.get("manifest"), cacheA.readAll("manifest"), "the cache's manifest is the bucket's once uploaded");
+        assertTrue(cacheA.list("writeback").isEmpty(), "nothing left to upload");
+
+        // Read cache blocks: host A filled none (its reads were local); the read-only host B wrote none.
+        assertTrue(cacheB.list("readcache").isEmpty() && !cacheB.exists("identity"), "a read-only open writes nothing to its cache");
+        try (Pool p = Pool.open(at.apply(cacheA), Pool.OpenOptions.defaults().withBackground(Runnable::run))) {
+            p.volume("v").orElseThrow().read(0, ByteBuffer.allocate(random.length));
+        }
+        List<String> blocks = cacheA.list("readcache");
+        assertFalse(blocks.isEmpty(), "reads from the bucket fill the read cache");
+        String name = blocks.get(0);
+        assertTrue(name.matches("[0-9a-f]{16}-[0-9a-f]{8}\\.blk"), name);
+        ByteBuffer blk = ByteBuffer.wrap(cacheA.readAll("readcache/" + name)).order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals("DDSKRCAC", new String(blk.array(), 0, 8, StandardCharsets.US_ASCII));
+        assertEquals(1, blk.getInt(8));
+        int length = blk.getInt(12);
+        assertEquals(4096 + length, blk.capacity());
+        assertEquals(pool, new UUID(blk.getLong(16), blk.getLong(24)));
+        long seq = blk.getLong(32), index = blk.getLong(40);
+        assertEquals(name, String.format("%016x-%08x.blk", seq, index));
+        assertEquals(crc(blk.array(), 0, 1072), blk.getInt(1072));
+        byte[] seg = objects.get(String.format("segments/%016x.seg", seq));
+        for (int piece = 0; piece * 4096 < length; piece++) {
+            int n = Math.min(4096, length - piece * 4096);
+            assertEquals(crc(blk.array(), 4096 + piece * 4096, n), blk.getInt(48 + 4 * piece), "piece " + piece + " CRC32C");
+        }
+        assertArrayEquals(java.util.Arrays.copyOfRange(seg, (int) (index << 20), (int) (index << 20) + length),
+                java.util.Arrays.copyOfRange(blk.array(), 4096, 4096 + length), "the block holds the segment's bytes at its index");
     }
 }

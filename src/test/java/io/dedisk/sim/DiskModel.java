@@ -163,6 +163,34 @@ final class DiskModel {
         }
     }
 
+    /** After a lost cache directory (checked by {@link PrefixHistory}): the pool's volumes and contents become the model. */
+    void adopt(Pool pool) {
+        volumes.clear();
+        Map<String, String> parents = new java.util.HashMap<>();
+        for (io.dedisk.pool.VolumeInfo info : pool.volumeInfos()) {
+            int length = (int) info.sizeBytes();
+            Vol v = new Vol(length / BS);
+            v.current = readAll(pool, info.name(), length);
+            v.flushed();
+            v.readOnly = info.snapshot();
+            v.family = nextFamily++;
+            volumes.put(info.name(), v);
+            if (info.parent() != null) parents.put(info.name(), info.parent());
+        }
+        // A snapshot or clone is in its parent's family (a deleted parent is named "-": the family is then its own).
+        for (boolean changed = true; changed; ) {
+            changed = false;
+            for (var e : parents.entrySet()) {
+                Vol parent = volumes.get(e.getValue());
+                Vol v = volumes.get(e.getKey());
+                if (parent != null && v.family != parent.family) {
+                    v.family = parent.family;
+                    changed = true;
+                }
+            }
+        }
+    }
+
     /** Without a machine crash, every completed write is visible: the pool must equal the model exactly. */
     void verifyExact(Pool pool, String what) {
         assertEquals(volumes.keySet(), new java.util.TreeSet<>(pool.volumeNames()), what + ": volumes");

@@ -42,6 +42,41 @@ class SimulationTest {
 
     static Pool open(SimFs fs) throws IOException { return Pool.open(fs, Runnable::run); }
 
+    static final int DEFAULT_BUCKET_SEEDS = 8;
+    static final int DEFAULT_BUCKET_STEPS = 300;
+    /** Bucket seeds that once failed; they run forever (with 400 steps). */
+    static final long[] BUCKET_REGRESSION_SEEDS = {
+        5032L, // a crash while the new host took the pool over after a lost cache: recovery must check a prefix again
+    };
+
+    /**
+     * The same lives on a pool in a simulated bucket (faulty: errors, ambiguous puts, listing lag, crash points in
+     * the store), with the upload queue stepped by the seed and one more fault: the cache directory lost with its
+     * host, after which the pool (taken over with --force) must read as a prefix of the write history — with
+     * --sync-to-backend (odd seeds) one that includes every completed FLUSH and FUA.
+     */
+    @Test
+    void bucketPoolsWithCrashesAndCacheLossMatchTheModel() throws Exception {
+        int seeds = Integer.getInteger("dedisk.sim.bucketSeeds", DEFAULT_BUCKET_SEEDS);
+        int steps = Integer.getInteger("dedisk.sim.steps", DEFAULT_BUCKET_STEPS);
+        long base = Long.getLong("dedisk.sim.base", System.nanoTime());
+        long[] totals = new long[Life.COUNTERS];
+        long deletions = 0;
+        List<long[]> runs = new ArrayList<>(); // seed, steps
+        for (long s : BUCKET_REGRESSION_SEEDS) runs.add(new long[] {s, Math.max(steps, 400)});
+        for (int i = 0; i < seeds; i++) runs.add(new long[] {base + i, steps});
+        for (long[] run : runs) {
+            long seed = run[0];
+            SimObjectStore store = new SimObjectStore(seed).errorRate(0.02).ambiguousRate(0.02).listingLag(2);
+            long[] c = new Life(seed, store, (seed & 1) == 1).run((int) run[1]);
+            for (int k = 0; k < totals.length; k++) totals[k] += c[k];
+            deletions += store.deletes();
+        }
+        System.out.printf("bucket simulation: %d seeds x %d steps (+ regression seeds), %d crashes recovered (%d inside work), %d cache directories lost,"
+                        + " %d upload steps, %d checkpoints, %d cleanings, %d segments deleted from the bucket, 0 violations (first seed %d)%n",
+                seeds, steps, totals[0], totals[1], totals[7], totals[8], totals[4], totals[5], deletions, base);
+    }
+
     @Test
     void randomWorkloadsWithCrashesMatchTheModel() throws Exception {
         int seeds = Integer.getInteger("dedisk.sim.seeds", DEFAULT_SEEDS);
@@ -70,42 +105,62 @@ class SimulationTest {
      * snapshot and clone is read back against the model after every recovery.
      */
     static final class Life {
-        static final int COUNTERS = 7;
+        static final int COUNTERS = 9;
         final long seed;
         final Random r;
         SimFs fs;
         Pool pool;
+        /** The bucket, for a bucket pool (null: a directory pool), its backend as opened last, and the prefix history. */
+        final SimObjectStore store;
+        final boolean syncToBackend;
+        io.dedisk.store.ObjectBackend backend;
+        final PrefixHistory history = new PrefixHistory();
         final DiskModel model = new DiskModel();
         final Deque<Runnable> background = new ArrayDeque<>();
         final List<Writer> pending = new ArrayList<>();
-        final long[] counters = new long[COUNTERS]; // crashes, crashes inside, groups, tasks, checkpoints, cleanings, lineage ops
+        final long[] counters = new long[COUNTERS]; // crashes, crashes inside, groups, tasks, checkpoints, cleanings, lineage ops, cache losses, uploads
         String last = "start";
         /** Snapshot and clone names are never reused: one that a crash lost stays lost. */
         int nextSnapshot, nextClone;
+        /** A cache directory was lost and the new host's open had not finished: recovery checks a prefix, not the model. */
+        boolean cacheLossInFlight;
 
         /** A writer's prepared batch: whole blocks of {@code volume} at {@code lba}. */
         record Writer(String volume, int lba, byte[] data, Pool.PreparedWrite prepared) {}
 
-        Life(long seed) {
+        Life(long seed) { this(seed, null, false); }
+
+        Life(long seed, SimObjectStore store, boolean syncToBackend) {
             this.seed = seed;
             this.r = new Random(seed);
             this.fs = new SimFs(seed);
+            this.store = store;
+            this.syncToBackend = syncToBackend;
         }
 
-        Pool openPool() throws IOException {
+        Pool openPool() throws IOException { return openPool(false); }
+
+        Pool openPool(boolean force) throws IOException {
             background.clear();
             pending.clear();
             // The smallest metadata cache: pages are evicted and reloaded, and dirty pages queue checkpoints often.
-            return Pool.open(fs, Pool.OpenOptions.defaults().withBackground(background::add).withMetadataCache(0));
+            Pool.OpenOptions options = Pool.OpenOptions.defaults().withBackground(background::add).withMetadataCache(0);
+            if (store == null) return Pool.open(fs, options);
+            io.dedisk.store.ObjectStorage storage = new SimBucket(store).storage(fs, io.dedisk.store.ObjectBackend.Options.defaults()
+                    .withReadCache(3L << 20).withSyncToBackend(syncToBackend).withForce(force).withTakeoverGrace(0));
+            Pool p = Pool.open(storage, options);
+            backend = storage.lastOpened();
+            return p;
         }
 
         long[] run(int steps) throws Exception {
-            Pool.create(fs, forSeed(seed));
+            if (store == null) Pool.create(fs, forSeed(seed)); else new SimBucket(store).create(forSeed(seed));
             pool = openPool();
             try {
                 for (int step = 0; step < steps; step++) {
                     boolean armed = r.nextInt(100) < 4;
                     if (armed) fs.crashAfter(1 + r.nextInt(40));
+                    if (armed && store != null && r.nextBoolean()) store.crashAfter(1 + r.nextInt(6));
                     try {
                         step(step);
                     } catch (SimFs.SimulatedCrash crash) {
@@ -113,6 +168,7 @@ class SimulationTest {
                         recover(step, "a crash inside " + last);
                     }
                     if (armed) fs.crashAfter(Long.MAX_VALUE / 2);
+                    if (armed && store != null) store.restartProcess();
                 }
                 commitAll();
                 pool.close();
@@ -121,7 +177,8 @@ class SimulationTest {
                 check(pool, seed, steps);
                 pool.close();
             } catch (AssertionError | RuntimeException e) {
-                throw new AssertionError("simulation seed " + seed + " failed (rerun with -Ddedisk.sim.base=" + seed + " -Ddedisk.sim.seeds=1), last step "
+                throw new AssertionError("simulation seed " + seed + " failed (rerun with -Ddedisk.sim.base=" + seed + " -Ddedisk.sim." + (store == null ? "seeds" : "bucketSeeds")
+                        + "=1), last step "
                         + last + ": " + e.getMessage(), e);
             }
             return counters;
@@ -131,12 +188,52 @@ class SimulationTest {
         void recover(int step, String what) throws IOException {
             counters[0]++;
             if (r.nextBoolean()) fs = fs.machineCrash(r.nextLong()); else fs.restartProcess();
+            if (store != null) store.restartProcess();
+            if (cacheLossInFlight) { // the crash hit the new host while it took the pool over: it tries again
+                takeOverAfterCacheLoss(step);
+                return;
+            }
             pool = openPool();
             model.verifyAfterCrash(pool, "seed " + seed + " step " + step + " after " + what);
+            check(pool, seed, step);
+            history.reset(model); // opening put everything recovered into the bucket
+        }
+
+        /** A bucket pool's own events: upload steps, and the cache directory lost with its host. True when one ran. */
+        boolean bucketStep(int step) throws Exception {
+            int event = r.nextInt(100);
+            if (event < 15) {
+                last = "upload steps";
+                for (int i = 1 + r.nextInt(4); i > 0; i--) {
+                    counters[8]++;
+                    backend.uploadStep();
+                }
+                return true;
+            }
+            if (event < 17) {
+                last = "cache directory lost";
+                counters[7]++;
+                fs = new SimFs(r.nextLong());
+                cacheLossInFlight = true;
+                takeOverAfterCacheLoss(step);
+                return true;
+            }
+            return false;
+        }
+
+        /** Another host takes the pool over with --force (the dead one never closed it); the bucket must be a prefix. */
+        void takeOverAfterCacheLoss(int step) throws IOException {
+            pool = openPool(true);
+            cacheLossInFlight = false;
+            history.verifyPrefix(pool, "seed " + seed + " step " + step + " after the cache directory was lost"
+                    + (syncToBackend ? " (--sync-to-backend: every FLUSH and FUA must be there)" : ""));
+            model.adopt(pool);
+            history.reset(model);
             check(pool, seed, step);
         }
 
         void step(int step) throws Exception {
+            if (store != null && bucketStep(step)) return;
             int event = r.nextInt(100);
             if (model.writable().isEmpty() || event < 2) {
                 String name = "v" + r.nextInt(4);
@@ -144,9 +241,11 @@ class SimulationTest {
                 if (model.volumes.containsKey(name)) {
                     last = "delete " + name;
                     LineageOps.delete(pool, model, name);
+                    observeDurably(name);
                 } else {
                     last = "create " + name;
                     LineageOps.create(pool, model, name, 16 + r.nextInt(200));
+                    observeDurably(name);
                 }
                 return;
             }
@@ -156,6 +255,7 @@ class SimulationTest {
                 pool = openPool();
                 model.verifyAfterCrash(pool, "seed " + seed + " step " + step + " after machine crash");
                 check(pool, seed, step);
+                history.reset(model);
                 counters[0]++;
                 return;
             }
@@ -164,6 +264,7 @@ class SimulationTest {
                 pool = openPool();
                 model.verifyExact(pool, "seed " + seed + " step " + step + " after process crash");
                 check(pool, seed, step);
+                history.reset(model);
                 counters[0]++;
                 return;
             }
@@ -173,6 +274,7 @@ class SimulationTest {
                 pool.close();
                 pool = openPool();
                 model.verifyExact(pool, "seed " + seed + " step " + step + " after clean restart");
+                history.reset(model);
                 return;
             }
             if (event < 14) { // a background task that was queued (sync-ahead, periodic checkpoint) runs now
@@ -215,7 +317,17 @@ class SimulationTest {
             if (event < 40) { commitSome(); return; }
             if (event < 44) { lineage(); return; }
             List<String> names = model.writable();
-            last = Workload.step(r, pool, model, names.get(r.nextInt(names.size())));
+            String name = names.get(r.nextInt(names.size()));
+            last = Workload.step(r, pool, model, name);
+            if (store == null) return;
+            if (last.equals("flush") || last.endsWith(" fua")) observeDurably(name); else history.observe(model, name);
+        }
+
+        /** The model changed volume {@code name} by an operation that, with --sync-to-backend, waited for the bucket. */
+        void observeDurably(String name) {
+            if (store == null) return;
+            history.observe(model, name);
+            if (syncToBackend) history.durable();
         }
 
         /** A snapshot of a volume or clone, a clone of a snapshot, a rollback to one, or the delete of one of them. */
@@ -231,17 +343,20 @@ class SimulationTest {
                 String snap = "s" + nextSnapshot++;
                 last = "snapshot " + volume + "@" + snap;
                 LineageOps.snapshot(pool, model, volume, snap);
+                observeDurably(volume + "@" + snap);
             } else if (op == 2 && !snapshots.isEmpty() && clones.size() < 4) {
                 String clone = "c" + nextClone++;
                 String snapshot = snapshots.get(r.nextInt(snapshots.size()));
                 last = "clone " + snapshot + " as " + clone;
                 LineageOps.clone(pool, model, snapshot, clone);
+                observeDurably(clone);
             } else if (op == 3 && !snapshots.isEmpty()) {
                 String snapshot = snapshots.get(r.nextInt(snapshots.size()));
                 DiskModel.Vol volume = model.volumes.get(snapshot.substring(0, snapshot.indexOf('@')));
                 if (volume == null || volume.family != model.volumes.get(snapshot).family) return; // taken of a deleted volume
                 last = "rollback " + snapshot;
                 LineageOps.rollback(pool, model, snapshot);
+                observeDurably(snapshot.substring(0, snapshot.indexOf('@')));
             } else {
                 List<String> derived = new ArrayList<>(snapshots);
                 derived.addAll(clones);
@@ -249,6 +364,7 @@ class SimulationTest {
                 String name = derived.get(r.nextInt(derived.size()));
                 last = "delete " + name;
                 LineageOps.delete(pool, model, name);
+                observeDurably(name);
             }
         }
 
@@ -284,6 +400,7 @@ class SimulationTest {
             for (Writer w : group) { // applied in group order: a later writer of the same block wins
                 DiskModel.Vol v = model.volumes.get(w.volume());
                 System.arraycopy(w.data(), 0, v.current, w.lba() * DiskModel.BS, w.data().length);
+                if (store != null) history.observe(model, w.volume()); // one record per writer: a prefix may end between them
             }
         }
     }

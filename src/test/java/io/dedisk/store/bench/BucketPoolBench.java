@@ -1,0 +1,198 @@
+package io.dedisk.store.bench;
+
+import io.dedisk.index.BlockName;
+import io.dedisk.pool.ChunkCodec;
+import io.dedisk.pool.Pool;
+import io.dedisk.pool.VolumeDevice;
+import io.dedisk.sim.SimObjectStore;
+import io.dedisk.store.LocalFs;
+import io.dedisk.store.ObjectBackend;
+import io.dedisk.store.ObjectStorage;
+import io.dedisk.store.ObjectStore;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+import java.util.Set;
+import java.util.UUID;
+import java.util.stream.Stream;
+
+/**
+ * The bucket pool against the directory pool, same run, same synthetic VM image (zeros, duplicates, text-like and
+ * random blocks, seeded): import speed (1 MiB writes, one FLUSH), warm reads (second pass), FLUSH latency after a
+ * 4 KiB write (directory; bucket; bucket with --sync-to-backend), and the bucket's bytes against the ideal (exact
+ * 4 KiB dedup + per-block LZ4). The bucket is an in-memory object store with a fixed latency per request (a stand-in
+ * for S3 on loopback until the S3 client is built; the same class then takes a real endpoint).
+ *
+ * <pre>
+ *   bench/bucket.sh [size=256M] [latencyMs=2] [flushes=200] [rounds=2] [dir=/var/tmp]
+ * </pre>
+ */
+public final class BucketPoolBench {
+    private static final int BS = Pool.BLOCK_SIZE;
+
+    private BucketPoolBench() {}
+
+    /** An in-memory bucket whose every request takes {@code latencyMs} (sleeping: the uploader and readers wait, as on a network). */
+    static ObjectStore slow(SimObjectStore store, long latencyMs) {
+        return new ObjectStore() {
+            private void delay() throws IOException {
+                try { Thread.sleep(latencyMs); } catch (InterruptedException e) { Thread.currentThread().interrupt(); throw new IOException(e); }
+            }
+            @Override public void put(String k, byte[] c) throws IOException { delay(); store.put(k, c); }
+            @Override public String putIfAbsent(String k, byte[] c) throws IOException { delay(); return store.putIfAbsent(k, c); }
+            @Override public String replaceIfMatch(String k, byte[] c, String e) throws IOException { delay(); return store.replaceIfMatch(k, c, e); }
+            @Override public Versioned get(String k) throws IOException { delay(); return store.get(k); }
+            @Override public byte[] getRange(String k, long o, int l) throws IOException { delay(); return store.getRange(k, o, l); }
+            @Override public List<Info> list(String p) throws IOException { delay(); return store.list(p); }
+            @Override public void delete(String k) throws IOException { delay(); store.delete(k); }
+        };
+    }
+
+    /** 1 MiB of the synthetic image at position {@code mib}: per 4 KiB, 40 % zeros, 20 % repeats, 20 % text, 20 % random. */
+    static byte[] imageMiB(long seed, int mib) {
+        Random r = new Random(seed * 1_000_003L + mib);
+        byte[] out = new byte[1 << 20];
+        for (int off = 0; off < out.length; off += BS) {
+            int kind = r.nextInt(10);
+            if (kind < 4) continue;
+            if (kind < 6) { // a block that occurs elsewhere in the image: one of 4096 shared patterns
+                Random p = new Random(r.nextInt(4096));
+                byte[] b = new byte[BS];
+                p.nextBytes(b);
+                System.arraycopy(b, 0, out, off, BS);
+            } else if (kind < 8) {
+                byte[] line = ("Dec  1 23:07:17 host kernel: [" + r.nextInt(1_000_000) + "] eth0: link up, 1000 Mbps\n").getBytes();
+                for (int i = 0; i < BS; i++) out[off + i] = line[i % line.length];
+            } else {
+                byte[] b = new byte[BS];
+                r.nextBytes(b);
+                System.arraycopy(b, 0, out, off, BS);
+            }
+        }
+        return out;
+    }
+
+    record Run(String name, double importMiBs, double readMiBs, double flushMedianMs, double flushP99Ms, long storedBytes) {}
+
+    public static void main(String[] args) throws Exception {
+        long size = 256L << 20;
+        long latency = 2;
+        int flushes = 200;
+        int rounds = 2;
+        Path base = Path.of("/var/tmp");
+        for (String a : args) {
+            String[] kv = a.split("=", 2);
+            switch (kv[0]) {
+                case "size" -> size = io.dedisk.util.Sizes.parse(kv[1]);
+                case "latencyMs" -> latency = Long.parseLong(kv[1]);
+                case "flushes" -> flushes = Integer.parseInt(kv[1]);
+                case "dir" -> base = Path.of(kv[1]);
+                case "rounds" -> rounds = Integer.parseInt(kv[1]);
+                default -> throw new IllegalArgumentException("unknown argument " + a);
+            }
+        }
+        int mibs = (int) (size >> 20);
+        Path work = Files.createTempDirectory(base, "dedisk-bucket-bench");
+        try {
+            long ideal = ideal(mibs);
+            // Warm-up (JIT), not printed: one small round of each kind, so neither measured run pays for compilation.
+            run("warm-up", Math.min(mibs, 32), 20, work.resolve("warm-dir"), null, false);
+            run("warm-up", Math.min(mibs, 32), 20, work.resolve("warm-cache"), slow(new SimObjectStore(0), latency), false);
+            // Interleaved rounds, best of each kind: the machine is shared, and whichever runs first would be favoured.
+            Run dir = null, b = null;
+            long bucketBytes = 0;
+            for (int round = 0; round < rounds; round++) {
+                dir = best(dir, run("directory", mibs, flushes, work.resolve("dir" + round), null, false));
+                SimObjectStore bucket = new SimObjectStore(1);
+                b = best(b, run("bucket", mibs, flushes, work.resolve("cache" + round), slow(bucket, latency), false));
+                bucketBytes = bucket.snapshot().values().stream().mapToLong(x -> x.length).sum();
+            }
+            SimObjectStore syncBucket = new SimObjectStore(2);
+            Run sync = run("bucket --sync-to-backend", 0, flushes, work.resolve("cache-sync"), slow(syncBucket, latency), true);
+            System.out.printf(Locale.ROOT, "bucket pool bench: image %d MiB (ideal %.1f MiB), bucket latency %d ms per request, %d flushes%n", mibs, ideal / 1048576.0, latency, flushes);
+            System.out.printf(Locale.ROOT, "%-34s %12s %12s %12s%n", "figure", "directory", "bucket", "ratio");
+            System.out.printf(Locale.ROOT, "%-34s %12.1f %12.1f %11.2fx  (target >= 0.8)%n", "import MiB/s", dir.importMiBs(), b.importMiBs(), b.importMiBs() / dir.importMiBs());
+            System.out.printf(Locale.ROOT, "%-34s %12.1f %12.1f %11.2fx  (target >= 0.9)%n", "warm read MiB/s", dir.readMiBs(), b.readMiBs(), b.readMiBs() / dir.readMiBs());
+            System.out.printf(Locale.ROOT, "%-34s %12.3f %12.3f %11.2fx%n", "FLUSH after 4 KiB write, median ms", dir.flushMedianMs(), b.flushMedianMs(), b.flushMedianMs() / dir.flushMedianMs());
+            System.out.printf(Locale.ROOT, "%-34s %12.3f %12.3f%n", "FLUSH p99 ms", dir.flushP99Ms(), b.flushP99Ms());
+            System.out.printf(Locale.ROOT, "%-34s %12s %12.3f  (p99 %.3f; waits for a PUT)%n", "FLUSH --sync-to-backend median ms", "", sync.flushMedianMs(), sync.flushP99Ms());
+            System.out.printf(Locale.ROOT, "%-34s %12.1f %12.1f %11.2fx ideal (target <= 1.05)%n", "stored MiB (dir: segments; bucket)", dir.storedBytes() / 1048576.0,
+                    bucketBytes / 1048576.0, (double) bucketBytes / ideal);
+        } finally {
+            try (Stream<Path> s = Files.walk(work)) { s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete()); }
+        }
+    }
+
+    /** The better figures of two runs of one kind (stored bytes are the same every time). */
+    static Run best(Run a, Run b) {
+        if (a == null) return b;
+        return new Run(a.name(), Math.max(a.importMiBs(), b.importMiBs()), Math.max(a.readMiBs(), b.readMiBs()),
+                Math.min(a.flushMedianMs(), b.flushMedianMs()), Math.min(a.flushP99Ms(), b.flushP99Ms()), a.storedBytes());
+    }
+
+    static long ideal(int mibs) {
+        Set<BlockName> seen = new HashSet<>();
+        byte[] zero = new byte[BS];
+        long ideal = 0;
+        for (int m = 0; m < mibs; m++) {
+            byte[] d = imageMiB(7, m);
+            for (int off = 0; off < d.length; off += BS) {
+                if (Arrays.equals(d, off, off + BS, zero, 0, BS)) continue;
+                if (seen.add(BlockName.of(d, off, BS))) ideal += ChunkCodec.storedLength(d, off);
+            }
+        }
+        return ideal;
+    }
+
+    static Run run(String name, int mibs, int flushes, Path dir, ObjectStore store, boolean sync) throws Exception {
+        Files.createDirectories(dir);
+        io.dedisk.store.PoolStorage storage = store == null ? new io.dedisk.store.DirectoryStorage(new LocalFs(dir))
+                : new ObjectStorage(store, new ObjectStorage.CacheDirs() {
+                    @Override public LocalFs cacheFor(UUID id) { return new LocalFs(dir); }
+                    @Override public String describe(UUID id) { return dir.toString(); }
+                }, ObjectBackend.Options.defaults().withSyncToBackend(sync).withReadCache(2L * mibs << 20), name);
+        Pool.create(storage, Pool.Options.defaults());
+        double importRate = 0, readRate = 0;
+        long stored;
+        double[] lat = new double[flushes];
+        try (Pool p = Pool.open(storage, Pool.OpenOptions.defaults())) {
+            long volume = Math.max(mibs, 64) * (1L << 20) + (64L << 20);
+            p.createVolume("img", volume);
+            VolumeDevice v = p.volume("img").orElseThrow();
+            if (mibs > 0) {
+                long t0 = System.nanoTime();
+                for (int m = 0; m < mibs; m++) v.write((long) m << 20, ByteBuffer.wrap(imageMiB(7, m)), false);
+                v.flush();
+                importRate = mibs / ((System.nanoTime() - t0) / 1e9);
+                ByteBuffer buf = ByteBuffer.allocate(1 << 20);
+                for (int pass = 0; pass < 2; pass++) { // the first pass warms the caches (the read cache, for a bucket)
+                    long r0 = System.nanoTime();
+                    for (int m = 0; m < mibs; m++) {
+                        buf.clear();
+                        v.read((long) m << 20, buf);
+                    }
+                    readRate = mibs / ((System.nanoTime() - r0) / 1e9);
+                }
+            }
+            Random r = new Random(3);
+            byte[] block = new byte[BS];
+            for (int i = 0; i < flushes; i++) {
+                r.nextBytes(block);
+                v.write(volume - (64L << 20) + (long) r.nextInt(16384) * BS, ByteBuffer.wrap(block), false);
+                long f0 = System.nanoTime();
+                v.flush();
+                lat[i] = (System.nanoTime() - f0) / 1e6;
+            }
+            stored = p.stats().logBytes();
+        }
+        Arrays.sort(lat);
+        return new Run(name, importRate, readRate, lat[lat.length / 2], lat[(int) (lat.length * 0.99)], stored);
+    }
+}
