@@ -9,6 +9,7 @@ import io.dedisk.store.LocalFs;
 import io.dedisk.store.ObjectStorage;
 import io.dedisk.store.ObjectStore;
 import io.dedisk.store.PoolStorage;
+import io.dedisk.store.S3Location;
 import java.io.IOException;
 import java.net.URI;
 import java.nio.file.Files;
@@ -55,8 +56,8 @@ final class PoolLocation implements AutoCloseable {
 
     static PoolLocation of(String spec, BucketOptions bucket, StoreFactory factory, Map<String, String> env) {
         if (spec.startsWith("s3://")) {
+            S3Location.parse(spec); // bucket and prefix rules, with a clear message
             URI uri = URI.create(spec);
-            ObjectStores.parse(uri);
             return new PoolLocation(spec, null, uri, bucket, factory, env);
         }
         if (spec.contains("://")) throw new InvalidRequestException("invalid pool location '" + spec + "': expected s3://BUCKET/PREFIX or a directory path");
@@ -112,6 +113,8 @@ final class PoolLocation implements AutoCloseable {
         if (!isBucket()) {
             if (Files.exists(directory) && !Files.isDirectory(directory)) throw new InvalidRequestException(directory + " exists and is not a directory");
             Files.createDirectories(directory);
+        } else if (store() instanceof io.dedisk.store.S3ObjectStore s3) {
+            s3.checkConditionalWrites(); // ownership rests on them: refuse a server that ignores If-None-Match / If-Match
         }
         Pool.create(storage(), options);
     }

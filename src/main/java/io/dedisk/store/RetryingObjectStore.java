@@ -9,7 +9,7 @@ import java.util.List;
  * jitter (SlateDB's retrying object store): reads, listings, deletions and plain puts of immutable objects. The
  * conditional writes are not retried here: whether a 412 after a failed attempt is our own earlier write is for the
  * caller to decide ({@link UploadQueue} compares the object's bytes). A 412 and a missing object are answers, not
- * failures, and are never retried.
+ * failures, and are never retried; nor is a {@link RequestRefusedException} (403, 400, a missing bucket).
  *
  * Threads: as the store it wraps (thread-safe).
  */
@@ -30,8 +30,8 @@ final class RetryingObjectStore implements ObjectStore {
         for (int attempt = 1; ; attempt++) {
             try {
                 return call.run();
-            } catch (PreconditionFailedException | NoSuchFileException answer) {
-                throw answer;
+            } catch (PreconditionFailedException | NoSuchFileException | RequestRefusedException answer) {
+                throw answer; // an answer, or a refusal (403, missing bucket) no repetition changes
             } catch (IOException e) {
                 if (attempt >= UploadQueue.ATTEMPTS) throw new IOException(what + " failed " + attempt + " times: " + e.getMessage(), e);
                 UploadQueue.backoff(sleeper, attempt);
