@@ -137,7 +137,7 @@ class ImportExportTest {
             Tools.Result r = dedisk("import", "--pool", pool.toString(), "--no-progress", "--size", "128M", raw.toString(), "copy");
             assertEquals(0, r.exit(), r.stderr());
             assertTrue(r.stdout().contains("dedup 100%"), r.stdout());
-            assertTrue(dedisk("volume", "list", "--pool", pool.toString()).stdout().matches("(?s).*copy +128\\.0 MiB.*"), "--size sets the volume size");
+            assertTrue(dedisk("volume", "list", "--pool", pool.toString()).stdout().matches("(?s).*copy +volume +128\\.0 MiB.*"), "--size sets the volume size");
             assertEquals(distinctBlocks, statsField(pool, "uniqueChunks"));
             Path out = tmp.resolve("served.raw");
             assertEquals(0, dedisk("export", "--pool", pool.toString(), "--no-progress", "golden", out.toString()).exit());
@@ -236,7 +236,7 @@ class ImportExportTest {
         assertTrue(exists.stderr().contains("volume 'taken' exists"), exists.stderr());
         Tools.Result replaced = dedisk("import", "--pool", p, "--replace", "--no-progress", raw.toString(), "taken");
         assertEquals(0, replaced.exit(), replaced.stderr());
-        assertTrue(dedisk("volume", "list", "--pool", p).stdout().matches("(?s).*taken +64\\.0 MiB.*"), "--replace put the image in its place");
+        assertTrue(dedisk("volume", "list", "--pool", p).stdout().matches("(?s).*taken +volume +64\\.0 MiB.*"), "--replace put the image in its place");
         assertEquals(0, dedisk("volume", "delete", "--pool", p, "taken").exit());
         Tools.Result noVolume = dedisk("export", "--pool", p, "nothere", tmp.resolve("x.raw").toString());
         assertTrue(noVolume.exit() == 1 && noVolume.stderr().contains("no volume named 'nothere'"), noVolume.stderr());
