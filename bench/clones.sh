@@ -26,10 +26,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 cd "$DEDISK_ROOT"
 
-if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
-    sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
-    exit 0
-fi
+help_from_header "${BASH_SOURCE[0]}" "$@"
 
 IMAGE="${CLONES_BENCH_IMAGE:-$DEDISK_ROOT/bench/out/images/base.img}"
 CLONES="${CLONES_BENCH_CLONES:-100}"
@@ -48,13 +45,7 @@ rm -rf "$POOL"
 : >"$ROWS"
 
 SERVER_PID=""
-stop_server() {
-    [[ -n "$SERVER_PID" ]] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
-trap stop_server EXIT
+trap stop_background_server EXIT
 trap 'exit 130' INT TERM
 
 row() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$ROWS"; } # figure, value, target, verdict
@@ -164,7 +155,7 @@ op gc "" >/dev/null
 settled "after a second gc"
 op volume/list "" >/dev/null
 cp "$RUN/op.out" "$RUN/volume-list.txt"
-stop_server
+stop_background_server
 if ./dedisk check --pool "$POOL" >"$RUN/check.txt" 2>&1; then row "dedisk check after the run" "consistent" "consistent" PASS; else row "dedisk check after the run" "PROBLEMS (see $RUN/check.txt)" "consistent" MISS; fi
 
 printf '\n%-48s %-36s %-26s %s\n' FIGURE VALUE TARGET VERDICT

@@ -38,10 +38,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 cd "$DEDISK_ROOT"
 
-if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
-    sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
-    exit 0
-fi
+help_from_header "${BASH_SOURCE[0]}" "$@"
 
 PARTS="${ENGINE_BENCH_PARTS:-churn memory restart}"
 CHURN_VOLUME="${ENGINE_BENCH_CHURN_VOLUME:-1G}"

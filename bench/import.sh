@@ -59,13 +59,7 @@ for img in "${IMAGES[@]}"; do BYTES=$((BYTES + $(qemu-img info --output=json "$i
 cat "${IMAGES[@]}" >/dev/null
 
 SERVER_PID=""
-stop_server() {
-    [[ -n "$SERVER_PID" ]] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
-trap stop_server EXIT
+trap stop_background_server EXIT
 
 fresh_pool() { rm -rf "$OUT/pool" && "${DEDISK[@]}" create --pool "$OUT/pool" >>"$LOG"; }
 
@@ -129,7 +123,7 @@ run_method() {
     t0=$(date +%s.%N)
     for i in "${!IMAGES[@]}"; do copy "$m" "${IMAGES[$i]}" "$(volume_of "$i")"; done
     t1=$(date +%s.%N)
-    stop_server # its clean stop (checkpoint, index save) is part of the cost, as an offline import's own
+    stop_background_server # its clean stop (checkpoint, index save) is part of the cost, as an offline import's own
     children_cpu
     c1=$CPU
     stored=$("${DEDISK[@]}" stats --pool "$OUT/pool" --json | sed 's/.*"physicalUsedBytes":\([0-9]*\).*/\1/')

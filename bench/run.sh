@@ -62,10 +62,7 @@ RESULTS="$RUNDIR/results.txt"
 
 case "$ONLY" in all | nbdkit | dedisk | images) ;; *) die "BENCH_ONLY must be all, nbdkit, dedisk or images" ;; esac
 case "$IMAGE_MODE" in auto | debootstrap | local) ;; *) die "BENCH_IMAGES must be auto, debootstrap or local" ;; esac
-if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
-    sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
-    exit 0
-fi
+help_from_header "${BASH_SOURCE[0]}" "$@"
 
 want() { [[ "$ONLY" == all || "$ONLY" == "$1" ]]; }
 now() { date +%s.%N; }

@@ -192,3 +192,21 @@ build_jar() {
     ) 9>"$DEDISK_ROOT/target/.build.lock" ||
         die "build failed: (cd $DEDISK_ROOT && ./mvnw -B package -DskipTests) shows why"
 }
+
+# For a script whose header comment (line 3 to 'set -euo') is its help: prints it and exits on -h / --help.
+help_from_header() {
+    local script="$1"
+    shift
+    if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+        sed -n '3,/^set -euo/p' "$script" | sed '$d; s/^# \{0,1\}//'
+        exit 0
+    fi
+}
+
+# Stops the server a benchmark started in the background (its pid in SERVER_PID) with SIGTERM: a clean stop.
+stop_background_server() {
+    [[ -n "${SERVER_PID:-}" ]] || return 0
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}

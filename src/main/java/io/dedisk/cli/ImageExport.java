@@ -10,6 +10,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -26,7 +27,8 @@ import picocli.CommandLine.Parameters;
  */
 @Command(name = "export", description = "Export a volume to a sparse raw or qcow2 image file (works while the pool is served).")
 final class ImageExport implements Callable<Integer> {
-    @Option(names = "--pool", required = true) Path pool;
+    @Option(names = "--pool", required = true, description = Main.POOL_HELP) String pool;
+    @CommandLine.Mixin BucketOptions bucket = new BucketOptions();
     @Option(names = "--format", defaultValue = "raw", description = "raw or qcow2 (default ${DEFAULT-VALUE}).") String format;
     @Option(names = "--force", description = "Overwrite FILE if it exists.") boolean force;
     @Option(names = "--no-progress", description = "No progress bar.") boolean noProgress;
@@ -37,14 +39,16 @@ final class ImageExport implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        System.out.print(run(pool, volume, file, format, force, !noProgress));
+        try (PoolLocation at = PoolLocation.of(pool, bucket)) {
+            System.out.print(run(at, volume, file, format, force, !noProgress));
+        }
         return 0;
     }
 
-    static String run(Path dir, String volume, Path file, String format, boolean force, boolean progress) throws IOException, InterruptedException {
+    static String run(PoolLocation dir, String volume, Path file, String format, boolean force, boolean progress) throws IOException, InterruptedException {
         if (!format.equals("raw") && !format.equals("qcow2")) throw new InvalidRequestException("invalid --format '" + format + "': expected raw or qcow2");
         Path out = file.toAbsolutePath().normalize();
-        if (out.startsWith(dir.toAbsolutePath().normalize())) throw new InvalidRequestException(file + " is inside the pool directory " + dir + "; expected a path outside it");
+        if (dir.directory() != null && out.startsWith(dir.directory().toAbsolutePath().normalize())) throw new InvalidRequestException(file + " is inside the pool directory " + dir + "; expected a path outside it");
         if (Files.isDirectory(out)) throw new InvalidRequestException(file + " is a directory; expected a file name");
         if (Files.exists(out) && !force) throw new InvalidRequestException(file + " exists; use --force to overwrite it");
         Path part = out.resolveSibling(out.getFileName() + PART_SUFFIX);

@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -29,7 +30,8 @@ import picocli.CommandLine.Parameters;
 @Command(name = "import", description = "Import a disk image (any format qemu-img reads: raw, qcow2, vmdk, vdi, vhdx...) as a new volume;"
         + " holes and zero blocks cost nothing (works while the pool is served).")
 final class ImageImport implements Callable<Integer> {
-    @Option(names = "--pool", required = true) Path pool;
+    @Option(names = "--pool", required = true, description = Main.POOL_HELP) String pool;
+    @CommandLine.Mixin BucketOptions bucket = new BucketOptions();
     @Option(names = "--format", description = "Image format (default: detected by qemu-img).") String format;
     @Option(names = "--size", description = "Volume size (default: the image's virtual size); at least the virtual size.") String size;
     @Option(names = "--no-progress", description = "No progress bar.") boolean noProgress;
@@ -43,12 +45,14 @@ final class ImageImport implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        System.out.print(run(pool, file, volume, format, size, replace, !noProgress));
+        try (PoolLocation at = PoolLocation.of(pool, bucket)) {
+            System.out.print(run(at, file, volume, format, size, replace, !noProgress));
+        }
         return 0;
     }
 
     /** Runs the import; returns the summary line. {@code format} and {@code size} may be null (detect; virtual size). */
-    static String run(Path dir, Path file, String volume, String format, String size, boolean replace, boolean progress)
+    static String run(PoolLocation dir, Path file, String volume, String format, String size, boolean replace, boolean progress)
             throws IOException, InterruptedException {
         Pool.validateVolumeName(volume);
         Pool.validateVolumeName(volume + INCOMPLETE_SUFFIX);

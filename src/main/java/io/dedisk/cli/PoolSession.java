@@ -7,7 +7,6 @@ import io.dedisk.pool.PoolStats;
 import io.dedisk.pool.VolumeDevice;
 import java.io.IOException;
 import java.net.InetSocketAddress;
-import java.nio.file.Path;
 import java.util.Map;
 import java.util.Optional;
 import java.util.regex.Matcher;
@@ -46,7 +45,7 @@ final class PoolSession implements AutoCloseable {
         this.nbdAddress = nbdAddress;
     }
 
-    static PoolSession open(Path dir) throws IOException, InterruptedException {
+    static PoolSession open(PoolLocation dir) throws IOException, InterruptedException {
         Optional<String> control = PoolDirectory.runningControl(dir);
         if (control.isPresent()) {
             String answer = ControlClient.call(control.get(), NBD_OPERATION, Map.of()).trim();
@@ -58,7 +57,7 @@ final class PoolSession implements AutoCloseable {
             }
             return new PoolSession(control.get(), null, null, Main.parseListen(parts[0]));
         }
-        PoolDirectory p = PoolDirectory.open(dir);
+        PoolDirectory p = PoolDirectory.open(dir, io.dedisk.pool.Pool.OpenOptions.defaults());
         NbdServer server = new NbdServer(p.pool, new InetSocketAddress("127.0.0.1", 0));
         try {
             server.start();
