@@ -10,7 +10,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -28,7 +27,10 @@ import picocli.CommandLine.Parameters;
 @Command(name = "export", description = "Export a volume to a sparse raw or qcow2 image file (works while the pool is served).")
 final class ImageExport implements Callable<Integer> {
     @Option(names = "--pool", required = true, description = Main.POOL_HELP) String pool;
-    @CommandLine.Mixin BucketOptions bucket = new BucketOptions();
+    // Not the BucketOptions mixin: its --force (take a pool over) would clash with export's own --force, and an
+    // export has no business taking a pool over; an s3:// pool is opened with these two.
+    @Option(names = "--cache", paramLabel = "DIR", description = "Cache directory of an s3:// pool (default ${XDG_CACHE_HOME:-~/.cache}/dedisk/POOL-ID).") Path cache;
+    @Option(names = "--read-cache", paramLabel = "SIZE", description = "Read cache of an s3:// pool (default 1G).") String readCache;
     @Option(names = "--format", defaultValue = "raw", description = "raw or qcow2 (default ${DEFAULT-VALUE}).") String format;
     @Option(names = "--force", description = "Overwrite FILE if it exists.") boolean force;
     @Option(names = "--no-progress", description = "No progress bar.") boolean noProgress;
@@ -39,6 +41,9 @@ final class ImageExport implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        BucketOptions bucket = BucketOptions.none();
+        bucket.cache = cache;
+        bucket.readCache = readCache;
         try (PoolLocation at = PoolLocation.of(pool, bucket)) {
             System.out.print(run(at, volume, file, format, force, !noProgress));
         }
