@@ -29,18 +29,26 @@ public final class ChunkCodec {
 
     private ChunkCodec() {}
 
-    /** An encoded chunk body: {@code length} bytes of {@code bytes} stored with {@code codec}, CRC32C {@code crc}. */
-    public record Encoded(int codec, byte[] bytes, int length, int crc) {}
+    /**
+     * An encoded chunk body: {@code length} bytes of {@code bytes} from {@code off}, stored with {@code codec},
+     * CRC32C {@code crc}. A RAW body is the caller's block itself, not a copy: valid while the caller's buffer is.
+     */
+    public record Encoded(int codec, byte[] bytes, int off, int length, int crc) {}
 
-    /** Encodes the block at block[off, off+4096). */
-    public static Encoded encode(byte[] block, int off) {
-        byte[] out = new byte[BOUND];
-        int n = COMPRESSOR.compress(block, off, Pool.BLOCK_SIZE, out, 0, BOUND);
+    /** A scratch array for {@link #encode}, reusable by one thread for any number of blocks. */
+    static byte[] scratch() { return new byte[BOUND]; }
+
+    /**
+     * Encodes the block at block[off, off+4096), compressing into {@code scratch} (from {@link #scratch}); only an
+     * LZ4 body that pays is copied out, in its own length.
+     */
+    public static Encoded encode(byte[] block, int off, byte[] scratch) {
+        Check.that(scratch.length == BOUND, "scratch of %d bytes, expected %d", scratch.length, BOUND);
+        int n = COMPRESSOR.compress(block, off, Pool.BLOCK_SIZE, scratch, 0, BOUND);
         if (n <= Pool.BLOCK_SIZE - MIN_SAVING) {
-            return new Encoded(LZ4, out, n, Crc.of(out, 0, n));
+            return new Encoded(LZ4, java.util.Arrays.copyOf(scratch, n), 0, n, Crc.of(scratch, 0, n));
         }
-        byte[] raw = java.util.Arrays.copyOfRange(block, off, off + Pool.BLOCK_SIZE);
-        return new Encoded(RAW, raw, Pool.BLOCK_SIZE, Crc.of(raw, 0, Pool.BLOCK_SIZE));
+        return new Encoded(RAW, block, off, Pool.BLOCK_SIZE, Crc.of(block, off, Pool.BLOCK_SIZE));
     }
 
     /** Length LZ4 would store for this block (RAW size when it does not pay): the ideal per-block LZ4 figure. */

@@ -42,6 +42,9 @@ final class LogWriter implements AutoCloseable {
     }
     private final java.util.concurrent.atomic.AtomicBoolean syncAheadRunning = new java.util.concurrent.atomic.AtomicBoolean();
     private long unsyncedBytes;
+    /** See {@link #groupBuffer}; null until the first group of two or more records. */
+    private ByteBuffer group;
+    private static final int GROUP_BUFFER_MIN = 1 << 20;
 
     private long segmentSeq;
     /**
@@ -134,7 +137,7 @@ final class LogWriter implements AutoCloseable {
                 if (j - i == 1) {
                     run = records.get(i).buffer();
                 } else {
-                    run = ByteBuffer.allocate(bytes);
+                    run = groupBuffer(bytes);
                     for (int k = i; k < j; k++) run.put(records.get(k).buffer().duplicate());
                     run.flip();
                 }
@@ -153,6 +156,17 @@ final class LogWriter implements AutoCloseable {
         } catch (IOException e) {
             return new Appended(segments, offsets, i, e);
         }
+    }
+
+    /**
+     * The one buffer a group's records are gathered in, kept across appends (a fresh 4 MiB heap copy per group was
+     * a humongous allocation, and the channel copied it into a temporary direct buffer again). Direct, grown to the
+     * largest group seen (GROUP_BYTES plus one record); only the appending thread touches it, and every backend's
+     * write copies the bytes before it returns.
+     */
+    private ByteBuffer groupBuffer(int bytes) {
+        if (group == null || group.capacity() < bytes) group = ByteBuffer.allocateDirect(Math.max(bytes, GROUP_BUFFER_MIN));
+        return group.clear().limit(bytes);
     }
 
     private void syncAheadIfDue() {

@@ -66,6 +66,8 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     final LogWriter log;
     final Counters counters = new Counters();
     private final WritePipeline writes;
+    /** Heap copies of writes that arrive in direct buffers (see {@link BatchArrays}). */
+    final BatchArrays batchArrays = new BatchArrays();
     private final ReadPath reads;
     private final Checkpointer checkpointer;
     private final Cleaner cleaner;
@@ -524,12 +526,12 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     }
 
     /**
-     * The first half of a write of whole blocks (at most 256): names and compresses {@code blocks} for
+     * The first half of a write of whole blocks (at most {@link WritePipeline#RECORD_MAX_BLOCKS}): names and compresses {@code blocks} for
      * {@code volume} at {@code lba}, without taking the write lock. {@link #commitWrites} finishes it. The two
      * halves are what concurrent writers interleave; the simulation schedules them by its seed.
      */
     public PreparedWrite prepareWrite(String volume, long lba, byte[] blocks) {
-        Check.that(blocks.length % BLOCK_SIZE == 0 && blocks.length / BLOCK_SIZE <= WritePipeline.BATCH_BLOCKS, "whole blocks, at most a batch");
+        Check.that(blocks.length % BLOCK_SIZE == 0 && blocks.length / BLOCK_SIZE <= WritePipeline.RECORD_MAX_BLOCKS, "whole blocks, at most a record");
         VolumeState v;
         meta.readLock().lock();
         try { v = existing(volume); } finally { meta.readLock().unlock(); }

@@ -53,9 +53,17 @@ final class Volume implements VolumeDevice {
                 if (src.hasArray()) {
                     pool.writeBlocks(state, lba, src.array(), src.arrayOffset() + from, (int) count, false);
                 } else {
-                    byte[] blocks = new byte[(int) count * BS];
-                    src.get(from, blocks);
-                    pool.writeBlocks(state, lba, blocks, 0, (int) count, false);
+                    // One recycled batch array at a time (BatchArrays: no humongous copy per request).
+                    byte[] blocks = pool.batchArrays.take();
+                    try {
+                        for (long done = 0; done < count; done += WritePipeline.BATCH_BLOCKS) {
+                            int n = (int) Math.min(WritePipeline.BATCH_BLOCKS, count - done);
+                            src.get(from + (int) (done * BS), blocks, 0, n * BS);
+                            pool.writeBlocks(state, lba + done, blocks, 0, n, false);
+                        }
+                    } finally {
+                        pool.batchArrays.giveBack(blocks);
+                    }
                 }
             }
         });

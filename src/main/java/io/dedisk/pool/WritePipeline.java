@@ -24,8 +24,15 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  * calls {@link #prepare} and {@link #commit} as separate steps to interleave writers deterministically.
  */
 final class WritePipeline {
-    /** Blocks per write record: bounds the time the write lock is held and the record size. */
-    static final int BATCH_BLOCKS = 256;
+    /**
+     * Blocks per write record the pipeline makes: bounds the time the write lock is held and the record size. 64
+     * blocks (256 KiB) keeps a record and the heap copy of its blocks under G1's humongous threshold (half a 1 MiB
+     * region): 1 MiB batches made every large write two humongous allocations (docs/decisions.md, "Write path
+     * allocation"). Group commit still writes many records per syscall.
+     */
+    static final int BATCH_BLOCKS = 64;
+    /** Blocks one WRITE record may hold (the format's bound, what replay accepts; pools written with 256-block batches). */
+    static final int RECORD_MAX_BLOCKS = 256;
     /** Bytes of records one group commit gathers before writing (bounds the lock hold time). */
     static final long GROUP_BYTES = 4 << 20;
 
@@ -45,11 +52,13 @@ final class WritePipeline {
         final int count;
         final BlockName[] names;
         final ChunkCodec.Encoded[] encoded;
+        /** The index's live advice when prepared (NONE: none, or not asked for a repeat within the batch). */
+        final long[] advice;
         /** Guarded by the metadata write lock. */
         boolean done;
         RuntimeException failure;
 
-        PendingWrite(VolumeState volume, long lba, byte[] buf, int off, int count, BlockName[] names, ChunkCodec.Encoded[] encoded) {
+        PendingWrite(VolumeState volume, long lba, byte[] buf, int off, int count, BlockName[] names, ChunkCodec.Encoded[] encoded, long[] advice) {
             this.volume = volume;
             this.lba = lba;
             this.buf = buf;
@@ -57,6 +66,7 @@ final class WritePipeline {
             this.count = count;
             this.names = names;
             this.encoded = encoded;
+            this.advice = advice;
         }
     }
 
@@ -67,18 +77,24 @@ final class WritePipeline {
             int o = off + i * Pool.BLOCK_SIZE;
             if (!ChunkCodec.isZero(buf, o)) names[i] = BlockName.of(buf, o, Pool.BLOCK_SIZE);
         }
-        // Which blocks will likely need storing: compress those outside the lock.
+        // Which blocks will likely need storing: compress those outside the lock. The advice is kept for the commit,
+        // which asks the index again only for blocks that had none (a concurrent writer may have stored them since).
         boolean[] likelyNew = new boolean[count];
+        long[] advice = new long[count];
+        java.util.Arrays.fill(advice, DedupIndex.NONE);
         Set<BlockName> firstInBatch = new HashSet<>();
         pool.meta.readLock().lock();
         try {
             for (int i = 0; i < count; i++) {
-                likelyNew[i] = names[i] != null && firstInBatch.add(names[i]) && liveAdvice(names[i]) == DedupIndex.NONE;
+                if (names[i] == null || !firstInBatch.add(names[i])) continue;
+                advice[i] = liveAdvice(names[i]);
+                likelyNew[i] = advice[i] == DedupIndex.NONE;
             }
         } finally { pool.meta.readLock().unlock(); }
         ChunkCodec.Encoded[] encoded = new ChunkCodec.Encoded[count];
-        for (int i = 0; i < count; i++) if (likelyNew[i]) encoded[i] = ChunkCodec.encode(buf, off + i * Pool.BLOCK_SIZE);
-        return new PendingWrite(v, lba, buf, off, count, names, encoded);
+        byte[] scratch = ChunkCodec.scratch();
+        for (int i = 0; i < count; i++) if (likelyNew[i]) encoded[i] = ChunkCodec.encode(buf, off + i * Pool.BLOCK_SIZE, scratch);
+        return new PendingWrite(v, lba, buf, off, count, names, encoded, advice);
     }
 
     /** Advice from the index that names a live chunk, else NONE. Caller holds a metadata lock. */
@@ -183,6 +199,7 @@ final class WritePipeline {
         int entryBytes = WriteRecord.FIXED_BYTES;
         int bodyBytes = 0;
         long hits = 0, misses = 0, stale = 0, zeros = 0;
+        byte[] scratch = null;
         for (int i = 0; i < count; i++) {
             BlockKey key = new BlockKey(w.volume.id, w.lba + i);
             Long remapped = remappedHere.containsKey(key) ? remappedHere.get(key) : plan.remapped.get(key);
@@ -197,7 +214,11 @@ final class WritePipeline {
                 continue;
             }
             Long created = createdHere.containsKey(name) ? createdHere.get(name) : plan.created.get(name);
-            long advice = created != null ? created : pool.index.lookup(name);
+            // Advice from prepare stands while its chunk lives (chunk ids are never reused, so a live id still names
+            // this content); otherwise the index is asked again under the lock.
+            long prepared = w.advice[i];
+            long advice = created != null ? created
+                    : prepared != DedupIndex.NONE && pool.state.chunks.isLive(prepared) ? prepared : pool.index.lookup(name);
             boolean usable = advice != DedupIndex.NONE && !plan.released.contains(advice) && (created != null || pool.state.chunks.isLive(advice));
             if (usable) {
                 kinds[i] = WriteRecord.KIND_EXISTING;
@@ -210,7 +231,8 @@ final class WritePipeline {
                 misses++;
                 kinds[i] = WriteRecord.KIND_NEW;
                 refs[i] = pool.state.chunks.allocateId();
-                bodies[i] = w.encoded[i] != null ? w.encoded[i] : ChunkCodec.encode(w.buf, w.off + i * Pool.BLOCK_SIZE);
+                if (w.encoded[i] == null && scratch == null) scratch = ChunkCodec.scratch();
+                bodies[i] = w.encoded[i] != null ? w.encoded[i] : ChunkCodec.encode(w.buf, w.off + i * Pool.BLOCK_SIZE, scratch);
                 createdHere.put(name, refs[i]);
                 entryBytes += WriteRecord.NEW_ENTRY_BYTES;
                 bodyBytes += bodies[i].length();
@@ -229,7 +251,7 @@ final class WritePipeline {
             if (kinds[i] == WriteRecord.KIND_NEW) rec.putLong(refs[i]).put((byte) bodies[i].codec()).putShort((short) bodies[i].length()).putInt(bodies[i].crc());
         }
         Check.that(rec.position() == LogRecord.HEADER_SIZE + entryBytes, "write entries fill %d bytes", entryBytes);
-        for (ChunkCodec.Encoded e : bodies) if (e != null) rec.put(e.bytes(), 0, e.length());
+        for (ChunkCodec.Encoded e : bodies) if (e != null) rec.put(e.bytes(), e.off(), e.length());
         Check.that(!rec.hasRemaining(), "write record filled exactly");
         pool.counters.dedupHits.add(hits);
         pool.counters.dedupMisses.add(misses);

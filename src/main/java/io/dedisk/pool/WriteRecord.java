@@ -25,7 +25,7 @@ record WriteRecord(int volumeId, long firstLba, Entry[] entries) {
         int volumeId = in.getInt();
         long first = in.getLong();
         int count = in.getInt();
-        in.expect(count > 0 && count <= WritePipeline.BATCH_BLOCKS, "write of %d blocks", count);
+        in.expect(count > 0 && count <= WritePipeline.RECORD_MAX_BLOCKS, "write of %d blocks", count);
         Entry[] entries = new Entry[count];
         int body = covered;
         for (int i = 0; i < count; i++) {
