@@ -14,6 +14,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.AfterParameterizedClassInvocation;
 import org.junit.jupiter.params.BeforeParameterizedClassInvocation;
+import org.junit.jupiter.params.Parameter;
 import org.junit.jupiter.params.ParameterizedClass;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -25,6 +26,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 @ParameterizedClass(name = "{0} pool")
 @ValueSource(strings = {"directory", "bucket"})
 class RealClientsTest {
+    @Parameter String kind; // the pool's kind; declaring it is what hands it to start(kind)
     @TempDir static Path tmp;
     static ServerProcess server;
     static S3ProxyFixture s3;
