@@ -21,7 +21,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  * and checkpoints are at work when the kill lands. At the end, `dedisk gc` and `dedisk check` must leave a sound pool
  * whose first segments are gone. It runs on a pool directory and on a bucket pool (S3Proxy in this JVM; the restart
  * reuses the cache directory, which replays what was flushed but not yet uploaded). The cycle counts are
- * -Ddedisk.killCycles and -Ddedisk.bucketKillCycles (default 3 each; the long run uses more).
+ * -Ddedisk.killCycles (default 3) and -Ddedisk.bucketKillCycles (default 2: a bucket pool opens slower; the long run uses 50).
  */
 class KillNineTest {
     @TempDir Path tmp;
@@ -31,7 +31,7 @@ class KillNineTest {
     void flushedWritesSurviveKill9(String kind) throws Exception {
         try (S3ProxyFixture s3 = new S3ProxyFixture()) {
             if (kind.equals("bucket")) s3.start();
-            int cycles = Integer.getInteger(kind.equals("bucket") ? "dedisk.bucketKillCycles" : "dedisk.killCycles", 3);
+            int cycles = kind.equals("bucket") ? Integer.getInteger("dedisk.bucketKillCycles", 2) : Integer.getInteger("dedisk.killCycles", 3);
             killCycles(TestPool.of(kind, tmp, s3), cycles);
         }
     }
