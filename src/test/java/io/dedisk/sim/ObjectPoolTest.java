@@ -136,11 +136,11 @@ class ObjectPoolTest {
     /** Back to the first host, whose cache another writer superseded: it is dropped and the pool opens and writes. */
     @Test
     void aPoolMovesBackToItsFirstNowStaleCache() throws Exception {
-        SimBucket b = new SimBucket(10);
         SimFs first = new SimFs(10);
-        Pool p = fresh(b, first);
-        p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(random(10, 300 * BS)), false);
-        p.close();
+        SimBucket b = new SimBucket(10);
+        try (Pool p = fresh(b, first)) {
+            p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(random(10, 300 * BS)), false);
+        }
         byte[] moved = random(11, 100 * BS);
         try (Pool q = SimBucket.open(b.storage(new SimFs(11)))) {
             q.volume("v").orElseThrow().write(0, ByteBuffer.wrap(moved), false);
