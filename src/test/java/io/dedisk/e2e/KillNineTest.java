@@ -21,7 +21,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * and checkpoints are at work when the kill lands. At the end, `dedisk gc` and `dedisk check` must leave a sound pool
  * whose first segments are gone. It runs on a pool directory and on a bucket pool (S3Proxy in this JVM; the restart
  * reuses the cache directory, which replays what was flushed but not yet uploaded). The cycle counts are
- * -Ddedisk.killCycles (default 3) and -Ddedisk.bucketKillCycles (default 2: a bucket pool opens slower; the long run uses 50).
+ * -Ddedisk.killCycles (default 3) and -Ddedisk.bucketKillCycles (default 2: a bucket pool opens slower); the long
+ * run uses 200 and 50.
  */
 class KillNineTest {
     @TempDir Path tmp;
