@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # dedisk bucket-pool benchmark: a pool in a bucket against a pool directory, same run, same synthetic VM image;
 # prints import and warm-read speed, FLUSH latency (with and without --sync-to-backend) and the bucket's bytes
-# against the ideal (BucketPoolBench). The bucket is in memory with a fixed latency per request until the S3
-# client lands (then the same figures against S3Proxy on loopback).
+# against the ideal, and CPU seconds (BucketPoolBench). The bucket is S3Proxy in the JVM on loopback (bucket=s3proxy,
+# the default) or in memory with a fixed latency per request (bucket=memory latencyMs=2).
 #
-#   bench/bucket.sh                       # 256 MiB image, 2 ms per request, 200 flushes
-#   bench/bucket.sh size=1G latencyMs=5 flushes=500 dir=/var/tmp
+#   bench/bucket.sh                       # 256 MiB image on S3Proxy, 200 flushes
+#   bench/bucket.sh size=1G flushes=500 dir=/var/tmp
+#   bench/bucket.sh bucket=memory latencyMs=5
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 cd "$DEDISK_ROOT"

@@ -47,7 +47,7 @@ final class Ownership {
         Manifest cached = decode(s.cachedManifest(), poolId, "the cache directory's manifest");
         boolean mine = stored != null && stored.owner().equals(s.ownerId());
         if (cached != null && !mine) {
-            LOG.log(System.Logger.Level.WARNING, "the cache directory's state is from epoch {0}; the bucket is at epoch {1} of another writer: the cache is discarded",
+            LOG.log(System.Logger.Level.WARNING, "the state of the cache directory is from epoch {0}; the bucket is at epoch {1} of another writer: the cache is discarded",
                     cached.epoch(), stored == null ? "none" : stored.epoch());
             s.discardCache();
             cached = null;

@@ -268,7 +268,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
                 LOG.log(System.Logger.Level.ERROR, "corrupt chunk found while opening (its blocks will read as I/O errors): {0}", e.getMessage());
             }
         });
-        if (corrupt[0] > 0) LOG.log(System.Logger.Level.ERROR, "{0} corrupt chunks; run 'dedisk check' for the affected volumes and LBAs", corrupt[0]);
+        if (corrupt[0] > 0) LOG.log(System.Logger.Level.ERROR, "{0} corrupt chunks; run ''dedisk check'' for the affected volumes and LBAs", corrupt[0]);
     }
 
     public UUID poolId() { return superblock.poolId(); }

@@ -173,6 +173,9 @@ public final class ObjectBackend implements SharedBackend {
         synchronized (this) {
             cachedManifest = null;
             tailSeq = bucket.isEmpty() ? 0 : bucket.lastKey();
+            // The stale files are gone: what the cache holds from now on is this owner's (its fence segment first),
+            // so it must be seen again. A read-only open keeps them, hidden by the flag.
+            cacheDiscarded = false;
         }
     }
 

@@ -24,11 +24,17 @@ import java.util.UUID;
  *   48 u32 x 256  CRC32C of each 4 KiB piece of the data (the last one may be shorter)
  * 1072 u32 CRC32C of bytes [0, 1072)               4096 the data
  * </pre>
- * Files are written atomically (temporary name, sync, rename), so a crash leaves whole entries or none; every read
- * verifies the CRC of the 4 KiB pieces it uses, and an entry that fails is dropped and fetched again (a cache never
- * turns a disk fault into a pool fault). Read-only: entries are read, never written or evicted.
+ * Files are written under a temporary name and renamed, not synced: a cache needs no durability, because every read
+ * verifies the header and the CRC of the 4 KiB pieces it uses, so what a machine crash leaves of an entry (empty,
+ * torn) is found, dropped and fetched again (a cache never turns a disk fault into a pool fault). One fetch per block
+ * at a time: concurrent misses on a block wait for the first one's GET instead of issuing their own.
+ * Verified bytes are kept in memory in aligned spans of {@link #SPAN} bytes ({@link #SPANS} of them, least recently
+ * used out first): a chunk read is a copy from memory when the read before it verified the same span, as in a
+ * sequential read, where a file read and CRC pass per chunk cost the bucket pool half the directory pool's speed.
+ * Read-only: entries are read, never written or evicted; the last {@link #MEMO_BLOCKS} fetched blocks are kept in
+ * memory instead, so a read-only scan (check, stats) does not GET a block again for every chunk in it.
  *
- * Threads: any; the LRU map is guarded by this object's monitor, file I/O runs outside it.
+ * Threads: any; the LRU maps and the in-flight fetches are guarded by this object's monitor, I/O runs outside it.
  */
 final class ObjectReadCache {
     static final String DIR = "readcache";
@@ -41,6 +47,9 @@ final class ObjectReadCache {
     private static final int HEADER_CRC_AT = 48 + 4 * PIECES;
     private static final System.Logger LOG = System.getLogger("dedisk.readcache");
     private static final int MAX_OPEN = 256;
+    static final int MEMO_BLOCKS = 16;
+    static final int SPAN = 16 * PIECE;
+    static final int SPANS = 256;
 
     /** Fetches bytes [offset, offset+length) of a segment from the store, fewer at its end. */
     interface Fetcher {
@@ -48,6 +57,8 @@ final class ObjectReadCache {
     }
 
     private record Key(long seq, long block) {}
+
+    private record SpanKey(long seq, long block, int span) {}
 
     /** A cached block: its data length and, once read, the CRCs of its pieces. */
     private static final class Entry {
@@ -66,6 +77,15 @@ final class ObjectReadCache {
     private final boolean readOnly;
     private final LinkedHashMap<Key, Entry> entries = new LinkedHashMap<>(64, 0.75f, true);
     private final LinkedHashMap<Key, Fs.FileHandle> handles = new LinkedHashMap<>(64, 0.75f, true);
+    /** Verified bytes of recently read spans of cached blocks (dropped with their block). */
+    private final LinkedHashMap<SpanKey, byte[]> spans = new LinkedHashMap<>(SPANS * 2, 0.75f, true) {
+        @Override protected boolean removeEldestEntry(Map.Entry<SpanKey, byte[]> eldest) { return size() > SPANS; }
+    };
+    private final Map<Key, java.util.concurrent.CompletableFuture<byte[]>> fetching = new java.util.HashMap<>();
+    /** Read-only opens: recently fetched blocks, in memory (nothing is written to the cache directory). */
+    private final LinkedHashMap<Key, byte[]> memo = new LinkedHashMap<>(MEMO_BLOCKS * 2, 0.75f, true) {
+        @Override protected boolean removeEldestEntry(Map.Entry<Key, byte[]> eldest) { return size() > MEMO_BLOCKS; }
+    };
     private long bytes;
     private long hits;
     private long misses;
@@ -119,12 +139,42 @@ final class ObjectReadCache {
             int within = (int) (pos - block * BLOCK);
             int n = Math.min(dst.remaining(), BLOCK - within);
             if (!cached(seq, block, within, n, dst)) {
-                byte[] data = fetcher.fetch(seq, block * BLOCK, BLOCK);
+                byte[] data = fetched(new Key(seq, block), fetcher);
                 if (within + n > data.length) throw new java.io.EOFException("segment " + seq + " ends at " + (block * BLOCK + data.length) + ", read needs " + (pos + n));
-                if (!readOnly) keep(seq, block, data);
                 dst.put(data, within, n);
             }
             pos += n;
+        }
+    }
+
+    /** The block's bytes from the store, kept; or, when another thread is fetching it already, from that fetch. */
+    private byte[] fetched(Key key, Fetcher fetcher) throws IOException {
+        java.util.concurrent.CompletableFuture<byte[]> mine = new java.util.concurrent.CompletableFuture<>(), theirs;
+        synchronized (this) {
+            byte[] remembered = memo.get(key);
+            if (remembered != null) return remembered;
+            theirs = fetching.putIfAbsent(key, mine);
+        }
+        if (theirs != null) {
+            try {
+                return theirs.join();
+            } catch (java.util.concurrent.CompletionException failed) {
+                return fetcher.fetch(key.seq(), key.block() * BLOCK, BLOCK); // their fetch failed: this read tries for itself
+            }
+        }
+        try {
+            byte[] data = fetcher.fetch(key.seq(), key.block() * BLOCK, BLOCK);
+            if (readOnly) {
+                synchronized (this) { memo.put(key, data); }
+            }
+            mine.complete(data); // the waiters need not wait for the cache file
+            if (!readOnly) keep(key.seq(), key.block(), data);
+            return data;
+        } catch (IOException | RuntimeException e) {
+            mine.completeExceptionally(e);
+            throw e;
+        } finally {
+            synchronized (this) { fetching.remove(key); }
         }
     }
 
@@ -143,32 +193,54 @@ final class ObjectReadCache {
             }
             hits++;
         }
+        int start = dst.position();
         for (int attempt = 0; ; attempt++) {
             try {
-                Fs.FileHandle h = handle(key);
-                int[] crcs = e.crcs != null ? e.crcs : readHeader(h, key);
-                e.crcs = crcs;
-                int first = within / PIECE, last = (within + n - 1) / PIECE;
-                int from = first * PIECE, to = Math.min(e.length, (last + 1) * PIECE);
-                ByteBuffer buf = ByteBuffer.allocate(to - from);
-                h.readFully(DATA_OFFSET + from, buf);
-                byte[] data = buf.array();
-                for (int p = first; p <= last; p++) {
-                    int off = p * PIECE - from, len = Math.min(PIECE, to - p * PIECE);
-                    if (Crc.of(data, off, len) != crcs[p]) throw new io.dedisk.DediskException.CorruptionException("piece " + p + " fails its CRC32C");
+                for (int at = within, end = within + n; at < end; ) {
+                    int span = at / SPAN, inSpan = at - span * SPAN;
+                    byte[] data = span(key, e, span);
+                    int take = Math.min(end - at, data.length - inSpan);
+                    dst.put(data, inSpan, take);
+                    at += take;
                 }
-                dst.put(data, within - from, n);
+                Check.that(dst.position() - start == n, "read cache copied %d bytes, expected %d", dst.position() - start, n);
                 return true;
             } catch (java.nio.channels.ClosedChannelException evicted) {
+                dst.position(start); // a retry, or the fetch, copies the whole range again
                 if (attempt < 3) continue; // its handle was closed for another one meanwhile: open it again
                 drop(key);
                 return false;
             } catch (IOException | RuntimeException damaged) {
+                dst.position(start);
                 LOG.log(System.Logger.Level.WARNING, "read cache entry {0} unusable, fetching it again: {1}", fileName(seq, block), damaged.toString());
                 drop(key);
                 return false;
             }
         }
+    }
+
+    /** The verified bytes of one span of a cached block: from memory, or read from its file and checked piece by piece. */
+    private byte[] span(Key key, Entry e, int span) throws IOException {
+        SpanKey sk = new SpanKey(key.seq(), key.block(), span);
+        synchronized (this) {
+            byte[] kept = spans.get(sk);
+            if (kept != null) return kept;
+        }
+        Fs.FileHandle h = handle(key);
+        int[] crcs = e.crcs != null ? e.crcs : readHeader(h, key);
+        e.crcs = crcs;
+        int from = span * SPAN, to = Math.min(e.length, from + SPAN);
+        ByteBuffer buf = ByteBuffer.allocate(to - from);
+        h.readFully(DATA_OFFSET + from, buf);
+        byte[] data = buf.array();
+        for (int p = from / PIECE; p * PIECE < to; p++) {
+            int off = p * PIECE - from, len = Math.min(PIECE, to - p * PIECE);
+            if (Crc.of(data, off, len) != crcs[p]) throw new io.dedisk.DediskException.CorruptionException("piece " + p + " fails its CRC32C");
+        }
+        synchronized (this) {
+            if (entries.get(key) == e) spans.put(sk, data); // not for an entry dropped or replaced meanwhile
+        }
+        return data;
     }
 
     /** An open handle on the entry's file, from a bounded LRU of handles (so a large cache holds few descriptors). */
@@ -193,7 +265,10 @@ final class ObjectReadCache {
         ByteBuffer hb = ByteBuffer.allocate(HEADER_CRC_AT + 4).order(ByteOrder.LITTLE_ENDIAN);
         h.readFully(0, hb);
         byte[] a = hb.array();
-        Check.that(hb.getLong(0) == MAGIC && hb.getInt(8) == VERSION, "read cache entry magic and version");
+        if (hb.getLong(0) != MAGIC || hb.getInt(8) != VERSION) { // e.g. an entry a machine crash left empty or torn
+            throw new io.dedisk.DediskException.CorruptionException(String.format("magic %016x version %d expected, found %016x version %d",
+                    MAGIC, VERSION, hb.getLong(0), hb.getInt(8)));
+        }
         int crc = Crc.of(a, 0, HEADER_CRC_AT);
         if (hb.getInt(HEADER_CRC_AT) != crc) throw new io.dedisk.DediskException.CorruptionException(String.format("header CRC32C expected %08x, found %08x", crc, hb.getInt(HEADER_CRC_AT)));
         UUID pool = new UUID(hb.getLong(16), hb.getLong(24));
@@ -218,8 +293,13 @@ final class ObjectReadCache {
         b.putInt(Crc.of(b.array(), 0, HEADER_CRC_AT));
         b.position(DATA_OFFSET);
         b.put(data);
+        String name = DIR + "/" + fileName(seq, block);
         try {
-            fs.writeAtomically(DIR + "/" + fileName(seq, block), b.array());
+            try (Fs.FileHandle h = fs.open(name + ".tmp", true)) { // not synced: see the class comment
+                h.truncate(0);
+                h.write(0, ByteBuffer.wrap(b.array()));
+            }
+            fs.rename(name + ".tmp", name);
         } catch (IOException e) {
             LOG.log(System.Logger.Level.WARNING, "read cache: block not kept ({0})", e.toString());
             return;
@@ -228,6 +308,7 @@ final class ObjectReadCache {
         synchronized (this) {
             stale = handles.remove(new Key(seq, block)); // the file was replaced: a handle on the old one must go
             Entry old = entries.put(new Key(seq, block), new Entry(data.length, crcs));
+            spans.keySet().removeIf(k -> k.seq() == seq && k.block() == block);
             if (old != null) bytes -= DATA_OFFSET + old.length;
             bytes += DATA_OFFSET + data.length;
         }
@@ -264,6 +345,7 @@ final class ObjectReadCache {
             Entry e = entries.remove(key);
             if (e == null) return;
             bytes -= DATA_OFFSET + e.length;
+            spans.keySet().removeIf(k -> k.seq() == key.seq() && k.block() == key.block());
         }
         if (h != null) {
             try {

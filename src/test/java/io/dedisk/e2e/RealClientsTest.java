@@ -4,41 +4,58 @@ import static io.dedisk.e2e.ServerProcess.Tools.run;
 import static org.junit.jupiter.api.Assertions.*;
 
 import io.dedisk.e2e.ServerProcess.Tools;
+import io.dedisk.store.S3ProxyFixture;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.AfterParameterizedClassInvocation;
+import org.junit.jupiter.params.BeforeParameterizedClassInvocation;
+import org.junit.jupiter.params.Parameter;
+import org.junit.jupiter.params.ParameterizedClass;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The real NBD clients our users run, against a real `dedisk serve` process: each test gets its own volume in one
- * shared pool, so dedup across volumes is exercised too. At the end the pool's stats must add up.
+ * shared pool, so dedup across volumes is exercised too. The whole class runs twice: on a pool directory and on a
+ * bucket pool (S3Proxy in this JVM, the server process reaching it through the AWS environment, its cache in tmp).
  */
+@ParameterizedClass(name = "{0} pool")
+@ValueSource(strings = {"directory", "bucket"})
 class RealClientsTest {
+    @Parameter String kind; // the pool's kind; declaring it is what hands it to start(kind)
     @TempDir static Path tmp;
     static ServerProcess server;
+    static S3ProxyFixture s3;
+    static Path dir; // this invocation's files
 
-    @BeforeAll
-    static void start() throws Exception {
-        Path pool = tmp.resolve("pool");
-        ServerProcess.cli("create", "--pool", pool.toString());
-        for (String v : List.of("qemuio", "convert", "map", "copy", "fio", "fuse")) {
-            ServerProcess.cli("volume", "create", "--pool", pool.toString(), v, "--size", "256M");
-        }
+
+    @BeforeParameterizedClassInvocation
+    static void start(String kind) throws Exception {
+        if (kind.equals("bucket")) s3 = new S3ProxyFixture().start();
+        dir = Files.createDirectories(tmp.resolve(kind));
+        TestPool pool = TestPool.of(kind, dir, s3);
+        ServerProcess.cli(pool, "create");
+        for (String v : List.of("qemuio", "convert", "map", "copy", "fio", "fuse")) ServerProcess.cli(pool, "volume", "create", v, "--size", "256M");
         server = new ServerProcess(pool).start();
     }
 
-    @AfterAll
+    @AfterParameterizedClassInvocation
     static void stop() throws Exception {
-        if (server != null) server.close();
+        try {
+            if (server != null) server.close();
+        } finally {
+            server = null;
+            if (s3 != null) s3.close();
+            s3 = null;
+        }
     }
 
     /** A raw image with random, repeated, compressible and zero regions (a VM image in miniature). */
-    static Path image(String name, long size, long seed) throws IOException { return image(tmp, name, size, seed); }
+    static Path image(String name, long size, long seed) throws IOException { return image(dir, name, size, seed); }
 
     static Path image(Path dir, String name, long size, long seed) throws IOException {
         Random r = new Random(seed);
@@ -105,7 +122,7 @@ class RealClientsTest {
         Path src = image("copy.raw", 32 << 20, 12);
         String u = server.uri("copy");
         run(180, "nbdcopy", "--flush", src.toString(), u);
-        Path back = tmp.resolve("copy-back.raw");
+        Path back = dir.resolve("copy-back.raw");
         run(180, "nbdcopy", u, back.toString());
         byte[] expected = Files.readAllBytes(src);
         byte[] got = Files.readAllBytes(back);
@@ -130,7 +147,7 @@ class RealClientsTest {
         boolean root = "root".equals(System.getProperty("user.name"));
         org.junit.jupiter.api.Assumptions.assumeTrue(root && Files.exists(Path.of("/dev/fuse")),
                 "nbdfuse + loop mount needs root and /dev/fuse");
-        Path mnt = Files.createDirectories(tmp.resolve("fuse"));
+        Path mnt = Files.createDirectories(dir.resolve("fuse"));
         Path disk = mnt.resolve("disk");
         Files.createFile(disk);
         Process fuse = new ProcessBuilder("nbdfuse", disk.toString(), server.uri("fuse")).redirectErrorStream(true).start();
@@ -138,7 +155,7 @@ class RealClientsTest {
             for (int i = 0; i < 100 && Files.size(disk) == 0; i++) Thread.sleep(100);
             assertEquals(256L << 20, Files.size(disk), "nbdfuse exposes the volume as a file");
             run(120, "mkfs.ext4", "-q", "-F", disk.toString());
-            Path m = Files.createDirectories(tmp.resolve("m"));
+            Path m = Files.createDirectories(dir.resolve("m"));
             run(60, "mount", "-o", "loop", disk.toString(), m.toString());
             try {
                 Files.write(m.resolve("hello.txt"), "hello from dedisk\n".repeat(1000).getBytes());

@@ -11,21 +11,25 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
  * A real `dedisk` server process for end-to-end tests, started from the test classpath exactly as the launcher
- * starts it, plus helpers to run the real NBD clients (qemu-io, qemu-img, nbdcopy, nbdinfo, fio) against it.
+ * starts it, plus helpers to run the real NBD clients (qemu-io, qemu-img, nbdcopy, nbdinfo, fio) against it. The pool is a
+directory or a bucket pool ({@link TestPool}): its environment reaches the bucket, its options name the cache.
  * A missing client fails the test with the Debian package to install (scripts/test.sh installs them).
  */
 final class ServerProcess implements AutoCloseable {
-    final Path pool;
+    final TestPool pool;
     final int port;
     private Process process;
     private Path log;
     private int starts;
 
-    ServerProcess(Path pool) throws IOException {
+    ServerProcess(Path pool) throws IOException { this(TestPool.directory(pool)); }
+
+    ServerProcess(TestPool pool) throws IOException {
         this.pool = pool;
         this.port = freePort();
     }
@@ -48,14 +52,31 @@ final class ServerProcess implements AutoCloseable {
         return Tools.run(dediskCommand(args), 120).stdout();
     }
 
+    /** The same for the pool, in its environment: {@code cli(pool, "volume", "create", "v")} appends {@code --pool ...}. */
+    static String cli(TestPool pool, String... command) throws IOException, InterruptedException {
+        return Tools.run(dediskCommand(pool, command), pool.env(), 120).stdout();
+    }
+
+    static Tools.Result cliAllowingFailure(TestPool pool, String... command) throws IOException, InterruptedException {
+        return Tools.runAllowingFailure(dediskCommand(pool, command), pool.env(), 120);
+    }
+
+    /** The command, then the pool's options (picocli takes options after positional parameters). */
+    private static List<String> dediskCommand(TestPool pool, String... command) {
+        List<String> all = new ArrayList<>(List.of(command));
+        all.addAll(List.of(pool.args()));
+        return dediskCommand(all.toArray(String[]::new));
+    }
+
     ServerProcess start() throws IOException, InterruptedException { return start(new String[0]); }
 
     /** Starts `dedisk serve` with more options, e.g. "--metrics", "127.0.0.1:PORT". */
     ServerProcess start(String... extraArgs) throws IOException, InterruptedException {
-        log = pool.resolveSibling(pool.getFileName() + "-server-" + (++starts) + ".log");
-        List<String> args = new ArrayList<>(List.of("serve", "--pool", pool.toString(), "--listen", "127.0.0.1:" + port));
+        log = pool.logDir().resolve("server-" + port + "-" + (++starts) + ".log");
+        List<String> args = new ArrayList<>(List.of("serve", "--listen", "127.0.0.1:" + port));
         args.addAll(List.of(extraArgs));
-        ProcessBuilder pb = new ProcessBuilder(dediskCommand(args.toArray(String[]::new)));
+        ProcessBuilder pb = new ProcessBuilder(dediskCommand(pool, args.toArray(String[]::new)));
+        pb.environment().putAll(pool.env());
         pb.redirectErrorStream(true);
         pb.redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
         process = pb.start();
@@ -95,18 +116,27 @@ final class ServerProcess implements AutoCloseable {
         record Result(int exit, String stdout, String stderr) {}
 
         static Result run(List<String> cmd, int timeoutSeconds) throws IOException, InterruptedException {
-            Result r = runAllowingFailure(cmd, timeoutSeconds);
-            if (r.exit != 0) fail(String.join(" ", cmd) + " exited " + r.exit + "\nstdout: " + r.stdout + "\nstderr: " + r.stderr);
-            return r;
+            return run(cmd, Map.of(), timeoutSeconds);
         }
 
         static Result run(int timeoutSeconds, String... cmd) throws IOException, InterruptedException {
             return run(List.of(cmd), timeoutSeconds);
         }
 
+        static Result run(List<String> cmd, Map<String, String> env, int timeoutSeconds) throws IOException, InterruptedException {
+            Result r = runAllowingFailure(cmd, env, timeoutSeconds);
+            if (r.exit != 0) fail(String.join(" ", cmd) + " exited " + r.exit + "\nstdout: " + r.stdout + "\nstderr: " + r.stderr);
+            return r;
+        }
+
         static Result runAllowingFailure(List<String> cmd, int timeoutSeconds) throws IOException, InterruptedException {
+            return runAllowingFailure(cmd, Map.of(), timeoutSeconds);
+        }
+
+        static Result runAllowingFailure(List<String> cmd, Map<String, String> env, int timeoutSeconds) throws IOException, InterruptedException {
             requireTool(cmd.get(0));
             ProcessBuilder pb = new ProcessBuilder(cmd);
+            pb.environment().putAll(env);
             pb.environment().put("PATH", "/usr/sbin:/usr/bin:/sbin:/bin:" + System.getenv().getOrDefault("PATH", ""));
             Process p = pb.start();
             var out = readAsync(p.getInputStream());

@@ -133,6 +133,28 @@ class ObjectPoolTest {
         }
     }
 
+    /** Back to the first host, whose cache another writer superseded: it is dropped and the pool opens and writes. */
+    @Test
+    void aPoolMovesBackToItsFirstNowStaleCache() throws Exception {
+        SimFs first = new SimFs(10);
+        SimBucket b = new SimBucket(10);
+        try (Pool p = fresh(b, first)) {
+            p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(random(10, 300 * BS)), false);
+        }
+        byte[] moved = random(11, 100 * BS);
+        try (Pool q = SimBucket.open(b.storage(new SimFs(11)))) {
+            q.volume("v").orElseThrow().write(0, ByteBuffer.wrap(moved), false);
+        }
+        try (Pool r = SimBucket.open(b.storage(first))) {
+            assertArrayEquals(moved, read(r, "v", 0, moved.length), "what the other host wrote, not the stale cache's");
+            r.volume("v").orElseThrow().write(0, ByteBuffer.wrap(new byte[BS]), true);
+            assertTrue(PoolChecker.check(r).ok());
+        }
+        try (Pool again = SimBucket.open(b.storage(first))) {
+            assertArrayEquals(new byte[BS], read(again, "v", 0, BS), "writes after the stale cache was dropped are kept");
+        }
+    }
+
     @Test
     void theSameCacheReopensAfterKill9WithoutForceAndLosesNothingFlushed() throws Exception {
         SimBucket b = new SimBucket(9);
