@@ -151,11 +151,8 @@ public final class UdsIndex implements DedupIndex {
         boolean created = !fs.exists(dir);
         fs.mkdirs(dir);
         String name = dir + "/" + IndexHeader.FILE;
-        IndexHeader header;
-        if (fs.exists(name)) {
-            header = IndexHeader.decode(fs.readAll(name), name);
-            checkConfig(dir, header, geometry);
-        } else {
+        IndexHeader header = existingHeader(fs, dir, geometry);
+        if (header == null) {
             header = new IndexHeader(UUID.randomUUID(), geometry, System.currentTimeMillis());
             byte[] bytes = header.encode();
             Check.that(IndexHeader.decode(bytes, name).equals(header), "index header decodes to itself");
@@ -167,16 +164,19 @@ public final class UdsIndex implements DedupIndex {
         return index;
     }
 
+    /** The index's header in dir, checked against the configured geometry; null when there is none yet. */
+    private static IndexHeader existingHeader(Fs fs, String dir, Geometry geometry) throws IOException {
+        String name = dir + "/" + IndexHeader.FILE;
+        if (!fs.exists(name)) return null;
+        IndexHeader header = IndexHeader.decode(fs.readAll(name), name);
+        checkConfig(dir, header, geometry);
+        return header;
+    }
+
     static UdsIndex openReadOnly(Fs fs, String dir, Geometry geometry) throws IOException {
         Fs guarded = new ReadOnlyFs(fs);
-        String name = dir + "/" + IndexHeader.FILE;
-        IndexHeader header;
-        if (guarded.exists(name)) {
-            header = IndexHeader.decode(guarded.readAll(name), name);
-            checkConfig(dir, header, geometry);
-        } else {
-            header = new IndexHeader(UUID.randomUUID(), geometry, System.currentTimeMillis()); // empty, kept in memory only
-        }
+        IndexHeader header = existingHeader(guarded, dir, geometry);
+        if (header == null) header = new IndexHeader(UUID.randomUUID(), geometry, System.currentTimeMillis()); // empty, kept in memory only
         UdsIndex index = new UdsIndex(guarded, dir, header, true);
         index.start();
         return index;
