@@ -57,6 +57,9 @@ final class MetaPage {
      */
     boolean relocating;
 
+    /** Whether the content is still the durable version at {@link #address}: clean, or dirty only to be moved. */
+    boolean isDurableVersion() { return address != 0 && (!dirty || relocating); }
+
     MetaPage(Key key, int kind, byte[] body) {
         Check.that(body.length == BODY, "page body of %d bytes", body.length);
         Check.that(kind == KIND_INTERIOR ? key.level() > 0 : key.level() == 0, "page kind %d at level %d", kind, key.level());

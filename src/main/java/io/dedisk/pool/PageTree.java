@@ -97,7 +97,7 @@ final class PageTree {
     MetaPage leafForWrite(long n) {
         Check.that(n >= 0 && n < capacity(), "leaf %d within capacity %d", n, capacity());
         MetaPage p = page(0, n, true);
-        boolean version = p.address != 0 && (!p.dirty || p.relocating);
+        boolean version = p.isDurableVersion();
         markDirty(p); // pinned before the family is asked: asking may load pages, evicting clean ones
         if (version && family.heldElsewhere(this, 0, n, p.address) == Family.Hold.VERSION) forked.accept(p);
         return p;
@@ -105,7 +105,7 @@ final class PageTree {
 
     /** Whether leaf p is still a durable version another member holds too (its references are not this tree's alone). */
     boolean sharedVersion(MetaPage p) {
-        return p.address != 0 && (!p.dirty || p.relocating) && family.heldElsewhere(this, p.key.level(), p.key.index(), p.address) == Family.Hold.VERSION;
+        return p.isDurableVersion() && family.heldElsewhere(this, p.key.level(), p.key.index(), p.address) == Family.Hold.VERSION;
     }
 
     private MetaPage page(int level, long index, boolean create) {
