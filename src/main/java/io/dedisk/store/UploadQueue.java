@@ -177,8 +177,7 @@ final class UploadQueue {
                 try {
                     store.putIfAbsent(key, bytes);
                 } catch (PreconditionFailedException e) {
-                    ObjectStore.Versioned there = store.get(key);
-                    if (there == null || !Arrays.equals(there.content(), bytes)) {
+                    if (storedEtag(key, bytes) == null) {
                         throw fence("segment " + u.seq() + " was written by another writer (a newer owner's fence): this writer no longer owns the pool");
                     }
                     // our own earlier put, reported failed (ambiguous) or done before a crash
@@ -209,21 +208,36 @@ final class UploadQueue {
         }
     }
 
-    /** Replaces the bucket's manifest conditionally; a 412 whose object holds these bytes was our own ambiguous write. */
+    /** Replaces the bucket's manifest (see {@link #replaceManifest}); a lost condition means another owner: fenced. */
     private void writeManifest(byte[] content) throws IOException {
+        try {
+            replaceManifest(content);
+        } catch (PreconditionFailedException e) {
+            throw fence("the bucket's manifest was replaced by another writer (" + e.getMessage() + "): this writer no longer owns the pool");
+        }
+    }
+
+    /**
+     * Replaces the bucket's manifest conditionally on the ETag last seen (created if there was none) and keeps the new
+     * ETag; a 412 whose object holds exactly these bytes was our own earlier, ambiguous write. Any other 412 is thrown.
+     */
+    private void replaceManifest(byte[] content) throws IOException {
         String etag;
         synchronized (this) { etag = manifestEtag; }
         String next;
         try {
             next = etag == null ? store.putIfAbsent(MANIFEST, content) : store.replaceIfMatch(MANIFEST, content, etag);
         } catch (PreconditionFailedException e) {
-            ObjectStore.Versioned there = store.get(MANIFEST);
-            if (there == null || !Arrays.equals(there.content(), content)) {
-                throw fence("the bucket's manifest was replaced by another writer (" + e.getMessage() + "): this writer no longer owns the pool");
-            }
-            next = there.etag();
+            next = storedEtag(MANIFEST, content);
+            if (next == null) throw e;
         }
         synchronized (this) { manifestEtag = next; }
+    }
+
+    /** The ETag of object key if it holds exactly {@code content}, else null (absent, or another writer's bytes). */
+    private String storedEtag(String key, byte[] content) throws IOException {
+        ObjectStore.Versioned there = store.get(key);
+        return there != null && Arrays.equals(there.content(), content) ? there.etag() : null;
     }
 
     private FencedException fence(String why) {
@@ -264,19 +278,11 @@ final class UploadQueue {
             deletes.clear();
         }
         for (int attempt = 1; ; attempt++) {
-            String etag;
-            synchronized (this) { etag = manifestEtag; }
             try {
-                String next = etag == null ? store.putIfAbsent(MANIFEST, content) : store.replaceIfMatch(MANIFEST, content, etag);
-                synchronized (this) { manifestEtag = next; }
+                replaceManifest(content);
                 return;
             } catch (PreconditionFailedException e) {
-                ObjectStore.Versioned there = store.get(MANIFEST);
-                if (there != null && Arrays.equals(there.content(), content)) {
-                    synchronized (this) { manifestEtag = there.etag(); }
-                    return;
-                }
-                throw e;
+                throw e; // another writer's manifest: the caller decides (Ownership)
             } catch (IOException e) {
                 if (attempt >= ATTEMPTS) throw new IOException("the bucket did not take the manifest after " + attempt + " attempts: " + e, e);
                 backoff(attempt);
