@@ -40,8 +40,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * Page counts are exact: page p of a kind holds min(per-page, n − p·per-page) entries.
  *
  * Written with {@link Fs#writeAtomically} (temp file, sync, rename, directory sync): a chapter file exists whole
- * and durable, or not at all. Threads: a summary is immutable apart from its dropped flag; the static readers
- * may run concurrently.
+ * and durable, or not at all. A chapter may hold fewer than the geometry's C records: closed full, then rewritten
+ * without the records of dead chunks ({@link Compactor}), under the same number and name, so a summary belongs to
+ * one version of the file: its {@link #cacheId} (unique in the process) keys its pages in the page cache, and the
+ * owner swaps summary and file together. Threads: a summary is immutable apart from its dropped flag; the static
+ * readers may run concurrently.
  */
 final class ChapterFile {
     static final int PAGE = 4096;
@@ -69,6 +72,27 @@ final class ChapterFile {
     /** First key of each index page, nondecreasing unsigned. */
     private final int[] firstKeys;
     private final AtomicBoolean dropped = new AtomicBoolean();
+    /** Distinct for every summary made in this process: a rewritten chapter's pages never meet its old ones in a cache. */
+    final long cacheId = NEXT_CACHE_ID.getAndIncrement();
+    private static final java.util.concurrent.atomic.AtomicLong NEXT_CACHE_ID = new java.util.concurrent.atomic.AtomicLong();
+
+    /** What a chapter is written from: records in arrival order (the open chapter, or the survivors of a compaction). */
+    interface Records {
+        int count();
+
+        /** Word w (0..3 for a..d) of record r's name. */
+        long word(int r, int w);
+
+        long id(int r);
+
+        /** Orders records as a chapter's record pages do ({@link #compareNames}). */
+        default int compare(int r1, int r2) {
+            return compareNames(word(r1, 0), word(r1, 1), word(r1, 2), word(r1, 3), word(r2, 0), word(r2, 1), word(r2, 2), word(r2, 3));
+        }
+    }
+
+    /** A chapter file's bytes, verified, and the summary they decode to. */
+    record Image(ChapterFile summary, byte[] bytes) {}
 
     ChapterFile(long number, int records, long maxChunkId, int[] firstKeys) {
         Check.that(records >= 1 && records <= MAX_RECORDS, "chapter %d record count %d in [1, %d]", number, records, MAX_RECORDS);
@@ -118,7 +142,14 @@ final class ChapterFile {
     // ---------------------------------------------------------------- writing
 
     /** Writes the open chapter's records as chapter {@code number}, durably; returns its summary. */
-    static ChapterFile write(Fs fs, String dir, UUID indexId, long number, OpenChapter open, long maxChunkId) throws IOException {
+    static ChapterFile write(Fs fs, String dir, UUID indexId, long number, Records open, long maxChunkId) throws IOException {
+        Image image = encode(indexId, number, open, maxChunkId);
+        fs.writeAtomically(fileName(dir, number), image.bytes());
+        return image.summary();
+    }
+
+    /** Encodes records (at least one) as chapter {@code number}, verified as a reader would verify it before it is written. */
+    static Image encode(UUID indexId, long number, Records open, long maxChunkId) {
         int n = open.count();
         int[] order = new int[n];
         for (int i = 0; i < n; i++) order[i] = i;
@@ -162,15 +193,16 @@ final class ChapterFile {
             }
             sealPage(file, base, KIND_RECORD, to - from, p, number);
         }
-        // Verify before write: what we are about to make durable decodes to the summary we return.
-        ChapterFile check = decodeHeader(file, indexId, number, file.length, "chapter " + number + " (before write)");
+        // Verify before write: what we are about to make durable decodes to the summary we return, page by page.
+        String what = "chapter " + number + " (before write)";
+        ChapterFile check = decodeHeader(file, indexId, number, file.length, what);
         Check.that(Arrays.equals(check.firstKeys, firstKeys) && check.records == n, "chapter %d encodes its own summary", number);
-        fs.writeAtomically(fileName(dir, number), file);
-        return c;
+        c.verifyPages(file, what);
+        return new Image(c, file);
     }
 
     /** Insertion sort of record indices [from, to) by full name: a page holds at most 102 records. */
-    private static void sortByName(OpenChapter open, int[] order, int from, int to) {
+    private static void sortByName(Records open, int[] order, int from, int to) {
         for (int i = from + 1; i < to; i++) {
             int r = order[i];
             int j = i - 1;
@@ -282,10 +314,27 @@ final class ChapterFile {
         try (Fs.FileHandle h = fs.open(name, false)) {
             h.readFully(0, ByteBuffer.wrap(file));
         }
-        for (int q = 0; q < indexPages; q++) verifyPage(file, filePage(KIND_INDEX, q) * PAGE, KIND_INDEX, q, name);
-        for (int p = 0; p < recordPages; p++) verifyPage(file, filePage(KIND_RECORD, p) * PAGE, KIND_RECORD, p, name);
+        verifyPages(file, name);
         return file;
     }
+
+    /** Verifies every index and record page of a whole file image (CorruptionException at the first bad one). */
+    private void verifyPages(byte[] file, String name) {
+        for (int q = 0; q < indexPages; q++) verifyPage(file, filePage(KIND_INDEX, q) * PAGE, KIND_INDEX, q, name);
+        for (int p = 0; p < recordPages; p++) verifyPage(file, filePage(KIND_RECORD, p) * PAGE, KIND_RECORD, p, name);
+    }
+
+    /** The entry count of one verified page. */
+    static int pageEntries(byte[] page) { return count(page, 0); }
+
+    /** The number of records in record page p of a whole file image verified by {@link #readAll}. */
+    int recordsIn(byte[] file, int p) { return count(file, filePage(KIND_RECORD, p) * PAGE); }
+
+    /** Byte offset in a whole file image of record i of record page p (5 × u64: a, b, c, d, chunk id). */
+    int recordOffset(int p, int i) { return filePage(KIND_RECORD, p) * PAGE + PAGE_HEADER + RECORD_BYTES * i; }
+
+    /** Word w of the record at a {@link #recordOffset} (0..3: the name's a..d, 4: the chunk id). */
+    static long recordWord(byte[] file, int offset, int w) { return (long) LONG.get(file, offset + 8 * w); }
 
     /** Reads and verifies all index pages (the chapter index), one array per page: the sparse cache's form. */
     byte[][] readIndexPages(Fs fs, String dir) throws IOException {

@@ -50,6 +50,14 @@ final class ChapterRing {
         return c;
     }
 
+    /** Puts {@code now} (a rewrite of the same chapter) in place of {@code was}, which must be held. */
+    void replace(ChapterFile was, ChapterFile now) {
+        Check.that(get(was.number) == was && now.number == was.number, "chapter %d replaced by chapter %d while held", was.number, now.number);
+        ring[slot(was.number)] = now;
+        records += now.records - was.records;
+        summaryBytes += now.memoryBytes() - was.memoryBytes();
+    }
+
     long records() { return records; }
 
     long memoryBytes() { return 16 + 8L * ring.length + summaryBytes; }

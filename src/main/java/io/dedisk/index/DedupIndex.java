@@ -54,6 +54,44 @@ public interface DedupIndex extends AutoCloseable {
      */
     void checkpoint() throws IOException;
 
+    /**
+     * Which chunk ids are dead, as the pool knows it, for compaction. Dead must be for ever: the pool answers only
+     * once it is open and recovered, when it hands out no id it has handed out before (ids are never reused) and
+     * posts a name only after its chunk is in the chunk table, so an id it calls dead never comes back as a live
+     * chunk. Called without any index lock held (it may take the pool's own locks).
+     */
+    interface DeadChunks {
+        boolean dead(long chunkId);
+
+        /** Makes every death {@link #dead} reported so far durable (the pool syncs its log), before advice is dropped for it. */
+        void makeDurable() throws IOException;
+    }
+
+    /** What compaction gave back: chapters rewritten smaller, chapters deleted (no live record left), records, file bytes. */
+    record Compaction(long chaptersRewritten, long chaptersDeleted, long records, long bytes) {
+        public static final Compaction NONE = new Compaction(0, 0, 0, 0);
+
+        public Compaction plus(Compaction o) {
+            return new Compaction(chaptersRewritten + o.chaptersRewritten, chaptersDeleted + o.chaptersDeleted, records + o.records, bytes + o.bytes);
+        }
+    }
+
+    /**
+     * Drops the advice of dead chunks everywhere: every closed chapter holding any is rewritten without it (or
+     * deleted when nothing live is left; it reads every chapter once), and the open chapter forgets it. For
+     * {@code dedisk gc}. Lookups and inserts go on meanwhile.
+     */
+    default Compaction compactAll(DeadChunks dead) throws IOException { return Compaction.NONE; }
+
+    /**
+     * A bounded step of background compaction: estimates the dead fraction of a few chapters by sampling and rewrites
+     * at most one whose estimate makes it worth it.
+     */
+    default Compaction compactSome(DeadChunks dead) throws IOException { return Compaction.NONE; }
+
+    /** What compaction gave back since this index was opened (for stats). Cheap. */
+    default Compaction compacted() { return Compaction.NONE; }
+
     /** Saves the index durably so the next open does not rebuild it (clean shutdown). */
     void save() throws IOException;
 

@@ -20,7 +20,7 @@ import java.util.Arrays;
  * Invariants: count ≤ capacity; every name appears at most once; table holds exactly the records [0, count).
  * Threads: none inside; {@link UdsIndex} reads it under its read lock and changes it under its write lock.
  */
-final class OpenChapter {
+final class OpenChapter implements ChapterFile.Records {
     final int capacity;
     private final long[] names;
     private final long[] ids;
@@ -41,7 +41,8 @@ final class OpenChapter {
 
     long memoryBytes() { return bytesFor(capacity); }
 
-    int count() { return count; }
+    @Override
+    public int count() { return count; }
 
     boolean full() { return count == capacity; }
 
@@ -81,17 +82,20 @@ final class OpenChapter {
         return r;
     }
 
-    long id(int r) { return ids[r]; }
+    @Override
+    public long id(int r) { return ids[r]; }
 
     void setId(int r, long chunkId) { ids[r] = chunkId; }
 
     long previous(int r) { return previous[r]; }
 
     /** Word w (0..3 for a..d) of record r's name, for sorting and encoding without allocating names. */
-    long word(int r, int w) { return names[r * 4 + w]; }
+    @Override
+    public long word(int r, int w) { return names[r * 4 + w]; }
 
-    /** Orders records as a chapter's record pages do ({@link ChapterFile#compareNames}). */
-    int compare(int r1, int r2) {
+    /** Orders records as a chapter's record pages do ({@link ChapterFile#compareNames}), without the interface's word calls. */
+    @Override
+    public int compare(int r1, int r2) {
         int i = r1 * 4, j = r2 * 4;
         return ChapterFile.compareNames(names[i], names[i + 1], names[i + 2], names[i + 3], names[j], names[j + 1], names[j + 2], names[j + 3]);
     }
@@ -137,5 +141,33 @@ final class OpenChapter {
     void clear() {
         Arrays.fill(table, 0);
         count = 0;
+    }
+
+    /**
+     * Removes every record for which {@code drop} holds (given its index), keeping the others in arrival order, and
+     * rebuilds the table; returns how many were removed. Record indices change: callers forget any they held.
+     */
+    int removeIf(java.util.function.IntPredicate drop) {
+        int kept = 0;
+        for (int r = 0; r < count; r++) {
+            if (drop.test(r)) continue;
+            if (kept != r) {
+                System.arraycopy(names, r * 4, names, kept * 4, 4);
+                ids[kept] = ids[r];
+                previous[kept] = previous[r];
+            }
+            kept++;
+        }
+        int removed = count - kept;
+        if (removed == 0) return 0;
+        Arrays.fill(table, 0);
+        count = kept;
+        for (int r = 0; r < kept; r++) {
+            int s = home(names[r * 4]);
+            while (table[s] != 0) s = s + 1 == table.length ? 0 : s + 1;
+            table[s] = r + 1;
+        }
+        for (int r = 0; r < kept; r++) Check.that(find(name(r)) == r, "open chapter record %d found again after a removal", r);
+        return removed;
     }
 }

@@ -5,8 +5,10 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The page cache: verified 4 KiB chapter pages (index and record pages), evicted by CLOCK (second chance, an
- * approximation of least recently used; UDS's volume page cache). Keyed by (chapter number, file page); chapter
- * numbers are never reused, so a page of an expired or dropped chapter is never wrong, only unused until evicted.
+ * approximation of least recently used; UDS's volume page cache). Keyed by (the chapter summary's cache id, file
+ * page): a summary describes one version of a chapter file (a compaction rewrites the file under a new summary)
+ * and cache ids are never reused, so a page of an expired, dropped or rewritten chapter is never served for
+ * another, only unused until evicted.
  *
  * Owns: a concurrent map key → frame (the page and its referenced bit) and a ring of the cached keys for the
  * clock hand. Memory: at most {@code capacity} pages, each counted as {@link #PAGE_COST} (the array, the map
@@ -40,7 +42,7 @@ final class PageCache {
 
     static long bytesFor(int capacity) { return capacity * PAGE_COST; }
 
-    static long key(long chapter, int filePage) { return (chapter << 24) | filePage; }
+    static long key(long cacheId, int filePage) { return (cacheId << 24) | filePage; }
 
     byte[] get(long key) {
         Frame f = frames.get(key);

@@ -76,6 +76,12 @@ final class SparseCache {
         if (list.removeIf(e -> e.chapter.number < oldestLive)) publish(list);
     }
 
+    /** Drops the chapter's cached index (the chapter was rewritten or deleted). */
+    synchronized void remove(long chapter) {
+        List<Entry> list = new ArrayList<>(List.of(snapshot));
+        if (list.removeIf(e -> e.chapter.number == chapter)) publish(list);
+    }
+
     private void publish(List<Entry> list) {
         list.sort(Comparator.comparingLong((Entry e) -> e.chapter.number).reversed());
         snapshot = list.toArray(EMPTY);

@@ -270,6 +270,31 @@ final class VolumeIndex {
         return false;
     }
 
+    /**
+     * Removes the name's entry for {@code chapter} (its record there was compacted away); false when there is none
+     * (the entry moved to a newer chapter, was dropped, or expired). Another name with the same bucket pair and
+     * fingerprint in that chapter shares the entry's bits: the caller keeps the entry for it ({@link #pairKey}).
+     */
+    boolean remove(BlockName name, long chapter, long openChapter) {
+        int fp = fingerprint(name);
+        long value = ((long) fp << chapterBits) | (chapter & chapterMask);
+        if (!live(value, openChapter)) return false;
+        long b1 = firstBucket(name);
+        int i = indexOf(b1, value);
+        if (i >= 0) { setSlot(b1, i, 0); return true; }
+        long b2 = alt(b1, fp);
+        i = indexOf(b2, value);
+        if (i >= 0) { setSlot(b2, i, 0); return true; }
+        return false;
+    }
+
+    /** What the name's entries share with other names' (bucket pair and fingerprint): names with equal keys are told apart only by their records. */
+    long pairKey(BlockName name) {
+        int fp = fingerprint(name);
+        long b1 = firstBucket(name);
+        return (Math.min(b1, alt(b1, fp)) << FP_BITS) | fp;
+    }
+
     private int indexOf(long b, long value) {
         for (int i = 0; i < slotsPerBucket; i++) if (slot(b, i) == value) return i;
         return -1;

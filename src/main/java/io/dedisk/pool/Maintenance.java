@@ -143,6 +143,7 @@ final class Maintenance {
         boolean changed = log.bytesAppended() != logBytesAtCheckpoint;
         boolean stale = changed && System.nanoTime() - lastCheckpointNanos > CHECKPOINT_EVERY_NANOS;
         if (cleaned || stale || pressed && changed) checkpoint();
+        IndexCompaction.run(pool, false); // a bounded step: the index gives back the space of dead chunks' names
         if (pressed) {
             pool.meta.writeLock().lock();
             try {
@@ -172,13 +173,17 @@ final class Maintenance {
         });
     }
 
-    /** Cleans every segment holding garbage, then checkpoints twice so the cleaned ones are deleted. */
+    /**
+     * Cleans every segment holding garbage, drops the index's advice for dead chunks, then checkpoints twice so the
+     * cleaned segments are deleted (and the index's open chapter checkpoint rewritten without the dropped records).
+     */
     Pool.GcResult gc() throws IOException {
         long before = segmentTotal();
         int cleaned = clean(Integer.MAX_VALUE, 1.0);
+        io.dedisk.index.DedupIndex.Compaction index = IndexCompaction.run(pool, true);
         checkpoint();
         checkpoint();
-        return new Pool.GcResult(cleaned, before, segmentTotal());
+        return new Pool.GcResult(cleaned, before, segmentTotal(), index);
     }
 
     private long segmentTotal() {

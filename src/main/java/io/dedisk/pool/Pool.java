@@ -355,7 +355,8 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         return maintenance.gc();
     }
 
-    public record GcResult(int segmentsCleaned, long bytesBefore, long bytesAfter) {}
+    /** What gc gave back: segments cleaned, their bytes before and after, and what the index's compaction dropped. */
+    public record GcResult(int segmentsCleaned, long bytesBefore, long bytesAfter, io.dedisk.index.DedupIndex.Compaction index) {}
 
     /** One round of background upkeep (see {@link Maintenance#round}); returns whether it cleaned. */
     public boolean maintenance() throws IOException { return maintenance.round(); }
@@ -572,7 +573,8 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         syncLog();
     }
 
-    private void syncLog() {
+    /** Flushes the log (FLUSH without counting one; also what index compaction waits for before dropping advice). */
+    void syncLog() {
         String reason = readOnlyReason;
         if (reason != null && reason.startsWith("fsync")) throw new ReadOnlyException("the pool is read-only: " + reason);
         if (log == null) return; // read-only since open: nothing was written
@@ -630,7 +632,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
                     pageBytes, logBytes - live, logBytes, Superblock.SIZE + Manifest.SIZE + Math.max(0, indexDiskBytes),
                     new PoolStats.IndexStats(index instanceof UdsIndex ? "uds" : "exact", index.entries(), index.windowEntries(),
                             index.memoryBytes(), indexDiskBytes, counters.dedupHits.sum(), counters.dedupMisses.sum(),
-                            counters.staleAdvice.sum(), index.sparse(), index.rebuildRemaining()),
+                            counters.staleAdvice.sum(), index.sparse(), index.rebuildRemaining(), index.compacted()),
                     new PoolStats.LogStats(segmentBytes.size(), userBytesAppended, ck.checkpoints(), ck.pagesWritten(), ck.segmentsDeleted(),
                             cl.segmentsCleaned(), cl.bytesMoved(), cl.pagesRewritten()),
                     new PoolStats.CacheStats(cache.capacityBytes(), cache.bytes(), cache.dirtyBytes(), cache.hits(), cache.misses(), cache.evictions()),

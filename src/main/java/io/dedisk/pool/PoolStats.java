@@ -31,9 +31,12 @@ public record PoolStats(String poolId, String readOnlyReason, String noSpaceReas
         public long logicalUsedBytes() { return mappedBlocks * Pool.BLOCK_SIZE; }
     }
 
-    /** The dedup index: kind (uds or exact), what it holds, its window, memory and disk, and how advice fared. */
+    /**
+     * The dedup index: kind (uds or exact), what it holds, its window, memory and disk, how advice fared, and what
+     * compaction (advice of dead chunks dropped) gave back since the pool was opened.
+     */
     public record IndexStats(String kind, long entries, long windowEntries, long memoryBytes, long diskBytes, long hits,
-                             long misses, long staleAdvice, boolean sparse, double rebuildRemaining) {}
+                             long misses, long staleAdvice, boolean sparse, double rebuildRemaining, io.dedisk.index.DedupIndex.Compaction compacted) {}
 
     /** The log and its upkeep: segments, bytes appended for clients, checkpoints, the cleaner. */
     public record LogStats(long segments, long bytesAppended, long checkpoints, long pagesWritten, long segmentsDeleted,
@@ -115,7 +118,11 @@ public record PoolStats(String poolId, String readOnlyReason, String noSpaceReas
                 .append(",\"rebuildRemaining\":").append(num(index.rebuildRemaining()))
                 .append(",\"hits\":").append(index.hits())
                 .append(",\"misses\":").append(index.misses())
-                .append(",\"staleAdvice\":").append(index.staleAdvice()).append('}')
+                .append(",\"staleAdvice\":").append(index.staleAdvice())
+                .append(",\"compactedChapters\":").append(index.compacted().chaptersRewritten())
+                .append(",\"compactedChaptersDeleted\":").append(index.compacted().chaptersDeleted())
+                .append(",\"compactedRecords\":").append(index.compacted().records())
+                .append(",\"compactedBytes\":").append(index.compacted().bytes()).append('}')
                 .append(",\"volumes\":[");
         for (int i = 0; i < volumes.size(); i++) {
             VolumeStats v = volumes.get(i);
@@ -161,6 +168,8 @@ public record PoolStats(String poolId, String readOnlyReason, String noSpaceReas
                 Sizes.format(index.memoryBytes()), Sizes.format(Math.max(0, index.diskBytes())),
                 index.rebuildRemaining() > 0 ? String.format(Locale.ROOT, ", rebuilding (%.0f%% left)", 100 * index.rebuildRemaining()) : ""));
         row(b, "index advice", String.format(Locale.ROOT, "%d hits, %d misses, %d stale", index.hits(), index.misses(), index.staleAdvice()));
+        row(b, "index compaction", String.format(Locale.ROOT, "%s given back, %d records of dead chunks dropped, %d chapters rewritten, %d deleted (since open)",
+                Sizes.format(index.compacted().bytes()), index.compacted().records(), index.compacted().chaptersRewritten(), index.compacted().chaptersDeleted()));
         row(b, "blocks written / read", blocksWritten + " / " + blocksRead);
         row(b, "flushes", Long.toString(flushes));
         row(b, "corrupt reads", Long.toString(corruptReads));
