@@ -41,8 +41,9 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * Background ({@link #some}): samples {@link #SAMPLE_PAGES} record pages of {@link #SAMPLE_CHAPTERS} chapters per
  * call, round robin, and compacts at most the one chapter with the largest sampled dead fraction, if at least
- * {@link #WORTH}. {@code dedisk gc} ({@link #all}) reads every chapter and rewrites each that gets at least one
- * page smaller, then removes dead records from the open chapter.
+ * {@link #WORTH} (and the count confirms it). {@code dedisk gc} ({@link #all}) reads every chapter and rewrites each
+ * that gets at least one page smaller or loses at least {@link #GC_WORTH} of its records, then removes dead records
+ * from the open chapter.
  *
  * Threads: one compaction at a time (its own lock, taken before any index lock); lookups, inserts, chapter closes
  * and checkpoints go on meanwhile. A chapter that closes, expires or is dropped while being compacted is left as
@@ -51,6 +52,8 @@ import java.util.concurrent.locks.ReentrantLock;
 final class Compactor {
     /** Dead fraction (sampled, then counted) at which the background rewrites a chapter: a quarter of its bytes back for three quarters written. */
     static final double WORTH = 0.25;
+    /** Dead fraction at which gc rewrites a chapter that would not get a page smaller (dead advice still costs lookups a page read and a volume index slot). */
+    static final double GC_WORTH = 1.0 / 16;
     /** Chapters sampled per background step, and record pages read from each. */
     static final int SAMPLE_CHAPTERS = 16;
     static final int SAMPLE_PAGES = 2;
@@ -76,7 +79,7 @@ final class Compactor {
     /** What compaction gave back since open. */
     Compaction total() { return total; }
 
-    /** Every chapter that gets a page smaller is rewritten, a chapter with no live record deleted, then the open chapter purged. */
+    /** gc: every chapter worth it is rewritten, a chapter with no live record deleted, then the open chapter purged. */
     Compaction all(DeadChunks dead) throws IOException {
         lock.lock();
         try {
@@ -143,7 +146,7 @@ final class Compactor {
         return seen == 0 ? 0 : (double) deadSeen / seen;
     }
 
-    /** Compacts one chapter when worth it ({@code all}: it gets a page smaller; else its dead fraction is at least {@link #WORTH}). */
+    /** Compacts one chapter when worth it (see the class comment). */
     private Compaction chapter(ChapterFile c, DeadChunks dead, boolean all) throws IOException {
         byte[] file;
         try {
@@ -177,7 +180,7 @@ final class Compactor {
         ChapterFile.Image image = keptCount == 0 ? null : ChapterFile.encode(indexId, c.number, new Kept(file, kept, keptCount), c.maxChunkId);
         long oldBytes = (long) c.filePages() * ChapterFile.PAGE;
         long newBytes = image == null ? 0 : image.bytes().length;
-        boolean worth = all ? newBytes < oldBytes : (double) removed.size() / c.records >= WORTH;
+        boolean worth = all ? newBytes < oldBytes || removed.size() >= c.records * GC_WORTH : (double) removed.size() / c.records >= WORTH;
         if (!worth) return Compaction.NONE;
         dead.makeDurable();
         String tmp = ChapterFile.fileName(dir, c.number) + ".tmp";

@@ -862,8 +862,9 @@ public final class UdsIndex implements DedupIndex {
      * the file, nothing live was left) and swaps everything that describes it, under the write lock, so lookups see
      * the old chapter or the new one, never a mix. Removes the volume index entries of the removed names in that
      * chapter, except those whose bits a kept name of the chapter shares ({@code keptKeys}). A save on disk
-     * describes the old summaries: it is deleted, durably, first. Returns false (and deletes tmp) when the ring no
-     * longer holds {@code was} (it expired or was dropped meanwhile) or the index closed.
+     * describes the old summaries: the open chapter is checkpointed, then the save deleted, durably, first. Returns
+     * false (and deletes tmp) when the ring no longer holds {@code was} (it expired or was dropped meanwhile) or the
+     * index closed.
      */
     boolean installCompacted(ChapterFile was, ChapterFile.Image image, String tmp, List<BlockName> removed, java.util.Set<Long> keptKeys) throws IOException {
         lock.writeLock().lock();
@@ -873,6 +874,9 @@ public final class UdsIndex implements DedupIndex {
                 return false;
             }
             if (savedOpenChapter >= 0 || saveBytes > 0) {
+                // The save may be all that holds the open chapter's records (a save replaces the checkpoint file):
+                // checkpoint them first (a base, under this write lock: once per save), then delete it durably.
+                checkpoint();
                 deleteSave();
                 fs.syncDir(dir);
             }

@@ -23,7 +23,9 @@ import org.junit.jupiter.api.io.TempDir;
  * {@link UdsIndex#checkpoint}: every insert before a completed checkpoint answers after a crash, whether the
  * process was killed (the page cache survives) or the machine lost power (only synced data survives, unsynced
  * writes kept, dropped or torn per sector by {@link SimFs#machineCrash}), at every mutating operation of a
- * workload of inserts, refreshes, chapter closes and checkpoints, over two generations of processes.
+ * workload of inserts, refreshes, chapter closes, checkpoints, saves and compactions (advice of dead chunks
+ * dropped: a checkpointed name need answer only while a chunk id made durable for it is live), over two
+ * generations of processes.
  */
 @Timeout(300)
 class CheckpointTest {
@@ -36,17 +38,39 @@ class CheckpointTest {
     /** What a run posted and what it may expect after a crash. */
     static final class Model {
         final Map<BlockName, Set<Long>> posted = new HashMap<>();
-        final Set<BlockName> mustSurvive = new HashSet<>();
+        /** Names made durable, with the ids posted for them before the checkpoint or save that did it. */
+        final Map<BlockName, Set<Long>> mustSurvive = new HashMap<>();
+        /** Chunk ids dead for ever (what the pool's DeadChunks would say): compaction may drop their records. */
+        final Set<Long> dead = new HashSet<>();
         int next;
         long nextRefreshId = 1_000_000;
 
         Model copy() {
             Model m = new Model();
             posted.forEach((k, v) -> m.posted.put(k, new HashSet<>(v)));
-            m.mustSurvive.addAll(mustSurvive);
+            mustSurvive.forEach((k, v) -> m.mustSurvive.put(k, new HashSet<>(v)));
+            m.dead.addAll(dead);
             m.next = next;
             m.nextRefreshId = nextRefreshId;
             return m;
+        }
+
+        /** Whether the name must answer after a crash: made durable with an id that is still live. */
+        boolean required(BlockName name) {
+            Set<Long> ids = mustSurvive.get(name);
+            return ids != null && !dead.containsAll(ids);
+        }
+
+        DedupIndex.DeadChunks deadChunks() {
+            return new DedupIndex.DeadChunks() {
+                @Override public boolean dead(long chunkId) { return dead.contains(chunkId); }
+                @Override public void makeDurable() { }
+            };
+        }
+
+        /** A checkpoint or save returned: what the index held then (name and the ids it may answer) must survive. */
+        void madeDurable(Map<BlockName, Set<Long>> held) {
+            held.forEach((n, ids) -> mustSurvive.computeIfAbsent(n, k -> new HashSet<>()).addAll(ids));
         }
     }
 
@@ -56,14 +80,17 @@ class CheckpointTest {
      * everything posted before it required. Ends without close, as a kill -9 would; throws
      * {@link KillableFs.Killed} when the process is killed first.
      */
-    static void generation(Fs fs, long seed, Model m, int rounds) throws IOException {
+    static DedupIndex.Compaction generation(Fs fs, long seed, Model m, int rounds) throws IOException {
         SplittableRandom r = new SplittableRandom(seed);
         UdsIndex index = UdsIndex.open(fs, "index", G);
         index.awaitRebuild(); // so no rebuild thread outlives a kill (rebuilds during inserts: UdsIndexTest)
         // What an earlier crash lost is gone; a checkpoint covers what the index holds now and what is posted.
-        Set<BlockName> held = new HashSet<>();
-        for (BlockName name : m.posted.keySet()) if (index.lookup(name) != DedupIndex.NONE) held.add(name);
-        assertTrue(held.containsAll(m.mustSurvive), "opened with everything required");
+        Map<BlockName, Set<Long>> held = new HashMap<>();
+        for (BlockName name : m.posted.keySet()) {
+            long id = index.lookup(name);
+            if (id != DedupIndex.NONE) held.computeIfAbsent(name, k -> new HashSet<>()).add(id);
+        }
+        for (BlockName name : m.mustSurvive.keySet()) assertTrue(!m.required(name) || held.containsKey(name), "opened with everything required");
         for (int round = 0; round < rounds; round++) {
             int n = r.nextInt(50);
             for (int i = 0; i < n && m.next < NAMES.size(); i++) {
@@ -71,25 +98,31 @@ class CheckpointTest {
                 long id = ++m.next;
                 index.insert(name, id);
                 m.posted.computeIfAbsent(name, k -> new HashSet<>()).add(id);
-                held.add(name);
+                held.computeIfAbsent(name, k -> new HashSet<>()).add(id);
             }
             if (m.next > 0 && r.nextInt(3) == 0) {
                 BlockName name = NAMES.get(r.nextInt(m.next));
                 long id = m.nextRefreshId++;
+                m.dead.addAll(m.posted.get(name)); // written again under a new id: the old chunk had died
                 index.insert(name, id);
                 m.posted.get(name).add(id);
-                held.add(name);
+                held.computeIfAbsent(name, k -> new HashSet<>()).add(id);
             }
+            if (m.next > 0 && r.nextInt(2) == 0) {
+                for (int k = r.nextInt(40); k > 0; k--) m.dead.addAll(m.posted.get(NAMES.get(r.nextInt(m.next)))); // deleted data
+            }
+            if (r.nextInt(4) == 0) index.compactAll(m.deadChunks());
             int durable = r.nextInt(9);
             if (durable < 5) {
                 index.checkpoint();
-                m.mustSurvive.addAll(held);
+                m.madeDurable(held);
             } else if (durable == 5) {
                 index.save(); // a save holds the open chapter too (and replaces its checkpoint file)
-                m.mustSurvive.addAll(held);
+                m.madeDurable(held);
             }
         }
         // No close: the process simply ends (close would write nothing anyway).
+        return index.compacted();
     }
 
     /** Reopens after the crash and checks the contract: required names answer, nothing answers wrongly. */
@@ -99,7 +132,7 @@ class CheckpointTest {
             long maxAnswer = 0;
             for (Map.Entry<BlockName, Set<Long>> e : m.posted.entrySet()) {
                 long got = index.lookup(e.getKey());
-                if (m.mustSurvive.contains(e.getKey())) {
+                if (m.required(e.getKey())) {
                     assertTrue(e.getValue().contains(got), what + ": checkpointed name answers " + got + ", expected one of " + e.getValue());
                 } else {
                     assertTrue(got == DedupIndex.NONE || e.getValue().contains(got), what + ": a name answers " + got + ", posted " + e.getValue());
@@ -110,13 +143,17 @@ class CheckpointTest {
         }
     }
 
+    /** Chapters the counting runs of {@link #opsOf} compacted: the crash points cover compaction only if some did. */
+    static long chaptersCompacted;
+
     /** Mutating operations of a whole generation, counted on a fresh run. */
     static long opsOf(long seed, int rounds, long firstSeed, int firstRounds) throws IOException {
         SimFs sim = new SimFs(seed);
         Model m = new Model();
         if (firstRounds > 0) generation(sim, firstSeed, m, firstRounds);
         KillableFs counting = new KillableFs(sim);
-        generation(counting, seed, m, rounds);
+        DedupIndex.Compaction c = generation(counting, seed, m, rounds);
+        chaptersCompacted += c.chaptersRewritten() + c.chaptersDeleted();
         return counting.ops();
     }
 
@@ -142,6 +179,7 @@ class CheckpointTest {
             }
         }
         assertTrue(runs > 200, "crash points covered: " + runs);
+        assertTrue(chaptersCompacted > 0, "the workloads compact chapters");
     }
 
     /** The second process merges the first one's checkpoint and must not lose it while checkpointing itself. */
@@ -170,6 +208,7 @@ class CheckpointTest {
             }
         }
         assertTrue(runs > 100, "crash points covered: " + runs);
+        assertTrue(chaptersCompacted > 0, "the workloads compact chapters");
     }
 
     @Test
