@@ -120,6 +120,52 @@ class UdsIndexTest {
         }
     }
 
+    /** 32 chapters of 64 records: young records are those of the newest 31 / 4 = 7 closed chapters. */
+    static final Geometry WIDE = Geometry.sized(false, 32, 31, 64, 16, 0);
+
+    /** Duplicate-heavy writes (every block a confirmed hit on a young record) add no record and write nothing. */
+    @Test
+    void aConfirmedHitOnAYoungRecordAddsNoRecord() throws IOException {
+        try (UdsIndex index = UdsIndex.open(fs(), "index", WIDE)) {
+            List<BlockName> names = names(30, 64 * 4);
+            for (int i = 0; i < names.size(); i++) index.insert(names.get(i), 1 + i);
+            long entries = index.entries(), disk = index.diskBytes(), chapter = index.openChapterNumber();
+            for (int round = 0; round < 3; round++) {
+                for (int i = 0; i < names.size(); i++) {
+                    assertEquals(1 + i, index.lookup(names.get(i)));
+                    index.insert(names.get(i), 1 + i); // the pool's refresh after a confirmed hit
+                }
+            }
+            assertEquals(entries, index.entries(), "no record added");
+            assertEquals(chapter, index.openChapterNumber(), "no chapter closed");
+            assertEquals(disk, index.diskBytes());
+            index.insert(names.getFirst(), 5000); // the same content under a new chunk id (the old one died): posted
+            assertEquals(entries + 1, index.entries());
+            assertEquals(5000, index.lookup(names.getFirst()));
+        }
+    }
+
+    /** A name hit now and then over three windows' worth of chapters is always found: old records are posted again. */
+    @Test
+    void adviceOfANameHitRepeatedlySurvivesManyWindows() throws IOException {
+        try (UdsIndex index = UdsIndex.open(fs(), "index", WIDE)) {
+            BlockName hot = names(31, 1).getFirst();
+            index.insert(hot, 11);
+            SplittableRandom r = new SplittableRandom(32);
+            int hits = 0;
+            for (int i = 0; i < 64 * 32 * 3; i++) {
+                index.insert(random(r), 1000 + i);
+                if (i % (64 * 5) == 0) { // every five chapters: young at first, then old enough to be posted again
+                    assertEquals(11, index.lookup(hot), "hot name after " + i + " inserts");
+                    index.insert(hot, 11);
+                    hits++;
+                }
+            }
+            assertEquals(11, index.lookup(hot));
+            assertTrue(hits > 19 && index.openChapterNumber() > 3 * 31, "hit " + hits + " times over " + index.openChapterNumber() + " chapters");
+        }
+    }
+
     @Test
     void refreshInTheOpenChapterTakesNoRecord() throws IOException {
         try (UdsIndex index = UdsIndex.open(fs(), "index", TINY)) {
