@@ -690,6 +690,8 @@ public final class UdsIndex implements DedupIndex {
                 Check.that(checkpointFileChapter == -1 || checkpointFileChapter == chapter,
                         "checkpoint file of chapter %d while chapter %d is open", checkpointFileChapter, chapter);
                 base = checkpointNeedsBase || checkpointFileChapter != chapter;
+                // Nothing left to write as a base (a compaction emptied the open chapter): the old file goes instead.
+                if (base && open.count() == 0 && checkpointFileChapter == chapter) dropCheckpointFile();
                 int from = base ? 0 : checkpointed, to = open.count();
                 payloads = OpenChapterFile.payloads(open, from, to, chapter, maxChunkId);
                 checkpointed = to;

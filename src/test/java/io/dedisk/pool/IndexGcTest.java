@@ -1,0 +1,64 @@
+package io.dedisk.pool;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.dedisk.index.DedupIndex;
+import io.dedisk.sim.SimFs;
+import java.nio.ByteBuffer;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** `dedisk gc` gives back the dedup index's space for the names of deleted data, and keeps the advice of live data. */
+class IndexGcTest {
+    static final int BS = Pool.BLOCK_SIZE;
+
+    @Test
+    void deletingAVolumeAndGcShrinksTheIndexAndKeepsLiveAdvice() throws Exception {
+        SimFs fs = new SimFs(41);
+        Pool.create(fs, new Pool.Options(1 << 20, 1L << 30, 16 << 20, false)); // 16 MiB dense: 4,673 records a chapter
+        byte[] keep = new byte[2000 * BS], gone = new byte[12_000 * BS];
+        Random r = new Random(42);
+        r.nextBytes(keep);
+        r.nextBytes(gone);
+        long before, chunks;
+        try (Pool p = Pool.open(fs, Runnable::run)) {
+            p.createVolume("keep", keep.length);
+            p.createVolume("gone", gone.length);
+            p.volume("keep").orElseThrow().write(0, ByteBuffer.wrap(keep), false);
+            p.volume("gone").orElseThrow().write(0, ByteBuffer.wrap(gone), true);
+            p.checkpoint();
+            before = p.stats().index().diskBytes();
+            p.deleteVolume("gone");
+            Pool.GcResult gc = p.gc();
+            DedupIndex.Compaction c = gc.index();
+            assertEquals(12_000, c.records(), "every name of the deleted volume dropped: " + c);
+            assertTrue(c.chaptersDeleted() >= 1 && c.chaptersRewritten() >= 1, c.toString());
+            PoolStats s = p.stats();
+            assertEquals(c, s.index().compacted(), "stats show what compaction gave back");
+            assertTrue(s.index().diskBytes() < before - 12_000L * 40, "index disk bytes " + before + " -> " + s.index().diskBytes());
+            assertEquals(2000, s.index().entries(), "the live volume's names are all that is left");
+            chunks = s.liveChunks();
+            p.createVolume("copy", keep.length);
+            p.volume("copy").orElseThrow().write(0, ByteBuffer.wrap(keep), true);
+            assertEquals(chunks, p.stats().liveChunks(), "the kept data still dedups: no chunk stored again");
+            assertEquals(2000, p.stats().index().hits());
+            PoolChecker.Report rep = PoolChecker.check(p);
+            assertTrue(rep.ok(), rep.toText());
+        }
+        // Power loss after a clean stop (the save) and after a gc without one: advice of the live data stays.
+        try (Pool q = Pool.open(fs.machineCrash(43), Runnable::run)) {
+            q.createVolume("again", keep.length);
+            q.volume("again").orElseThrow().write(0, ByteBuffer.wrap(keep), true);
+            assertEquals(chunks, q.stats().liveChunks(), "after reopening");
+            q.deleteVolume("copy");
+            q.gc();
+            q.flush();
+        }
+        try (Pool q = Pool.open(fs.machineCrash(44), Runnable::run)) {
+            q.createVolume("third", keep.length);
+            q.volume("third").orElseThrow().write(0, ByteBuffer.wrap(keep), true);
+            assertEquals(chunks, q.stats().liveChunks(), "after a second gc and a power loss");
+            assertTrue(PoolChecker.check(q).ok(), PoolChecker.check(q).toText());
+        }
+    }
+}
