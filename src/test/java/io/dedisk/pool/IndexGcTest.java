@@ -61,4 +61,25 @@ class IndexGcTest {
             assertTrue(PoolChecker.check(q).ok(), PoolChecker.check(q).toText());
         }
     }
+
+    /** The server's background rounds compact too, a bounded step at a time, without a gc. */
+    @Test
+    void backgroundRoundsCompactTheIndex() throws Exception {
+        SimFs fs = new SimFs(45);
+        Pool.create(fs, new Pool.Options(1 << 20, 1L << 30, 16 << 20, false));
+        byte[] gone = new byte[12_000 * BS];
+        new Random(46).nextBytes(gone);
+        try (Pool p = Pool.open(fs, Runnable::run)) {
+            p.createVolume("gone", gone.length);
+            p.volume("gone").orElseThrow().write(0, ByteBuffer.wrap(gone), true);
+            long before = p.stats().index().diskBytes();
+            p.deleteVolume("gone");
+            for (int round = 0; round < 3; round++) p.maintenance();
+            DedupIndex.Compaction c = p.stats().index().compacted();
+            assertEquals(2, c.chaptersDeleted(), "both closed chapters, one per round: " + c);
+            assertEquals(0, c.chaptersRewritten());
+            assertTrue(p.stats().index().diskBytes() < before - 9_000L * 40, before + " -> " + p.stats().index().diskBytes());
+            assertTrue(PoolChecker.check(p).ok(), PoolChecker.check(p).toText());
+        }
+    }
 }
