@@ -16,7 +16,10 @@ public interface DedupIndex extends AutoCloseable {
     /** The chunk id last posted for this name, or {@link #NONE}. */
     long lookup(BlockName name);
 
-    /** Posts (name -> chunkId) for a new chunk, or refreshes it after a confirmed hit (it moves to the newest part of the window). */
+    /**
+     * Posts (name -> chunkId) for a new chunk, or refreshes it after a confirmed hit (it moves to the newest part of
+     * the window; an index may skip that while the name's record is still in the newer part).
+     */
     void insert(BlockName name, long chunkId);
 
     /** Entries held now (records that can answer). Cheap: no I/O, no lock. */

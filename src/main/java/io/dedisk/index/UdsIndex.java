@@ -23,8 +23,9 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * Owns, under the directory it is given (each file's layout is in its class):
  * <ul>
  * <li>{@link IndexHeader} ({@code header}): index id and geometry, written once;
- * <li>closed chapters ({@link ChapterFile}, {@code chapter-<n>}): records in arrival order, immutable, the
- *     oldest deleted when a chapter closes and the window is full;
+ * <li>closed chapters ({@link ChapterFile}, {@code chapter-<n>}): records in arrival order, the oldest deleted when
+ *     a chapter closes and the window is full; rewritten without the records of dead chunks, or deleted when none is
+ *     live, by compaction ({@link Compactor}: {@link #compactAll}, {@link #compactSome});
  * <li>the open chapter checkpoint ({@link OpenChapterFile}, {@code open-<n>}): the open chapter's records as of
  *     the last {@link #checkpoint}, deleted once chapter n's own file is written or a save holds its records;
  * <li>{@link SaveFile} ({@code save}): the in-memory state at the last clean shutdown, deleted once a chapter
@@ -56,8 +57,9 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * Threads: one read-write lock. Lookups take the read lock (the caches synchronize inside, briefly); inserts,
  * chapter closes, saves and each rebuilt chapter take the write lock. A checkpoint collects the records under the
  * write lock and writes them holding only the checkpoint lock (taken after the write lock, never before), so
- * lookups and inserts go on during its I/O. The rebuild thread reads files unlocked. entries(), memoryBytes()
- * and diskBytes() take no lock.
+ * lookups and inserts go on during its I/O. The rebuild thread reads files unlocked. A compaction does its I/O
+ * under its own lock and installs each chapter under the write lock. entries(), memoryBytes() and diskBytes()
+ * take no lock.
  */
 public final class UdsIndex implements DedupIndex {
     private static final System.Logger LOG = System.getLogger("dedisk.index");

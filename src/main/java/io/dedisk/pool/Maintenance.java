@@ -13,7 +13,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * half the metadata cache, queued on the background executor; every 30 s while the log grows, in the server),
  * cleaning (the {@link Cleaner}, while garbage is above {@link #CLEAN_ABOVE_GARBAGE} of the segments; when the
  * disk is within the reserve, one segment at a time that frees at least a tenth of itself, deleted before the
- * next, so cleaning never eats the reserve it relies on) and `dedisk gc`. The server runs {@link #round} on
+ * next, so cleaning never eats the reserve it relies on), the dedup index's compaction ({@link IndexCompaction}: a
+ * bounded step each round, everything in gc) and `dedisk gc`. The server runs {@link #round} on
  * its maintenance thread, at once again while there is cleaning to do, else every second; the simulation calls
  * {@link #clean} and {@link #checkpoint} as steps and runs the queued tasks itself.
  *
