@@ -11,20 +11,40 @@ import java.util.concurrent.atomic.AtomicBoolean;
 /**
  * When the pool's upkeep runs: checkpoints (due every checkpoint interval of log bytes or when dirty pages pass
  * half the metadata cache, queued on the background executor; every 30 s while the log grows, in the server),
- * cleaning (the {@link Cleaner}, while garbage is above {@link #CLEAN_ABOVE_GARBAGE} of the segments; when the
- * disk is within the reserve, one segment at a time that frees at least a tenth of itself, deleted before the
- * next, so cleaning never eats the reserve it relies on) and `dedisk gc`. The server runs {@link #round} on
- * its maintenance thread, at once again while there is cleaning to do, else every second; the simulation calls
- * {@link #clean} and {@link #checkpoint} as steps and runs the queued tasks itself.
+ * cleaning (the {@link Cleaner}) and `dedisk gc`.
+ *
+ * The background cleaner is a controller on the garbage fraction of the segments (cleaned segments not yet
+ * deleted count as garbage, as they do in `du`): above {@link #TARGET_GARBAGE} a round cleans as many victims as
+ * it takes to bring the garbage one segment below the target, at most {@link #MAX_PER_ROUND}, then checkpoints twice so those
+ * victims are deleted at once (the first root stops needing them, the second lets the manifest's older root stop
+ * too); below the target it only looks again {@link #IDLE_NANOS} later. So the space held by cleaned-but-kept
+ * segments is bounded by one round, and the cleaner's work follows the foreground's garbage, not a timer. When the
+ * disk is within the reserve: one segment at a time that frees at least a tenth of itself, deleted before the
+ * next, so cleaning never eats the reserve it relies on. The server runs {@link #round} on its maintenance thread;
+ * the simulation calls {@link #round}, {@link #clean} and {@link #checkpoint} as steps and runs the queued tasks
+ * itself.
  *
  * Threads: any; the state it reads is the pool's (under its locks); one checkpoint at a time (the Checkpointer).
  */
 final class Maintenance {
     private static final System.Logger LOG = System.getLogger("dedisk.maintenance");
-    /** Garbage fraction of the segments above which the background cleaner works. */
-    static final double CLEAN_ABOVE_GARBAGE = 0.20;
-    /** Segments the background cleaner cleans per round before it lets a checkpoint free them. */
-    static final int CLEAN_PER_ROUND = 8;
+    /**
+     * Garbage fraction of the segments the background cleaner keeps (docs/decisions.md, "the cleaner as a
+     * controller": uniform random overwrites of a 1 GiB volume end at du <= 1.35 GiB with it).
+     */
+    static final double TARGET_GARBAGE = 0.15;
+    /** Most victims per round: bounds the cleaned-but-not-deleted segments, and a round's two checkpoints pay for this many. */
+    static final int MAX_PER_ROUND = 4;
+    /** How long the maintenance thread waits before looking again when there is nothing to clean. */
+    static final long IDLE_NANOS = 100_000_000L;
+    /**
+     * Garbage fraction above which writers of data wait for the cleaner's next round (at most {@link #HOLD_MILLIS}
+     * each): when clients write faster than the cleaner can follow (a burst of large writes), the pool's size stays
+     * bounded instead of the garbage running ahead.
+     */
+    static final double HOLD_WRITES_ABOVE = TARGET_GARBAGE + 0.02;
+    /** Longest a write waits for a cleaning round; bounds the latency the hold adds (a round may find nothing to do). */
+    static final long HOLD_MILLIS = 200;
     /** Live fraction below which a segment is worth cleaning when the disk is within the reserve. */
     static final double PRESSED_MAX_UTILISATION = 0.9;
     /** A checkpoint at least this often while anything changed (the server's background work). */
@@ -35,6 +55,11 @@ final class Maintenance {
     private final AtomicBoolean checkpointScheduled = new AtomicBoolean();
     private volatile long logBytesAtCheckpoint;
     private volatile long lastCheckpointNanos = System.nanoTime();
+    /** The maintenance thread runs (the server): only then do writers wait for it. */
+    private volatile boolean running;
+    /** Writers wait for the end of the cleaning round (set by the maintenance thread's rounds). */
+    private volatile boolean holdWrites;
+    private final Object roundEnded = new Object();
 
     Maintenance(Pool pool, Executor background) {
         this.pool = pool;
@@ -89,7 +114,10 @@ final class Maintenance {
      * candidates, so the copies it makes are never cleaned again in the same call. The checkpoints that follow
      * make the cleaned segments deletable.
      */
-    int clean(int maxSegments, double maxUtilisation) throws IOException {
+    int clean(int maxSegments, double maxUtilisation) throws IOException { return clean(maxSegments, maxUtilisation, Long.MAX_VALUE); }
+
+    /** As {@link #clean(int, double)}, stopping once the victims cleaned held {@code bytesToFree} of garbage. */
+    private int clean(int maxSegments, double maxUtilisation, long bytesToFree) throws IOException {
         long tail;
         pool.meta.readLock().lock();
         try {
@@ -97,8 +125,9 @@ final class Maintenance {
             tail = pool.log.segmentSeq();
         } finally { pool.meta.readLock().unlock(); }
         int cleaned = 0;
+        long freed = 0;
         Set<Long> done = new HashSet<>();
-        while (cleaned < maxSegments) {
+        while (cleaned < maxSegments && freed < bytesToFree) {
             List<Cleaner.Candidate> candidates;
             pool.meta.readLock().lock();
             try {
@@ -107,9 +136,10 @@ final class Maintenance {
             } finally { pool.meta.readLock().unlock(); }
             candidates.removeIf(c -> done.contains(c.segment()));
             if (candidates.isEmpty()) break;
-            long victim = candidates.get(0).segment();
-            pool.cleaner().clean(victim, pool.state, pool::appendAndApply);
-            done.add(victim);
+            Cleaner.Candidate victim = candidates.get(0);
+            pool.cleaner().clean(victim.segment(), pool.state, pool::appendAndApply);
+            freed += victim.bytes() - victim.live();
+            done.add(victim.segment());
             cleaned++;
         }
         afterMutation();
@@ -117,9 +147,10 @@ final class Maintenance {
     }
 
     /**
-     * One round of background upkeep: clean while garbage is above {@link #CLEAN_ABOVE_GARBAGE} of the segments,
-     * or whatever holds garbage when fresh writes are refused for space, then checkpoint so cleaned segments are
-     * deleted; and checkpoint at least every 30 s while the log grows. Returns whether it cleaned.
+     * One round of background upkeep: above {@link #TARGET_GARBAGE}, clean what brings the garbage back to it (at
+     * most {@link #MAX_PER_ROUND} victims), or, when fresh writes are refused for space, one segment that frees a
+     * tenth of itself; then two checkpoints, so what was cleaned is deleted now; and a checkpoint at least every
+     * 30 s while the log grows. Returns whether it cleaned (then the next round runs at once).
      */
     boolean round() throws IOException {
         LogWriter log = pool.log;
@@ -131,18 +162,26 @@ final class Maintenance {
             live = pool.state.usage.totalLive();
         } finally { pool.meta.readLock().unlock(); }
         boolean pressed = pool.noSpaceReason() != null;
+        long excess = total - live - (long) (TARGET_GARBAGE * total);
         boolean cleaned = false;
         if (pressed) {
             // Within the reserve, which holds about two segments: copy one segment that frees at least a tenth of
-            // itself, then let two checkpoints delete it, so every round gives space back before it takes more.
+            // itself, deleted by the two checkpoints below, so every round gives space back before it takes more.
+            holdWrites = false; // fresh writes fail with ENOSPC meanwhile: nothing to hold
             cleaned = clean(1, PRESSED_MAX_UTILISATION) > 0;
-            if (cleaned) checkpoint();
-        } else if (total > 4L * pool.superblock().segmentSize() && total - live > CLEAN_ABOVE_GARBAGE * total) {
-            cleaned = clean(CLEAN_PER_ROUND, 0.95) > 0;
+        } else if (total > 4L * pool.superblock().segmentSize() && excess > 0) {
+            holdWrites = running && total - live > HOLD_WRITES_ABOVE * total;
+            // One segment of garbage below the target as well: a round's checkpoints are paid for several victims,
+            // not one each time the garbage creeps over the line.
+            cleaned = clean(MAX_PER_ROUND, 0.95, excess + pool.superblock().segmentSize()) > 0;
         }
-        boolean changed = log.bytesAppended() != logBytesAtCheckpoint;
-        boolean stale = changed && System.nanoTime() - lastCheckpointNanos > CHECKPOINT_EVERY_NANOS;
-        if (cleaned || stale || pressed && changed) checkpoint();
+        if (!cleaned) holdWrites = false; // a round that found nothing to clean is not worth waiting for
+        if (cleaned) {
+            checkpoint(); // the victims' usage is 0 in the newest root ...
+            checkpoint(); // ... and in the older one the manifest keeps: this one deletes them
+        } else if (log.bytesAppended() != logBytesAtCheckpoint && (pressed || System.nanoTime() - lastCheckpointNanos > CHECKPOINT_EVERY_NANOS)) {
+            checkpoint();
+        }
         if (pressed) {
             pool.meta.writeLock().lock();
             try {
@@ -154,20 +193,49 @@ final class Maintenance {
         return cleaned;
     }
 
-    /** Runs {@link #round} on a background thread until the pool closes: at once while it cleans, else every second. */
+    /**
+     * Called by a writer of data before it takes any lock: while the garbage is above {@link #HOLD_WRITES_ABOVE} and
+     * the cleaner is catching up, waits for its current round to end (at most {@link #HOLD_MILLIS}).
+     */
+    void admitWrite() {
+        if (!holdWrites) return;
+        synchronized (roundEnded) {
+            try {
+                if (holdWrites) roundEnded.wait(HOLD_MILLIS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    private void roundEnded() {
+        synchronized (roundEnded) { roundEnded.notifyAll(); }
+    }
+
+    /** Runs {@link #round} on a background thread until the pool closes: at once while garbage is above the target. */
     void start() {
+        running = true;
         Thread.ofVirtual().name("dedisk-maintenance").start(() -> {
             boolean busy = false;
-            while (!pool.closed()) {
-                try {
-                    if (!busy) Thread.sleep(1000);
-                    busy = round();
-                } catch (InterruptedException e) {
-                    return;
-                } catch (RuntimeException | IOException e) {
-                    busy = false;
-                    if (!pool.closed()) LOG.log(System.Logger.Level.WARNING, "background cleaning or checkpoint failed (it will be retried): " + e, e);
+            try {
+                while (!pool.closed()) {
+                    try {
+                        if (!busy) Thread.sleep(java.time.Duration.ofNanos(IDLE_NANOS));
+                        busy = round();
+                    } catch (InterruptedException e) {
+                        return;
+                    } catch (RuntimeException | IOException e) {
+                        busy = false;
+                        holdWrites = false;
+                        if (!pool.closed()) LOG.log(System.Logger.Level.WARNING, "background cleaning or checkpoint failed (it will be retried): " + e, e);
+                    } finally {
+                        roundEnded();
+                    }
                 }
+            } finally {
+                running = false;
+                holdWrites = false;
+                roundEnded();
             }
         });
     }
