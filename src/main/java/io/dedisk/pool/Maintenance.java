@@ -33,13 +33,16 @@ final class Maintenance {
      * controller": uniform random overwrites of a 1 GiB volume end at du <= 1.35 GiB with it).
      */
     static final double TARGET_GARBAGE = 0.15;
-    /** Most victims per round: bounds the cleaned-but-not-deleted segments, and a round's two checkpoints pay for this many. */
-    static final int MAX_PER_ROUND = 4;
+    /**
+     * Most victims per round: bounds the cleaned-but-not-deleted segments, and a round's two checkpoints (each
+     * rewriting most of the dirty metadata under random writes) are paid for this many (docs/decisions.md).
+     */
+    static final int MAX_PER_ROUND = 8;
     /** How long the maintenance thread waits before looking again when there is nothing to clean. */
     static final long IDLE_NANOS = 100_000_000L;
     /**
-     * Garbage fraction above which writers of data wait for the cleaner's next round (at most {@link #HOLD_MILLIS}
-     * each): when clients write faster than the cleaner can follow (a burst of large writes), the pool's size stays
+     * Garbage fraction above which writers of data wait for a cleaning round that ends below it (at most
+     * {@link #HOLD_MILLIS} each): when clients write faster than the cleaner can follow (a burst of large writes), the pool's size stays
      * bounded instead of the garbage running ahead.
      */
     static final double HOLD_WRITES_ABOVE = TARGET_GARBAGE + 0.02;
@@ -147,41 +150,36 @@ final class Maintenance {
     }
 
     /**
-     * One round of background upkeep: above {@link #TARGET_GARBAGE}, clean what brings the garbage back to it (at
-     * most {@link #MAX_PER_ROUND} victims), or, when fresh writes are refused for space, one segment that frees a
-     * tenth of itself; then two checkpoints, so what was cleaned is deleted now; and a checkpoint at least every
-     * 30 s while the log grows. Returns whether it cleaned (then the next round runs at once).
+     * One round of background upkeep: above {@link #TARGET_GARBAGE}, clean what brings the garbage one segment below
+     * it (at most {@link #MAX_PER_ROUND} victims), or, when fresh writes are refused for space, one segment that
+     * frees a tenth of itself; then two checkpoints, so what was cleaned is deleted now; and a checkpoint at least
+     * every 30 s while the log grows. Returns whether it cleaned (then the next round runs at once).
      */
     boolean round() throws IOException {
         LogWriter log = pool.log;
         if (pool.closed() || log == null || pool.readOnlyReason() != null) return false;
-        long total = 0, live;
-        pool.meta.readLock().lock();
-        try {
-            for (long b : pool.segmentBytes().values()) total += b;
-            live = pool.state.usage.totalLive();
-        } finally { pool.meta.readLock().unlock(); }
+        long[] before = segmentsAndLive();
         boolean pressed = pool.noSpaceReason() != null;
-        long excess = total - live - (long) (TARGET_GARBAGE * total);
+        long excess = before[0] - before[1] - (long) (TARGET_GARBAGE * before[0]);
         boolean cleaned = false;
         if (pressed) {
             // Within the reserve, which holds about two segments: copy one segment that frees at least a tenth of
             // itself, deleted by the two checkpoints below, so every round gives space back before it takes more.
-            holdWrites = false; // fresh writes fail with ENOSPC meanwhile: nothing to hold
             cleaned = clean(1, PRESSED_MAX_UTILISATION) > 0;
-        } else if (total > 4L * pool.superblock().segmentSize() && excess > 0) {
-            holdWrites = running && total - live > HOLD_WRITES_ABOVE * total;
+        } else if (before[0] > 4L * pool.superblock().segmentSize() && excess > 0) {
+            holdWrites = running && overHoldLimit(before);
             // One segment of garbage below the target as well: a round's checkpoints are paid for several victims,
             // not one each time the garbage creeps over the line.
             cleaned = clean(MAX_PER_ROUND, 0.95, excess + pool.superblock().segmentSize()) > 0;
         }
-        if (!cleaned) holdWrites = false; // a round that found nothing to clean is not worth waiting for
         if (cleaned) {
             checkpoint(); // the victims' usage is 0 in the newest root ...
             checkpoint(); // ... and in the older one the manifest keeps: this one deletes them
         } else if (log.bytesAppended() != logBytesAtCheckpoint && (pressed || System.nanoTime() - lastCheckpointNanos > CHECKPOINT_EVERY_NANOS)) {
             checkpoint();
         }
+        // Writers wait only for rounds that make progress, and not while fresh writes fail with ENOSPC anyway.
+        holdWrites = running && cleaned && !pressed && overHoldLimit(segmentsAndLive());
         if (pressed) {
             pool.meta.writeLock().lock();
             try {
@@ -193,15 +191,32 @@ final class Maintenance {
         return cleaned;
     }
 
+    /** {segment bytes, live bytes}, as the usage table and the log writer know them now. */
+    private long[] segmentsAndLive() {
+        pool.meta.readLock().lock();
+        try {
+            long total = 0;
+            for (long b : pool.segmentBytes().values()) total += b;
+            return new long[] {total, pool.state.usage.totalLive()};
+        } finally { pool.meta.readLock().unlock(); }
+    }
+
+    private static boolean overHoldLimit(long[] segmentsAndLive) {
+        return segmentsAndLive[0] - segmentsAndLive[1] > HOLD_WRITES_ABOVE * segmentsAndLive[0];
+    }
+
     /**
      * Called by a writer of data before it takes any lock: while the garbage is above {@link #HOLD_WRITES_ABOVE} and
-     * the cleaner is catching up, waits for its current round to end (at most {@link #HOLD_MILLIS}).
+     * the cleaner's rounds make progress, waits for a round that ends below it (at most {@link #HOLD_MILLIS}).
      */
     void admitWrite() {
         if (!holdWrites) return;
+        long deadline = System.nanoTime() + HOLD_MILLIS * 1_000_000L;
         synchronized (roundEnded) {
             try {
-                if (holdWrites) roundEnded.wait(HOLD_MILLIS);
+                for (long left; holdWrites && (left = deadline - System.nanoTime()) > 0; ) {
+                    roundEnded.wait(Math.max(1, left / 1_000_000L));
+                }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
