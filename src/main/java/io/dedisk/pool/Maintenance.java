@@ -161,13 +161,13 @@ final class Maintenance {
         long[] before = segmentsAndLive();
         boolean pressed = pool.noSpaceReason() != null;
         long excess = before[0] - before[1] - (long) (TARGET_GARBAGE * before[0]);
+        long deletedBefore = pool.checkpointer().stats().segmentsDeleted();
         boolean cleaned = false;
         if (pressed) {
             // Within the reserve, which holds about two segments: copy one segment that frees at least a tenth of
             // itself, deleted by the two checkpoints below, so every round gives space back before it takes more.
             cleaned = clean(1, PRESSED_MAX_UTILISATION) > 0;
         } else if (before[0] > 4L * pool.superblock().segmentSize() && excess > 0) {
-            holdWrites = running && overHoldLimit(before);
             // One segment of garbage below the target as well: a round's checkpoints are paid for several victims,
             // not one each time the garbage creeps over the line.
             cleaned = clean(MAX_PER_ROUND, 0.95, excess + pool.superblock().segmentSize()) > 0;
@@ -178,8 +178,10 @@ final class Maintenance {
         } else if (log.bytesAppended() != logBytesAtCheckpoint && (pressed || System.nanoTime() - lastCheckpointNanos > CHECKPOINT_EVERY_NANOS)) {
             checkpoint();
         }
-        // Writers wait only for rounds that make progress, and not while fresh writes fail with ENOSPC anyway.
-        holdWrites = running && cleaned && !pressed && overHoldLimit(segmentsAndLive());
+        // Writers wait only for rounds that give space back (after a bucket pool's takeover, deletion waits out a
+        // grace period), and not while fresh writes fail with ENOSPC anyway.
+        boolean gaveBack = pool.checkpointer().stats().segmentsDeleted() > deletedBefore;
+        holdWrites = running && cleaned && gaveBack && !pressed && overHoldLimit(segmentsAndLive());
         if (pressed) {
             pool.meta.writeLock().lock();
             try {
