@@ -15,16 +15,19 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *
  * The background cleaner is a controller on the garbage fraction of the segments (cleaned segments not yet
  * deleted count as garbage, as they do in `du`): above {@link #TARGET_GARBAGE} a round cleans as many victims as
- * it takes to bring the garbage one segment below the target, at most {@link #MAX_PER_ROUND}, then checkpoints twice so those
- * victims are deleted at once (the first root stops needing them, the second lets the manifest's older root stop
- * too); below the target it only looks again {@link #IDLE_NANOS} later. So the space held by cleaned-but-kept
- * segments is bounded by one round, and the cleaner's work follows the foreground's garbage, not a timer. When the
- * disk is within the reserve: one segment at a time that frees at least a tenth of itself, deleted before the
- * next, so cleaning never eats the reserve it relies on. The server runs {@link #round} on its maintenance thread;
- * the simulation calls {@link #round}, {@link #clean} and {@link #checkpoint} as steps and runs the queued tasks
- * itself.
+ * it takes to bring the garbage one segment below the target, at most {@link #MAX_PER_ROUND}, then checkpoints
+ * twice so those victims are deleted at once (the first root stops needing them, the second lets the manifest's
+ * older root stop too); below the target it only looks again {@link #IDLE_NANOS} later. So the space held by
+ * cleaned-but-kept segments is bounded by one round, and the cleaner's work follows the foreground's garbage, not
+ * a timer. When the writes outrun it (garbage above {@link #HOLD_WRITES_ABOVE} after a round that gave space
+ * back), writers of data wait for the next round ({@link #admitWrite}): the foreground's throttle. When the disk is
+ * within the reserve: one segment at a time that frees at least a tenth of itself, deleted before the next, so
+ * cleaning never eats the reserve it relies on. The server runs {@link #round} on its maintenance thread; the
+ * simulation calls {@link #round}, {@link #clean} and {@link #checkpoint} as steps and runs the queued tasks itself
+ * (no thread runs there, so no writer ever waits).
  *
- * Threads: any; the state it reads is the pool's (under its locks); one checkpoint at a time (the Checkpointer).
+ * Threads: any; the state it reads is the pool's (under its locks); one checkpoint at a time (the Checkpointer);
+ * {@link #admitWrite} from writers holding no lock.
  */
 final class Maintenance {
     private static final System.Logger LOG = System.getLogger("dedisk.maintenance");
@@ -42,8 +45,8 @@ final class Maintenance {
     static final long IDLE_NANOS = 100_000_000L;
     /**
      * Garbage fraction above which writers of data wait for a cleaning round that ends below it (at most
-     * {@link #HOLD_MILLIS} each): when clients write faster than the cleaner can follow (a burst of large writes), the pool's size stays
-     * bounded instead of the garbage running ahead.
+     * {@link #HOLD_MILLIS} each): when clients write faster than the cleaner can follow (a burst of large writes),
+     * the pool's size stays bounded instead of the garbage running ahead.
      */
     static final double HOLD_WRITES_ABOVE = TARGET_GARBAGE + 0.02;
     /** Longest a write waits for a cleaning round; bounds the latency the hold adds (a round may find nothing to do). */
@@ -60,7 +63,7 @@ final class Maintenance {
     private volatile long lastCheckpointNanos = System.nanoTime();
     /** The maintenance thread runs (the server): only then do writers wait for it. */
     private volatile boolean running;
-    /** Writers wait for the end of the cleaning round (set by the maintenance thread's rounds). */
+    /** Writers wait for a round that ends below the hold line (set at the end of the maintenance thread's rounds). */
     private volatile boolean holdWrites;
     private final Object roundEnded = new Object();
 
