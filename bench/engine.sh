@@ -267,7 +267,7 @@ verify_volume() {
 
 part_churn() {
     local pool="$POOLS/churn" vol=churn logf="$LOGDIR/churn-server.log" volbytes churnbytes half
-    local t0 t1 du_end du_peak du_settle du_gc st_end st_gc wa wa_churn io0 io1 app0 mv0 app1 mv1 rc
+    local t0 t1 du_end du_peak du_settle du_gc st_end st_gc wa wa_churn io0 io1 app0 mv0 app1 mv1 pg0 pg1 rc
     volbytes=$(to_bytes "$CHURN_VOLUME")
     churnbytes=$(to_bytes "$CHURN")
     half=$((churnbytes / 2))
@@ -314,6 +314,13 @@ part_churn() {
     wa_churn=$(awk -v a=$((app1 - app0)) -v m=$((mv1 - mv0)) 'BEGIN { printf "%.3f", ((a - m) > 0 ? a / (a - m) : 1) }')
     row "  same, churn phase only (delta bytesAppended / delta client bytes)" "$wa_churn"
     row "  cleaner moved during the churn / segments cleaned" "$(gib $((mv1 - mv0))) / $(json "$RUN/churn-stats-end.json" 'd["log"]["segmentsCleaned"]')"
+    pg0=$(json "$RUN/churn-stats-fill.json" 'd["log"]["pageBytesWritten"]')
+    pg1=$(json "$RUN/churn-stats-end.json" 'd["log"]["pageBytesWritten"]')
+    row "  cleaner bytes per client byte, churn phase (delta moved / delta client bytes)" \
+        "$(awk -v a=$((app1 - app0)) -v m=$((mv1 - mv0)) 'BEGIN { printf "%.3f", ((a - m) > 0 ? m / (a - m) : 0) }')"
+    row "  checkpoint pages written during the churn / checkpoints" "$(gib $((pg1 - pg0))) / $(($(json "$RUN/churn-stats-end.json" 'd["log"]["checkpoints"]') - $(json "$RUN/churn-stats-fill.json" 'd["log"]["checkpoints"]')))"
+    row "  log bytes (records + checkpoint pages) per client byte, churn phase" \
+        "$(awk -v a=$((app1 - app0)) -v m=$((mv1 - mv0)) -v p=$((pg1 - pg0)) 'BEGIN { printf "%.3f", ((a - m) > 0 ? (a + p) / (a - m) : 0) }')"
     if ((io1 > 0)); then
         row "  server write_bytes (/proc/PID/io) / client bytes, churn phase" \
             "$(awk -v w=$((io1 - io0)) -v c="$churnbytes" 'BEGIN { printf "%.3f", w / c }')"

@@ -21,6 +21,14 @@ import java.io.IOException;
 final class IndexCompaction {
     private IndexCompaction() {}
 
+    /** Ids handed out that hold no live chunk (dead or skipped): it grows exactly when there may be advice to drop. */
+    static long deadOrSkipped(Pool pool) {
+        pool.meta.readLock().lock();
+        try {
+            return pool.state.chunks.nextId() - pool.state.chunks.liveChunks();
+        } finally { pool.meta.readLock().unlock(); }
+    }
+
     /** Everything ({@code all}, for gc) or one bounded background step; nothing on a read-only pool. */
     static DedupIndex.Compaction run(Pool pool, boolean all) throws IOException {
         if (pool.closed() || pool.log == null || pool.readOnlyReason() != null) return DedupIndex.Compaction.NONE;

@@ -1,6 +1,7 @@
 package io.dedisk.pool;
 
 import io.dedisk.DediskException.NoSpaceException;
+import io.dedisk.index.DedupIndex;
 import java.io.IOException;
 import java.util.HashSet;
 import java.util.List;
@@ -11,31 +12,64 @@ import java.util.concurrent.atomic.AtomicBoolean;
 /**
  * When the pool's upkeep runs: checkpoints (due every checkpoint interval of log bytes or when dirty pages pass
  * half the metadata cache, queued on the background executor; every 30 s while the log grows, in the server),
- * cleaning (the {@link Cleaner}, while garbage is above {@link #CLEAN_ABOVE_GARBAGE} of the segments; when the
- * disk is within the reserve, one segment at a time that frees at least a tenth of itself, deleted before the
- * next, so cleaning never eats the reserve it relies on), the dedup index's compaction ({@link IndexCompaction}: a
- * bounded step each round, everything in gc) and `dedisk gc`. The server runs {@link #round} on
- * its maintenance thread, at once again while there is cleaning to do, else every second; the simulation calls
- * {@link #clean} and {@link #checkpoint} as steps and runs the queued tasks itself.
+ * cleaning (the {@link Cleaner}), the dedup index's compaction ({@link IndexCompaction}: a bounded step each round,
+ * everything in gc) and `dedisk gc`.
  *
- * Threads: any; the state it reads is the pool's (under its locks); one checkpoint at a time (the Checkpointer).
+ * The background cleaner is a controller on the garbage fraction of the segments (cleaned segments not yet
+ * deleted count as garbage, as they do in `du`): above {@link #TARGET_GARBAGE} a round cleans as many victims as
+ * it takes to bring the garbage one segment below the target, at most {@link #MAX_PER_ROUND}, then checkpoints
+ * twice so those victims are deleted at once (the first root stops needing them, the second lets the manifest's
+ * older root stop too); below the target it only looks again {@link #IDLE_NANOS} later. So the space held by
+ * cleaned-but-kept segments is bounded by one round, and the cleaner's work follows the foreground's garbage, not
+ * a timer. When the writes outrun it (garbage above {@link #HOLD_WRITES_ABOVE} after a round that gave space
+ * back), writers of data wait for the next round ({@link #admitWrite}): the foreground's throttle. When the disk is
+ * within the reserve: one segment at a time that frees at least a tenth of itself, deleted before the next, so
+ * cleaning never eats the reserve it relies on. The server runs {@link #round} on its maintenance thread; the
+ * simulation calls {@link #round}, {@link #clean} and {@link #checkpoint} as steps and runs the queued tasks itself
+ * (no thread runs there, so no writer ever waits).
+ *
+ * Threads: any; the state it reads is the pool's (under its locks); one checkpoint at a time (the Checkpointer);
+ * {@link #admitWrite} from writers holding no lock.
  */
 final class Maintenance {
     private static final System.Logger LOG = System.getLogger("dedisk.maintenance");
-    /** Garbage fraction of the segments above which the background cleaner works. */
-    static final double CLEAN_ABOVE_GARBAGE = 0.20;
-    /** Segments the background cleaner cleans per round before it lets a checkpoint free them. */
-    static final int CLEAN_PER_ROUND = 8;
+    /**
+     * Garbage fraction of the segments the background cleaner keeps (docs/decisions.md, "the cleaner as a
+     * controller": uniform random overwrites of a 1 GiB volume end at du <= 1.35 GiB with it).
+     */
+    static final double TARGET_GARBAGE = 0.15;
+    /**
+     * Most victims per round: bounds the cleaned-but-not-deleted segments, and a round's two checkpoints (each
+     * rewriting most of the dirty metadata under random writes) are paid for this many (docs/decisions.md).
+     */
+    static final int MAX_PER_ROUND = 8;
+    /** How long the maintenance thread waits before looking again when there is nothing to clean. */
+    static final long IDLE_NANOS = 100_000_000L;
+    /**
+     * Garbage fraction above which writers of data wait for a cleaning round that ends below it (at most
+     * {@link #HOLD_MILLIS} each): when clients write faster than the cleaner can follow (a burst of large writes),
+     * the pool's size stays bounded instead of the garbage running ahead.
+     */
+    static final double HOLD_WRITES_ABOVE = TARGET_GARBAGE + 0.02;
+    /** Longest a write waits for a cleaning round; bounds the latency the hold adds (a round may find nothing to do). */
+    static final long HOLD_MILLIS = 200;
     /** Live fraction below which a segment is worth cleaning when the disk is within the reserve. */
     static final double PRESSED_MAX_UTILISATION = 0.9;
     /** A checkpoint at least this often while anything changed (the server's background work). */
     static final long CHECKPOINT_EVERY_NANOS = 30_000_000_000L;
 
     private final Pool pool;
+    /** Chunk ids dead or skipped when a background compaction step last found nothing to do. */
+    private long deadAtIndexStep = -1;
     private final Executor background;
     private final AtomicBoolean checkpointScheduled = new AtomicBoolean();
     private volatile long logBytesAtCheckpoint;
     private volatile long lastCheckpointNanos = System.nanoTime();
+    /** The maintenance thread runs (the server): only then do writers wait for it. */
+    private volatile boolean running;
+    /** Writers wait for a round that ends below the hold line (set at the end of the maintenance thread's rounds). */
+    private volatile boolean holdWrites;
+    private final Object roundEnded = new Object();
 
     Maintenance(Pool pool, Executor background) {
         this.pool = pool;
@@ -90,7 +124,10 @@ final class Maintenance {
      * candidates, so the copies it makes are never cleaned again in the same call. The checkpoints that follow
      * make the cleaned segments deletable.
      */
-    int clean(int maxSegments, double maxUtilisation) throws IOException {
+    int clean(int maxSegments, double maxUtilisation) throws IOException { return clean(maxSegments, maxUtilisation, Long.MAX_VALUE); }
+
+    /** As {@link #clean(int, double)}, stopping once the victims cleaned held {@code bytesToFree} of garbage. */
+    private int clean(int maxSegments, double maxUtilisation, long bytesToFree) throws IOException {
         long tail;
         pool.meta.readLock().lock();
         try {
@@ -98,8 +135,9 @@ final class Maintenance {
             tail = pool.log.segmentSeq();
         } finally { pool.meta.readLock().unlock(); }
         int cleaned = 0;
+        long freed = 0;
         Set<Long> done = new HashSet<>();
-        while (cleaned < maxSegments) {
+        while (cleaned < maxSegments && freed < bytesToFree) {
             List<Cleaner.Candidate> candidates;
             pool.meta.readLock().lock();
             try {
@@ -108,9 +146,10 @@ final class Maintenance {
             } finally { pool.meta.readLock().unlock(); }
             candidates.removeIf(c -> done.contains(c.segment()));
             if (candidates.isEmpty()) break;
-            long victim = candidates.get(0).segment();
-            pool.cleaner().clean(victim, pool.state, pool::appendAndApply);
-            done.add(victim);
+            Cleaner.Candidate victim = candidates.get(0);
+            pool.cleaner().clean(victim.segment(), pool.state, pool::appendAndApply);
+            freed += victim.bytes() - victim.live();
+            done.add(victim.segment());
             cleaned++;
         }
         afterMutation();
@@ -118,33 +157,45 @@ final class Maintenance {
     }
 
     /**
-     * One round of background upkeep: clean while garbage is above {@link #CLEAN_ABOVE_GARBAGE} of the segments,
-     * or whatever holds garbage when fresh writes are refused for space, then checkpoint so cleaned segments are
-     * deleted; and checkpoint at least every 30 s while the log grows. Returns whether it cleaned.
+     * One round of background upkeep: above {@link #TARGET_GARBAGE}, clean what brings the garbage one segment below
+     * it (at most {@link #MAX_PER_ROUND} victims), or, when fresh writes are refused for space, one segment that
+     * frees a tenth of itself; then two checkpoints, so what was cleaned is deleted now; and a checkpoint at least
+     * every 30 s while the log grows. Returns whether it cleaned (then the next round runs at once).
      */
     boolean round() throws IOException {
         LogWriter log = pool.log;
         if (pool.closed() || log == null || pool.readOnlyReason() != null) return false;
-        long total = 0, live;
-        pool.meta.readLock().lock();
-        try {
-            for (long b : pool.segmentBytes().values()) total += b;
-            live = pool.state.usage.totalLive();
-        } finally { pool.meta.readLock().unlock(); }
+        long[] before = segmentsAndLive();
         boolean pressed = pool.noSpaceReason() != null;
+        long excess = before[0] - before[1] - (long) (TARGET_GARBAGE * before[0]);
+        long deletedBefore = pool.checkpointer().stats().segmentsDeleted();
         boolean cleaned = false;
         if (pressed) {
             // Within the reserve, which holds about two segments: copy one segment that frees at least a tenth of
-            // itself, then let two checkpoints delete it, so every round gives space back before it takes more.
+            // itself, deleted by the two checkpoints below, so every round gives space back before it takes more.
             cleaned = clean(1, PRESSED_MAX_UTILISATION) > 0;
-            if (cleaned) checkpoint();
-        } else if (total > 4L * pool.superblock().segmentSize() && total - live > CLEAN_ABOVE_GARBAGE * total) {
-            cleaned = clean(CLEAN_PER_ROUND, 0.95) > 0;
+        } else if (before[0] > 4L * pool.superblock().segmentSize() && excess > 0) {
+            // One segment of garbage below the target as well: a round's checkpoints are paid for several victims,
+            // not one each time the garbage creeps over the line.
+            cleaned = clean(MAX_PER_ROUND, 0.95, excess + pool.superblock().segmentSize()) > 0;
         }
-        boolean changed = log.bytesAppended() != logBytesAtCheckpoint;
-        boolean stale = changed && System.nanoTime() - lastCheckpointNanos > CHECKPOINT_EVERY_NANOS;
-        if (cleaned || stale || pressed && changed) checkpoint();
-        IndexCompaction.run(pool, false); // a bounded step: the index gives back the space of dead chunks' names
+        if (cleaned) {
+            checkpoint(); // the victims' usage is 0 in the newest root ...
+            checkpoint(); // ... and in the older one the manifest keeps: this one deletes them
+        } else if (log.bytesAppended() != logBytesAtCheckpoint && (pressed || System.nanoTime() - lastCheckpointNanos > CHECKPOINT_EVERY_NANOS)) {
+            checkpoint();
+        }
+        // A bounded step of the index's compaction, while chunks die or the last step found work (not every 100 ms
+        // of an idle pool: a step samples pages and asks the chunk table thousands of times).
+        long deadOrSkipped = IndexCompaction.deadOrSkipped(pool);
+        if (deadOrSkipped != deadAtIndexStep) {
+            DedupIndex.Compaction step = IndexCompaction.run(pool, false);
+            if (step.chaptersRewritten() + step.chaptersDeleted() == 0) deadAtIndexStep = deadOrSkipped;
+        }
+        // Writers wait only for rounds that give space back (after a bucket pool's takeover, deletion waits out a
+        // grace period), and not while fresh writes fail with ENOSPC anyway.
+        boolean gaveBack = pool.checkpointer().stats().segmentsDeleted() > deletedBefore;
+        holdWrites = running && cleaned && gaveBack && !pressed && overHoldLimit(segmentsAndLive());
         if (pressed) {
             pool.meta.writeLock().lock();
             try {
@@ -156,20 +207,66 @@ final class Maintenance {
         return cleaned;
     }
 
-    /** Runs {@link #round} on a background thread until the pool closes: at once while it cleans, else every second. */
+    /** {segment bytes, live bytes}, as the usage table and the log writer know them now. */
+    private long[] segmentsAndLive() {
+        pool.meta.readLock().lock();
+        try {
+            long total = 0;
+            for (long b : pool.segmentBytes().values()) total += b;
+            return new long[] {total, pool.state.usage.totalLive()};
+        } finally { pool.meta.readLock().unlock(); }
+    }
+
+    private static boolean overHoldLimit(long[] segmentsAndLive) {
+        return segmentsAndLive[0] - segmentsAndLive[1] > HOLD_WRITES_ABOVE * segmentsAndLive[0];
+    }
+
+    /**
+     * Called by a writer of data before it takes any lock: while the garbage is above {@link #HOLD_WRITES_ABOVE} and
+     * the cleaner's rounds make progress, waits for a round that ends below it (at most {@link #HOLD_MILLIS}).
+     */
+    void admitWrite() {
+        if (!holdWrites) return;
+        long deadline = System.nanoTime() + HOLD_MILLIS * 1_000_000L;
+        synchronized (roundEnded) {
+            try {
+                for (long left; holdWrites && (left = deadline - System.nanoTime()) > 0; ) {
+                    roundEnded.wait(Math.max(1, left / 1_000_000L));
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    private void roundEnded() {
+        synchronized (roundEnded) { roundEnded.notifyAll(); }
+    }
+
+    /** Runs {@link #round} on a background thread until the pool closes: at once while garbage is above the target. */
     void start() {
+        running = true;
         Thread.ofVirtual().name("dedisk-maintenance").start(() -> {
             boolean busy = false;
-            while (!pool.closed()) {
-                try {
-                    if (!busy) Thread.sleep(1000);
-                    busy = round();
-                } catch (InterruptedException e) {
-                    return;
-                } catch (RuntimeException | IOException e) {
-                    busy = false;
-                    if (!pool.closed()) LOG.log(System.Logger.Level.WARNING, "background cleaning or checkpoint failed (it will be retried): " + e, e);
+            try {
+                while (!pool.closed()) {
+                    try {
+                        if (!busy) Thread.sleep(java.time.Duration.ofNanos(IDLE_NANOS));
+                        busy = round();
+                    } catch (InterruptedException e) {
+                        return;
+                    } catch (RuntimeException | IOException e) {
+                        busy = false;
+                        holdWrites = false;
+                        if (!pool.closed()) LOG.log(System.Logger.Level.WARNING, "background cleaning or checkpoint failed (it will be retried): " + e, e);
+                    } finally {
+                        roundEnded();
+                    }
                 }
+            } finally {
+                running = false;
+                holdWrites = false;
+                roundEnded();
             }
         });
     }
@@ -181,7 +278,7 @@ final class Maintenance {
     Pool.GcResult gc() throws IOException {
         long before = segmentTotal();
         int cleaned = clean(Integer.MAX_VALUE, 1.0);
-        io.dedisk.index.DedupIndex.Compaction index = IndexCompaction.run(pool, true);
+        DedupIndex.Compaction index = IndexCompaction.run(pool, true);
         checkpoint();
         checkpoint();
         return new Pool.GcResult(cleaned, before, segmentTotal(), index);

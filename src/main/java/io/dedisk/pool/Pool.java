@@ -509,6 +509,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
 
     /** Writes {@code count} whole blocks from buf[off...] at lba (see {@link WritePipeline}). */
     void writeBlocks(VolumeState v, long lba, byte[] buf, int off, int count, boolean fua) {
+        maintenance.admitWrite();
         for (int done = 0; done < count; done += WritePipeline.BATCH_BLOCKS) {
             int n = Math.min(WritePipeline.BATCH_BLOCKS, count - done);
             writes.commit(List.of(writes.prepare(v, lba + done, buf, off + done * BLOCK_SIZE, n)));

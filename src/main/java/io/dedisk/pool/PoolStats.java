@@ -45,6 +45,9 @@ public record PoolStats(String poolId, String readOnlyReason, String noSpaceReas
             long user = bytesAppended - cleanerBytesMoved;
             return user <= 0 ? 1.0 : (double) bytesAppended / user;
         }
+
+        /** Bytes the checkpoints wrote as metadata pages (not in {@link #bytesAppended}). */
+        public long pageBytesWritten() { return pagesWritten * MetaPage.RECORD_BYTES; }
     }
 
     /** The metadata page cache. */
@@ -102,6 +105,7 @@ public record PoolStats(String poolId, String readOnlyReason, String noSpaceReas
                 .append(",\"segmentsCleaned\":").append(log.segmentsCleaned())
                 .append(",\"cleanerBytesMoved\":").append(log.cleanerBytesMoved())
                 .append(",\"pagesRewritten\":").append(log.pagesRewritten())
+                .append(",\"pageBytesWritten\":").append(log.pageBytesWritten())
                 .append(",\"writeAmplification\":").append(num(log.writeAmplification())).append('}')
                 .append(",\"metadataCache\":{\"capacityBytes\":").append(cache.capacityBytes())
                 .append(",\"bytes\":").append(cache.bytes())

@@ -290,10 +290,15 @@ class SimulationTest {
                 pool.checkpoint();
                 return;
             }
-            if (event < 18) {
+            if (event < 17) {
                 last = "clean";
                 counters[5]++;
                 pool.clean(1 + r.nextInt(3), 0.95);
+                return;
+            }
+            if (event < 18) { // the background cleaner's round: clean to the garbage target, two checkpoints, delete
+                last = "maintenance round";
+                if (pool.maintenance()) counters[5]++;
                 return;
             }
             if (event < 19) {
