@@ -7,7 +7,6 @@ import java.nio.channels.ClosedChannelException;
 import java.nio.file.NoSuchFileException;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentSkipListMap;
@@ -32,8 +31,9 @@ import java.util.function.Consumer;
  * Fencing: once the queue finds another writer's object where it writes (412), the backend is fenced: the queue stops,
  * writes and syncs of the write-back tail fail with {@link FencedException}, and the pool is told (read-only).
  *
- * Threads: any; the write-back handles are guarded by this object's monitor and {@link #localGuard} (read: a read
- * inside a write-back file; write: dropping one after its upload).
+ * Threads: any; changes to the write-back handles are made under this object's monitor, and reads look them up without
+ * it (a concurrent map); {@link #localGuard} keeps a handle open while it is read (read: a read inside a write-back
+ * file; write: dropping one after its upload).
  */
 public final class ObjectBackend implements SharedBackend {
     public static final String SUPERBLOCK = "superblock";
@@ -79,7 +79,7 @@ public final class ObjectBackend implements SharedBackend {
     /** Sizes of the segments in the bucket. */
     private final ConcurrentSkipListMap<Long, Long> bucket = new ConcurrentSkipListMap<>();
     /** Read handles of the write-back files (the open tail and the sealed ones waiting for upload). */
-    private final TreeMap<Long, Fs.FileHandle> local = new TreeMap<>();
+    private final ConcurrentSkipListMap<Long, Fs.FileHandle> local = new ConcurrentSkipListMap<>();
     private final ReentrantReadWriteLock localGuard = new ReentrantReadWriteLock();
     private final AtomicBoolean stopUploader = new AtomicBoolean();
     private Thread uploader;
@@ -241,14 +241,21 @@ public final class ObjectBackend implements SharedBackend {
         queue.sealed(seq, segmentBytes(seq));
     }
 
-    @Override
-    public void read(long seq, long pos, ByteBuffer dst) throws IOException {
+    /** How a read of an uploaded segment uses the read cache (see {@link ObjectReadCache}). */
+    private enum Via { VERIFIED, CALLER_CHECKS, REFETCH }
+
+    @Override public void read(long seq, long pos, ByteBuffer dst) throws IOException { read(seq, pos, dst, Via.VERIFIED); }
+
+    @Override public void readForCallerCheck(long seq, long pos, ByteBuffer dst) throws IOException { read(seq, pos, dst, Via.CALLER_CHECKS); }
+
+    @Override public void reread(long seq, long pos, ByteBuffer dst) throws IOException { read(seq, pos, dst, Via.REFETCH); }
+
+    private void read(long seq, long pos, ByteBuffer dst, Via via) throws IOException {
         int start = dst.position();
         for (int attempt = 0; ; attempt++) {
             localGuard.readLock().lock();
             try {
-                Fs.FileHandle h;
-                synchronized (this) { h = cacheDiscarded ? null : local.get(seq); }
+                Fs.FileHandle h = cacheDiscarded ? null : local.get(seq); // a write-back file is the segment itself: no cache
                 if (h != null) {
                     h.readFully(pos, dst);
                     return;
@@ -261,7 +268,11 @@ public final class ObjectBackend implements SharedBackend {
                 localGuard.readLock().unlock();
             }
             if (!bucket.containsKey(seq)) throw new NoSuchFileException("segment " + seq + " is neither in the cache nor in the bucket");
-            readCache.read(seq, pos, dst, this::fetch);
+            switch (via) {
+                case VERIFIED -> readCache.read(seq, pos, dst, this::fetch);
+                case CALLER_CHECKS -> readCache.readForCallerCheck(seq, pos, dst, this::fetch);
+                case REFETCH -> readCache.refetch(seq, pos, dst, this::fetch);
+            }
             return;
         }
     }
@@ -270,9 +281,13 @@ public final class ObjectBackend implements SharedBackend {
 
     @Override
     public long segmentBytes(long seq) throws IOException {
-        synchronized (this) {
-            Fs.FileHandle h = cacheDiscarded ? null : local.get(seq);
-            if (h != null) return h.size();
+        Fs.FileHandle h = cacheDiscarded ? null : local.get(seq);
+        if (h != null) {
+            try {
+                return h.size();
+            } catch (ClosedChannelException uploaded) {
+                // dropped after its upload meanwhile (the bucket's size is recorded before the drop)
+            }
         }
         Long size = bucket.get(seq);
         if (size == null) throw new NoSuchFileException("segment " + seq + " is neither in the cache nor in the bucket");

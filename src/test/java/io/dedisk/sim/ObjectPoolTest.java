@@ -85,6 +85,33 @@ class ObjectPoolTest {
     }
 
     @Test
+    void damagedReadCacheEntriesAreFetchedAgainNotReportedAsCorruption() throws Exception {
+        SimBucket b = new SimBucket(2);
+        SimFs cache = new SimFs(2);
+        ObjectStorage st = b.storage(cache, ObjectBackend.Options.defaults());
+        b.create(SMALL);
+        Pool p = SimBucket.open(st);
+        ObjectBackend backend = st.lastOpened();
+        p.createVolume("v", 1024L * BS);
+        byte[] data = random(2, 600 * BS);
+        p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(data), false);
+        p.flush();
+        backend.drainUploads();
+        assertArrayEquals(data, read(p, "v", 0, data.length), "first read: from the bucket, kept in the read cache");
+        List<String> entries = cache.list("readcache");
+        assertFalse(entries.isEmpty());
+        for (String e : entries) { // a byte in the middle of each entry's data: inside a chunk body (random data fills the segments)
+            long size = cache.fileSize("readcache/" + e);
+            cache.flipBit("readcache/" + e, 4096 + (size - 4096) / 2, 3);
+        }
+        long missesBefore = backend.readCacheStats()[2];
+        assertArrayEquals(data, read(p, "v", 0, data.length), "the chunks' own CRC found the damage, and the bucket's bytes were served");
+        assertEquals(0, p.stats().corruptReads(), "a damaged cache is not a damaged pool");
+        assertTrue(backend.readCacheStats()[2] > missesBefore, "the damaged entries were fetched again");
+        p.close();
+    }
+
+    @Test
     void aCacheDirectoryOfAnotherPoolIsRefused() throws Exception {
         SimFs cache = new SimFs(2);
         SimBucket a = new SimBucket(2);
