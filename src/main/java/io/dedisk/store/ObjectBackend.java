@@ -64,7 +64,8 @@ public final class ObjectBackend implements SharedBackend {
         /** The simulation, whose lost hosts are dead for good, takes 0 so the cleaner's deletions go on after a takeover. */
         public Options withTakeoverGrace(long millis) { return new Options(readCacheBytes, syncToBackend, force, simulated, millis); }
 
-        UploadQueue.Sleeper sleeper() { return simulated ? millis -> { } : Thread::sleep; }
+        /** How bucket requests are retried: the default policy, without waits in the simulation. */
+        Retry retry() { return simulated ? Retry.defaults().withoutWaiting() : Retry.defaults(); }
     }
 
     private final ObjectStore store;
@@ -106,7 +107,7 @@ public final class ObjectBackend implements SharedBackend {
         }
         this.cachedManifest = cache.exists(CACHED_MANIFEST) ? cache.readAll(CACHED_MANIFEST) : null;
         this.tailSeq = Math.max(bucket.isEmpty() ? 0 : bucket.lastKey(), local.isEmpty() ? 0 : local.lastKey());
-        this.queue = new UploadQueue(this.store, new Uploaded(), options.sleeper(), bucket.isEmpty() ? 0 : bucket.lastKey(),
+        this.queue = new UploadQueue(this.store, new Uploaded(), options.retry(), bucket.isEmpty() ? 0 : bucket.lastKey(),
                 storedManifest == null ? null : storedManifest.etag());
         this.readCache = new ObjectReadCache(cache, poolId, options.readCacheBytes(), readOnly);
     }
