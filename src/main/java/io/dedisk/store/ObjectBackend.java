@@ -204,7 +204,27 @@ public final class ObjectBackend implements SharedBackend {
 
     @Override public void whenFenced(Consumer<String> reason) { queue.whenFenced(reason); }
 
-    @Override public Backlog backlog() { return queue.backlog(); }
+    /**
+     * A writer's is its upload queue's (sealed segments waiting). A read-only open (offline stats) has no queue: what it
+     * reports is the cache directory's write-back segments the bucket lacks, the unsealed tail included (after a
+     * kill -9 it holds flushed writes too), with the oldest one's age unknown (-1): nothing here records when it was sealed.
+     */
+    @Override
+    public Backlog backlog() {
+        if (!readOnly) return queue.backlog();
+        long stored = bucket.isEmpty() ? 0 : bucket.lastKey(), segments = 0, bytes = 0;
+        if (!cacheDiscarded) {
+            for (var e : local.tailMap(stored, false).entrySet()) {
+                try {
+                    bytes += e.getValue().size();
+                    segments++;
+                } catch (IOException unreadable) {
+                    LOG.log(System.Logger.Level.WARNING, "write-back segment {0}: size unknown ({1})", e.getKey(), unreadable.toString());
+                }
+            }
+        }
+        return new Backlog(segments, bytes, segments == 0 ? 0 : -1);
+    }
 
     // ---------------------------------------------------------------- Backend
 

@@ -57,6 +57,6 @@ public interface SharedBackend extends Backend {
     /** What is sealed but not yet in the store. */
     Backlog backlog();
 
-    /** Segments waiting for upload, their bytes, and how long the oldest has waited. */
+    /** Segments waiting for upload, their bytes, and how long the oldest has waited (-1: unknown, a read-only open). */
     record Backlog(long segments, long bytes, long oldestAgeMillis) {}
 }

@@ -259,9 +259,20 @@ class ObjectPoolTest {
         p.flush(); // kill -9 now: an owned manifest, a backlog in the cache
         SimFs after = cache.machineCrash(17);
         long mutations = b.store.mutations(), fsOps = after.mutatingOps();
+        long stored = bucketSegments(b.store).stream().mapToLong(Long::longValue).max().orElse(0), waiting = 0;
+        int files = 0;
+        for (String f : after.list("writeback")) {
+            if (Long.parseLong(f.substring(0, 16), 16) <= stored) continue; // uploaded (a machine crash may bring a deleted file back)
+            waiting += after.fileSize("writeback/" + f);
+            files++;
+        }
         try (Pool q = SimBucket.openReadOnly(b.storage(after))) {
             assertTrue(PoolChecker.check(q).ok());
-            q.stats();
+            io.dedisk.store.SharedBackend.Backlog backlog = q.stats().backlog();
+            assertEquals(files, backlog.segments(), "offline stats show the cache's un-uploaded segments: " + backlog);
+            assertEquals(waiting, backlog.bytes());
+            assertTrue(waiting > 100 * BS / 2, "the flushed writes wait there: " + waiting);
+            assertTrue(q.stats().toText().contains("in the cache directory"), q.stats().toText());
         }
         SimFs empty = new SimFs(18);
         try (Pool q = SimBucket.openReadOnly(b.storage(empty))) {
