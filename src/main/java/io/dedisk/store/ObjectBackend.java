@@ -181,7 +181,7 @@ public final class ObjectBackend implements SharedBackend {
     }
 
     @Override
-    public void claim(byte[] manifest) throws IOException {
+    public void claim(byte[] forStore, byte[] forCache) throws IOException {
         Check.that(!readOnly, "a read-only open claims nothing");
         // Uploads go in order, so a write-back segment at or below the bucket's newest was uploaded before a crash
         // (and maybe deleted since: a machine crash can bring back a file whose deletion was not synced): dropped.
@@ -194,9 +194,10 @@ public final class ObjectBackend implements SharedBackend {
             if (seq <= stored) dropLocal(seq);
             else if (seq != last) queue.sealed(seq, segmentBytes(seq));
         }
-        queue.claim(manifest);
-        cache.writeAtomically(CACHED_MANIFEST, manifest);
-        synchronized (this) { cachedManifest = manifest.clone(); }
+        queue.claim(forStore);
+        cache.writeAtomically(CACHED_MANIFEST, forCache);
+        synchronized (this) { cachedManifest = forCache.clone(); }
+        if (!java.util.Arrays.equals(forStore, forCache)) queue.manifest(forCache, last); // its roots lie at or before the tail
         startUploader();
     }
 

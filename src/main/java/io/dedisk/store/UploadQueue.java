@@ -249,11 +249,11 @@ final class UploadQueue {
     }
 
     /**
-     * Takes the pool (see {@link SharedBackend#claim}): uploads what waits, drops manifests queued but superseded by
-     * this one (their deletions are redone by a later checkpoint), then writes it; a 412 is thrown to the caller.
+     * Takes the pool (see {@link SharedBackend#claim}): drops manifests queued but superseded by this one (their
+     * deletions are redone by a later checkpoint), then writes it now, ahead of the uploads waiting (its roots are in
+     * the bucket already); a 412 is thrown to the caller.
      */
     void claim(byte[] content) throws IOException {
-        driveUntil(uploads::isEmpty, "the cache's sealed segments");
         synchronized (this) {
             manifests.clear();
             deletes.clear();

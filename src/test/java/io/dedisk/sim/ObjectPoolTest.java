@@ -112,6 +112,31 @@ class ObjectPoolTest {
     }
 
     @Test
+    void aRestartWithABacklogServesBeforeTheBacklogIsUploadedAndTheBucketStaysAPrefix() throws Exception {
+        SimBucket b = new SimBucket(20);
+        SimFs cache = new SimFs(20);
+        Pool p = fresh(b, cache);
+        byte[] data = random(20, 600 * BS);
+        p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(data), false);
+        p.flush(); // kill -9 now: sealed segments and the tail wait in the cache, none uploaded
+        List<Long> inBucket = bucketSegments(b.store);
+        ObjectStorage st = b.storage(cache.restartProcess());
+        Pool q = SimBucket.open(st); // the simulation uploads only when driven: an open that waited for the backlog would have driven it
+        assertEquals(inBucket, bucketSegments(b.store), "the open uploaded nothing");
+        assertTrue(q.stats().backlog().segments() >= 3, "the backlog (and the fence) wait for the uploader: " + q.stats().backlog());
+        assertArrayEquals(data, read(q, "v", 0, data.length), "served from the cache meanwhile");
+        try (Pool fromBucket = SimBucket.openReadOnly(b.storage(new SimFs(21)))) {
+            assertTrue(PoolChecker.check(fromBucket).ok(), "the claim's manifest names only roots the bucket holds");
+        }
+        st.lastOpened().drainUploads();
+        assertEquals(0, q.stats().backlog().segments());
+        q.close();
+        try (Pool moved = SimBucket.openReadOnly(b.storage(new SimFs(22)))) {
+            assertArrayEquals(data, read(moved, "v", 0, data.length), "everything flushed is in the bucket once the backlog is up");
+        }
+    }
+
+    @Test
     void aCacheDirectoryOfAnotherPoolIsRefused() throws Exception {
         SimFs cache = new SimFs(2);
         SimBucket a = new SimBucket(2);
