@@ -51,6 +51,14 @@ class ObjectPoolTest {
         return p;
     }
 
+    /** {@link #fresh} with {@code data} written at 0 and flushed: an fsync in the cache, nothing uploaded (the test drives no uploads). */
+    static Pool flushedNotUploaded(SimBucket b, SimFs cache, byte[] data) throws Exception {
+        Pool p = fresh(b, cache);
+        p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(data), false);
+        p.flush();
+        return p;
+    }
+
     @Test
     void sealedSegmentsUploadInOrderAndReadsComeFromCacheThenBucket() throws Exception {
         SimBucket b = new SimBucket(1);
@@ -115,10 +123,8 @@ class ObjectPoolTest {
     void aRestartWithABacklogServesBeforeTheBacklogIsUploadedAndTheBucketStaysAPrefix() throws Exception {
         SimBucket b = new SimBucket(20);
         SimFs cache = new SimFs(20);
-        Pool p = fresh(b, cache);
         byte[] data = random(20, 600 * BS);
-        p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(data), false);
-        p.flush(); // kill -9 now: sealed segments and the tail wait in the cache, none uploaded
+        flushedNotUploaded(b, cache, data); // kill -9 now: sealed segments and the tail wait in the cache
         List<Long> inBucket = bucketSegments(b.store);
         ObjectStorage st = b.storage(cache.restartProcess());
         Pool q = SimBucket.open(st); // the simulation uploads only when driven: an open that waited for the backlog would have driven it
@@ -211,10 +217,8 @@ class ObjectPoolTest {
     void theSameCacheReopensAfterKill9WithoutForceAndLosesNothingFlushed() throws Exception {
         SimBucket b = new SimBucket(9);
         SimFs cache = new SimFs(9);
-        Pool p = fresh(b, cache);
         byte[] data = random(9, 300 * BS);
-        p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(data), false);
-        p.flush(); // an fsync in the cache; nothing uploaded (the test drives no uploads)
+        Pool p = flushedNotUploaded(b, cache, data);
         // kill -9: the pool is abandoned; another host is refused, the same cache directory is not.
         assertThrows(DediskException.InvalidRequestException.class, () -> SimBucket.open(b.storage(new SimFs(10))));
         try (Pool q = SimBucket.open(b.storage(cache.machineCrash(11)))) {
