@@ -99,7 +99,7 @@ public final class PoolMetrics {
     public static final Field<PoolStats> UPLOAD_BACKLOG = gauge("dedisk.upload.backlog", BYTES, "Bucket pools: sealed segment bytes not yet in the bucket (0 for a directory pool)",
             s -> s.backlog() == null ? 0 : s.backlog().bytes());
     public static final Field<PoolStats> UPLOAD_BACKLOG_AGE = gauge("dedisk.upload.backlog.age", "seconds", "Bucket pools: how long the oldest segment not yet in the bucket has waited",
-            s -> s.backlog() == null ? 0 : s.backlog().oldestAgeMillis() / 1000.0);
+            s -> s.backlog() == null ? 0 : Math.max(0, s.backlog().oldestAgeMillis()) / 1000.0);
 
     /** Pool-wide fields, in the order they are exported and recorded. */
     public static final List<Field<PoolStats>> POOL = List.of(LOGICAL_SIZE, LOGICAL_USED, PHYSICAL_USED, DATA, METADATA, LIVE_CHUNKS,

@@ -114,7 +114,7 @@ final class Checkpointer {
                 limit = deletionLimit();
             }
             long now = System.currentTimeMillis();
-            long grace = backend instanceof io.dedisk.store.SharedBackend s ? s.takeoverGraceMillis() : 0; // see Manifest
+            long grace = Ownership.takeoverGraceMillis(backend); // see Manifest
             deletable.removeIf(seq -> seq >= limit || !next.deletable(seq, now, grace));
             deleteSegments(deletable);
             return deletable;

@@ -25,7 +25,9 @@ import java.util.function.Consumer;
  *   <li>{@link #fence} (after recovery): seals the log's tail — a new, empty segment if need be — and uploads it with
  *       put-if-absent. Every segment upload is put-if-absent, so a previous owner still running finds this segment
  *       where its next one would go, gets a 412 and is fenced; if this upload loses instead, another writer got there
- *       first and the open is retried.</li>
+ *       first and the open is retried. A restart of the owner itself (the same cache) does not wait for it: the
+ *       cache's backlog and the fence upload in the background while the pool serves (the claim wrote to the bucket
+ *       only roots the bucket holds; the cache's newer manifest is queued after its segments).</li>
  *   <li>While serving: the tail is sealed after every checkpoint (so the checkpoint's manifest can go up with its
  *       segment) and, with --sync-to-backend, on every FLUSH and FUA, which then wait for the upload.</li>
  *   <li>{@link #release} (clean close): seals the tail and writes the manifest with the owned flag cleared; the
@@ -67,8 +69,12 @@ final class Ownership {
         long epoch = Math.max(base.epoch(), stored == null ? 0 : stored.epoch());
         Manifest at = new Manifest(poolId, epoch, base.newest(), base.previous(), base.owned(), base.owner(), base.fenceSegment(), base.takeoverMillis());
         Manifest next = at.claimedBy(s.ownerId(), FENCE_PENDING, System.currentTimeMillis(), takeover);
+        // The bucket gets the epoch now but only roots it holds: the cache's newer roots may lie in segments that
+        // still wait for upload, and go up in a manifest queued after them (so the pool serves while they upload).
+        Manifest inStore = cached == null || stored == null ? next
+                : new Manifest(poolId, next.epoch(), stored.newest(), stored.previous(), next.owned(), next.owner(), next.fenceSegment(), next.takeoverMillis());
         try {
-            s.claim(next.encode());
+            s.claim(inStore.encode(), next.encode());
         } catch (io.dedisk.store.ObjectStore.PreconditionFailedException e) {
             throw new InvalidRequestException("another writer changed the pool's manifest while this one was opening it (" + e.getMessage() + "); try again");
         }
@@ -92,7 +98,13 @@ final class Ownership {
         if (!(backend instanceof SharedBackend s)) return manifest;
         s.whenFenced(fenced);
         long seq = log.sealNow(true);
-        s.awaitStored(seq);
+        // A restart of the pool's owner (this cache) has nobody to fence: no other writer took the pool since (the
+        // bucket's manifest still names this cache), and the cache's lock excludes a second process on it. Its fence
+        // segment uploads after its backlog, in the background. Any other open waits: a previous owner that may still
+        // run elsewhere must be fenced before this one serves.
+        boolean restart = manifest != null && s.storedManifest() != null
+                && decode(s.storedManifest(), manifest.poolId(), "the bucket's manifest").owner().equals(s.ownerId());
+        if (!restart) s.awaitStored(seq);
         if (manifest == null || manifest.fenceSegment() != FENCE_PENDING) return manifest;
         return new Manifest(manifest.poolId(), manifest.epoch(), manifest.newest(), manifest.previous(), manifest.owned(), manifest.owner(), seq, manifest.takeoverMillis());
     }
@@ -135,6 +147,12 @@ final class Ownership {
         seal(pool);
         pool.checkpointer().writeClosedManifest();
     }
+
+    /**
+     * How long after a forced takeover the segments from before it are kept ({@link Manifest#deletable}); 0 for a
+     * directory pool, which nobody takes over.
+     */
+    static long takeoverGraceMillis(Backend backend) { return backend instanceof SharedBackend s ? s.takeoverGraceMillis() : 0; }
 
     /** The un-uploaded backlog for stats, or null for a directory pool. */
     static SharedBackend.Backlog backlog(Backend backend) { return backend instanceof SharedBackend s ? s.backlog() : null; }

@@ -178,8 +178,9 @@ public record PoolStats(String poolId, String readOnlyReason, String noSpaceReas
         row(b, "flushes", Long.toString(flushes));
         row(b, "corrupt reads", Long.toString(corruptReads));
         if (backlog != null) {
-            row(b, "upload backlog", String.format(Locale.ROOT, "%d segments, %s, oldest waiting %.1f s", backlog.segments(), Sizes.format(backlog.bytes()),
-                    backlog.oldestAgeMillis() / 1000.0));
+            row(b, "upload backlog", String.format(Locale.ROOT, "%d segments, %s, %s", backlog.segments(), Sizes.format(backlog.bytes()),
+                    backlog.oldestAgeMillis() < 0 ? "in the cache directory (age unknown offline)"
+                            : String.format(Locale.ROOT, "oldest waiting %.1f s", backlog.oldestAgeMillis() / 1000.0)));
         }
         return b.toString();
     }

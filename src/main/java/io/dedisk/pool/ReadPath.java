@@ -82,24 +82,37 @@ final class ReadPath {
         Location last = locs[to - 1];
         int span = last.offset() + last.length() - first.offset();
         byte[] raw = new byte[span];
-        try {
-            pool.backend.read(first.segment(), first.offset(), ByteBuffer.wrap(raw));
-        } catch (java.io.EOFException | java.nio.file.NoSuchFileException | java.io.FileNotFoundException e) {
-            pool.counters.corruptReads.increment();
-            throw new CorruptionException("chunk " + first.chunkId() + ": segment " + first.segment() + " does not hold bytes up to offset " + (first.offset() + span) + ": " + e.getMessage(), e);
-        } catch (IOException e) {
-            throw pool.storageFailure("reading segment " + first.segment(), e);
-        }
+        read(first, raw, false);
+        boolean reread = false;
         for (int k = from; k < to; k++) {
             Location loc = locs[k];
             int at = loc.offset() - first.offset();
             int crc = Crc.of(raw, at, loc.length());
+            if (crc != loc.crc() && !reread) {
+                // The backend may have served these bytes from a cache that left the check to us: once more from its source.
+                reread = true;
+                read(first, raw, true);
+                crc = Crc.of(raw, at, loc.length());
+            }
             if (crc != loc.crc()) {
                 pool.counters.corruptReads.increment();
                 throw new CorruptionException(String.format("chunk %d (segment %d offset %d, %d bytes): CRC32C expected %08x, found %08x",
                         loc.chunkId(), loc.segment(), loc.offset(), loc.length(), loc.crc(), crc));
             }
             ChunkCodec.decode(loc.codec(), raw, at, loc.length(), dst, dstOff + k * Pool.BLOCK_SIZE, "chunk " + loc.chunkId());
+        }
+    }
+
+    /** Reads raw.length bytes of first's segment from its offset, for this class's own CRC check (or again after it failed). */
+    private void read(Location first, byte[] raw, boolean again) {
+        try {
+            if (again) pool.backend.reread(first.segment(), first.offset(), ByteBuffer.wrap(raw));
+            else pool.backend.readForCallerCheck(first.segment(), first.offset(), ByteBuffer.wrap(raw));
+        } catch (java.io.EOFException | java.nio.file.NoSuchFileException | java.io.FileNotFoundException e) {
+            pool.counters.corruptReads.increment();
+            throw new CorruptionException("chunk " + first.chunkId() + ": segment " + first.segment() + " does not hold bytes up to offset " + (first.offset() + raw.length) + ": " + e.getMessage(), e);
+        } catch (IOException e) {
+            throw pool.storageFailure("reading segment " + first.segment(), e);
         }
     }
 

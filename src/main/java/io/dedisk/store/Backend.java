@@ -28,6 +28,16 @@ public interface Backend extends AutoCloseable {
     /** Reads exactly dst.remaining() bytes of segment seq at pos (EOFException when it is shorter). */
     void read(long seq, long pos, ByteBuffer dst) throws IOException;
 
+    /**
+     * Reads like {@link #read}, for a caller that checks the bytes against a checksum of its own (a chunk body against
+     * its reference's CRC32C): a backend with a cache may hand out cached bytes without checking them itself, and the
+     * caller calls {@link #reread} when its check fails.
+     */
+    default void readForCallerCheck(long seq, long pos, ByteBuffer dst) throws IOException { read(seq, pos, dst); }
+
+    /** The bytes again from where the backend keeps them for good, past any cache: a caller's check failed on them. */
+    default void reread(long seq, long pos, ByteBuffer dst) throws IOException { read(seq, pos, dst); }
+
     /** Bytes in segment seq. */
     long segmentBytes(long seq) throws IOException;
 

@@ -7,7 +7,6 @@ import java.nio.channels.ClosedChannelException;
 import java.nio.file.NoSuchFileException;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentSkipListMap;
@@ -32,8 +31,9 @@ import java.util.function.Consumer;
  * Fencing: once the queue finds another writer's object where it writes (412), the backend is fenced: the queue stops,
  * writes and syncs of the write-back tail fail with {@link FencedException}, and the pool is told (read-only).
  *
- * Threads: any; the write-back handles are guarded by this object's monitor and {@link #localGuard} (read: a read
- * inside a write-back file; write: dropping one after its upload).
+ * Threads: any; changes to the write-back handles are made under this object's monitor, and reads look them up without
+ * it (a concurrent map); {@link #localGuard} keeps a handle open while it is read (read: a read inside a write-back
+ * file; write: dropping one after its upload).
  */
 public final class ObjectBackend implements SharedBackend {
     public static final String SUPERBLOCK = "superblock";
@@ -64,7 +64,8 @@ public final class ObjectBackend implements SharedBackend {
         /** The simulation, whose lost hosts are dead for good, takes 0 so the cleaner's deletions go on after a takeover. */
         public Options withTakeoverGrace(long millis) { return new Options(readCacheBytes, syncToBackend, force, simulated, millis); }
 
-        UploadQueue.Sleeper sleeper() { return simulated ? millis -> { } : Thread::sleep; }
+        /** How bucket requests are retried: the default policy, without waits in the simulation. */
+        Retry retry() { return simulated ? Retry.defaults().withoutWaiting() : Retry.defaults(); }
     }
 
     private final ObjectStore store;
@@ -79,7 +80,7 @@ public final class ObjectBackend implements SharedBackend {
     /** Sizes of the segments in the bucket. */
     private final ConcurrentSkipListMap<Long, Long> bucket = new ConcurrentSkipListMap<>();
     /** Read handles of the write-back files (the open tail and the sealed ones waiting for upload). */
-    private final TreeMap<Long, Fs.FileHandle> local = new TreeMap<>();
+    private final ConcurrentSkipListMap<Long, Fs.FileHandle> local = new ConcurrentSkipListMap<>();
     private final ReentrantReadWriteLock localGuard = new ReentrantReadWriteLock();
     private final AtomicBoolean stopUploader = new AtomicBoolean();
     private Thread uploader;
@@ -106,7 +107,7 @@ public final class ObjectBackend implements SharedBackend {
         }
         this.cachedManifest = cache.exists(CACHED_MANIFEST) ? cache.readAll(CACHED_MANIFEST) : null;
         this.tailSeq = Math.max(bucket.isEmpty() ? 0 : bucket.lastKey(), local.isEmpty() ? 0 : local.lastKey());
-        this.queue = new UploadQueue(this.store, new Uploaded(), options.sleeper(), bucket.isEmpty() ? 0 : bucket.lastKey(),
+        this.queue = new UploadQueue(this.store, new Uploaded(), options.retry(), bucket.isEmpty() ? 0 : bucket.lastKey(),
                 storedManifest == null ? null : storedManifest.etag());
         this.readCache = new ObjectReadCache(cache, poolId, options.readCacheBytes(), readOnly);
     }
@@ -180,7 +181,7 @@ public final class ObjectBackend implements SharedBackend {
     }
 
     @Override
-    public void claim(byte[] manifest) throws IOException {
+    public void claim(byte[] forStore, byte[] forCache) throws IOException {
         Check.that(!readOnly, "a read-only open claims nothing");
         // Uploads go in order, so a write-back segment at or below the bucket's newest was uploaded before a crash
         // (and maybe deleted since: a machine crash can bring back a file whose deletion was not synced): dropped.
@@ -193,9 +194,10 @@ public final class ObjectBackend implements SharedBackend {
             if (seq <= stored) dropLocal(seq);
             else if (seq != last) queue.sealed(seq, segmentBytes(seq));
         }
-        queue.claim(manifest);
-        cache.writeAtomically(CACHED_MANIFEST, manifest);
-        synchronized (this) { cachedManifest = manifest.clone(); }
+        queue.claim(forStore);
+        cache.writeAtomically(CACHED_MANIFEST, forCache);
+        synchronized (this) { cachedManifest = forCache.clone(); }
+        if (!java.util.Arrays.equals(forStore, forCache)) queue.manifest(forCache, last); // its roots lie at or before the tail
         startUploader();
     }
 
@@ -203,7 +205,27 @@ public final class ObjectBackend implements SharedBackend {
 
     @Override public void whenFenced(Consumer<String> reason) { queue.whenFenced(reason); }
 
-    @Override public Backlog backlog() { return queue.backlog(); }
+    /**
+     * A writer's is its upload queue's (sealed segments waiting). A read-only open (offline stats) has no queue: what it
+     * reports is the cache directory's write-back segments the bucket lacks, the unsealed tail included (after a
+     * kill -9 it holds flushed writes too), with the oldest one's age unknown (-1): nothing here records when it was sealed.
+     */
+    @Override
+    public Backlog backlog() {
+        if (!readOnly) return queue.backlog();
+        long stored = bucket.isEmpty() ? 0 : bucket.lastKey(), segments = 0, bytes = 0;
+        if (!cacheDiscarded) {
+            for (var e : local.tailMap(stored, false).entrySet()) {
+                try {
+                    bytes += e.getValue().size();
+                    segments++;
+                } catch (IOException unreadable) {
+                    LOG.log(System.Logger.Level.WARNING, "write-back segment {0}: size unknown ({1})", e.getKey(), unreadable.toString());
+                }
+            }
+        }
+        return new Backlog(segments, bytes, segments == 0 ? 0 : -1);
+    }
 
     // ---------------------------------------------------------------- Backend
 
@@ -241,14 +263,21 @@ public final class ObjectBackend implements SharedBackend {
         queue.sealed(seq, segmentBytes(seq));
     }
 
-    @Override
-    public void read(long seq, long pos, ByteBuffer dst) throws IOException {
+    /** How a read of an uploaded segment uses the read cache (see {@link ObjectReadCache}). */
+    private enum Via { VERIFIED, CALLER_CHECKS, REFETCH }
+
+    @Override public void read(long seq, long pos, ByteBuffer dst) throws IOException { read(seq, pos, dst, Via.VERIFIED); }
+
+    @Override public void readForCallerCheck(long seq, long pos, ByteBuffer dst) throws IOException { read(seq, pos, dst, Via.CALLER_CHECKS); }
+
+    @Override public void reread(long seq, long pos, ByteBuffer dst) throws IOException { read(seq, pos, dst, Via.REFETCH); }
+
+    private void read(long seq, long pos, ByteBuffer dst, Via via) throws IOException {
         int start = dst.position();
         for (int attempt = 0; ; attempt++) {
             localGuard.readLock().lock();
             try {
-                Fs.FileHandle h;
-                synchronized (this) { h = cacheDiscarded ? null : local.get(seq); }
+                Fs.FileHandle h = cacheDiscarded ? null : local.get(seq); // a write-back file is the segment itself: no cache
                 if (h != null) {
                     h.readFully(pos, dst);
                     return;
@@ -261,7 +290,11 @@ public final class ObjectBackend implements SharedBackend {
                 localGuard.readLock().unlock();
             }
             if (!bucket.containsKey(seq)) throw new NoSuchFileException("segment " + seq + " is neither in the cache nor in the bucket");
-            readCache.read(seq, pos, dst, this::fetch);
+            switch (via) {
+                case VERIFIED -> readCache.read(seq, pos, dst, this::fetch);
+                case CALLER_CHECKS -> readCache.readForCallerCheck(seq, pos, dst, this::fetch);
+                case REFETCH -> readCache.refetch(seq, pos, dst, this::fetch);
+            }
             return;
         }
     }
@@ -270,9 +303,13 @@ public final class ObjectBackend implements SharedBackend {
 
     @Override
     public long segmentBytes(long seq) throws IOException {
-        synchronized (this) {
-            Fs.FileHandle h = cacheDiscarded ? null : local.get(seq);
-            if (h != null) return h.size();
+        Fs.FileHandle h = cacheDiscarded ? null : local.get(seq);
+        if (h != null) {
+            try {
+                return h.size();
+            } catch (ClosedChannelException uploaded) {
+                // dropped after its upload meanwhile (the bucket's size is recorded before the drop)
+            }
         }
         Long size = bucket.get(seq);
         if (size == null) throw new NoSuchFileException("segment " + seq + " is neither in the cache nor in the bucket");

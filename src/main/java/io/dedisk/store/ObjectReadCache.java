@@ -24,13 +24,15 @@ import java.util.UUID;
  *   48 u32 x 256  CRC32C of each 4 KiB piece of the data (the last one may be shorter)
  * 1072 u32 CRC32C of bytes [0, 1072)               4096 the data
  * </pre>
- * Files are written under a temporary name and renamed, not synced: a cache needs no durability, because every read
- * verifies the header and the CRC of the 4 KiB pieces it uses, so what a machine crash leaves of an entry (empty,
- * torn) is found, dropped and fetched again (a cache never turns a disk fault into a pool fault). One fetch per block
- * at a time: concurrent misses on a block wait for the first one's GET instead of issuing their own.
- * Verified bytes are kept in memory in aligned spans of {@link #SPAN} bytes ({@link #SPANS} of them, least recently
- * used out first): a chunk read is a copy from memory when the read before it verified the same span, as in a
- * sequential read, where a file read and CRC pass per chunk cost the bucket pool half the directory pool's speed.
+ * Files are written under a temporary name and renamed, not synced: a cache needs no durability, because what it
+ * serves is verified, so what a machine crash leaves of an entry (empty, torn) is found, dropped and fetched again (a
+ * cache never turns a disk fault into a pool fault). One fetch per block at a time: concurrent misses on a block wait
+ * for the first one's GET instead of issuing their own.
+ * Two ways to read a hit: {@link #read} checks the header once and the CRC of every 4 KiB piece it uses (recovery,
+ * the cleaner, the checker: callers that take the bytes as they are); {@link #readForCallerCheck} reads the bytes
+ * straight from the entry's file into the caller's buffer (one positioned read, as a directory pool's segment read)
+ * for a caller that checks them against a checksum of its own (chunk bodies against their reference's CRC32C), and
+ * that calls {@link #refetch} when its check fails: the entries under the range are dropped and fetched again.
  * Read-only: entries are read, never written or evicted; the last {@link #MEMO_BLOCKS} fetched blocks are kept in
  * memory instead, so a read-only scan (check, stats) does not GET a block again for every chunk in it.
  *
@@ -48,8 +50,6 @@ final class ObjectReadCache {
     private static final System.Logger LOG = System.getLogger("dedisk.readcache");
     private static final int MAX_OPEN = 256;
     static final int MEMO_BLOCKS = 16;
-    static final int SPAN = 16 * PIECE;
-    static final int SPANS = 256;
 
     /** Fetches bytes [offset, offset+length) of a segment from the store, fewer at its end. */
     interface Fetcher {
@@ -57,8 +57,6 @@ final class ObjectReadCache {
     }
 
     private record Key(long seq, long block) {}
-
-    private record SpanKey(long seq, long block, int span) {}
 
     /** A cached block: its data length and, once read, the CRCs of its pieces. */
     private static final class Entry {
@@ -77,10 +75,6 @@ final class ObjectReadCache {
     private final boolean readOnly;
     private final LinkedHashMap<Key, Entry> entries = new LinkedHashMap<>(64, 0.75f, true);
     private final LinkedHashMap<Key, Fs.FileHandle> handles = new LinkedHashMap<>(64, 0.75f, true);
-    /** Verified bytes of recently read spans of cached blocks (dropped with their block). */
-    private final LinkedHashMap<SpanKey, byte[]> spans = new LinkedHashMap<>(SPANS * 2, 0.75f, true) {
-        @Override protected boolean removeEldestEntry(Map.Entry<SpanKey, byte[]> eldest) { return size() > SPANS; }
-    };
     private final Map<Key, java.util.concurrent.CompletableFuture<byte[]>> fetching = new java.util.HashMap<>();
     /** Read-only opens: recently fetched blocks, in memory (nothing is written to the cache directory). */
     private final LinkedHashMap<Key, byte[]> memo = new LinkedHashMap<>(MEMO_BLOCKS * 2, 0.75f, true) {
@@ -132,13 +126,32 @@ final class ObjectReadCache {
 
     synchronized long misses() { return misses; }
 
-    /** Reads dst.remaining() bytes of segment seq at pos, from cached blocks or fetched ones (which are then kept). */
-    void read(long seq, long pos, ByteBuffer dst, Fetcher fetcher) throws IOException {
+    /** Reads dst.remaining() bytes of segment seq at pos, verified, from cached blocks or fetched ones (which are then kept). */
+    void read(long seq, long pos, ByteBuffer dst, Fetcher fetcher) throws IOException { read(seq, pos, dst, fetcher, false); }
+
+    /**
+     * Reads like {@link #read}, but a hit is not checked here: the caller checks the bytes against its own checksum and
+     * calls {@link #refetch} when they fail it (see the class comment).
+     */
+    void readForCallerCheck(long seq, long pos, ByteBuffer dst, Fetcher fetcher) throws IOException { read(seq, pos, dst, fetcher, true); }
+
+    /** The caller's check failed on bytes of [pos, pos + dst.remaining()): drops the blocks under them and reads them fetched again. */
+    void refetch(long seq, long pos, ByteBuffer dst, Fetcher fetcher) throws IOException {
+        for (long block = pos / BLOCK, last = (pos + Math.max(dst.remaining(), 1) - 1) / BLOCK; block <= last; block++) {
+            Key key = new Key(seq, block);
+            LOG.log(System.Logger.Level.WARNING, "read cache entry {0} failed its reader''s check, fetching it again", fileName(seq, block));
+            synchronized (this) { memo.remove(key); }
+            drop(key);
+        }
+        read(seq, pos, dst, fetcher, false);
+    }
+
+    private void read(long seq, long pos, ByteBuffer dst, Fetcher fetcher, boolean callerChecks) throws IOException {
         while (dst.hasRemaining()) {
             long block = pos / BLOCK;
             int within = (int) (pos - block * BLOCK);
             int n = Math.min(dst.remaining(), BLOCK - within);
-            if (!cached(seq, block, within, n, dst)) {
+            if (!cached(seq, block, within, n, dst, callerChecks)) {
                 byte[] data = fetched(new Key(seq, block), fetcher);
                 if (within + n > data.length) throw new java.io.EOFException("segment " + seq + " ends at " + (block * BLOCK + data.length) + ", read needs " + (pos + n));
                 dst.put(data, within, n);
@@ -179,10 +192,10 @@ final class ObjectReadCache {
     }
 
     /**
-     * Copies the cached bytes [within, within+n) of a block into dst, verified; false on a miss (or an entry that
-     * failed and was dropped).
+     * Copies the cached bytes [within, within+n) of a block into dst (verified here unless the caller checks them);
+     * false on a miss (or an entry that failed and was dropped).
      */
-    private boolean cached(long seq, long block, int within, int n, ByteBuffer dst) throws IOException {
+    private boolean cached(long seq, long block, int within, int n, ByteBuffer dst, boolean callerChecks) throws IOException {
         Key key = new Key(seq, block);
         Entry e;
         synchronized (this) {
@@ -193,15 +206,15 @@ final class ObjectReadCache {
             }
             hits++;
         }
-        int start = dst.position();
+        int start = dst.position(), limit = dst.limit();
         for (int attempt = 0; ; attempt++) {
             try {
-                for (int at = within, end = within + n; at < end; ) {
-                    int span = at / SPAN, inSpan = at - span * SPAN;
-                    byte[] data = span(key, e, span);
-                    int take = Math.min(end - at, data.length - inSpan);
-                    dst.put(data, inSpan, take);
-                    at += take;
+                Fs.FileHandle h = handle(key);
+                if (callerChecks) {
+                    dst.limit(start + n);
+                    h.readFully(DATA_OFFSET + within, dst);
+                } else {
+                    copyVerified(h, key, e, within, n, dst);
                 }
                 Check.that(dst.position() - start == n, "read cache copied %d bytes, expected %d", dst.position() - start, n);
                 return true;
@@ -215,21 +228,17 @@ final class ObjectReadCache {
                 LOG.log(System.Logger.Level.WARNING, "read cache entry {0} unusable, fetching it again: {1}", fileName(seq, block), damaged.toString());
                 drop(key);
                 return false;
+            } finally {
+                dst.limit(limit);
             }
         }
     }
 
-    /** The verified bytes of one span of a cached block: from memory, or read from its file and checked piece by piece. */
-    private byte[] span(Key key, Entry e, int span) throws IOException {
-        SpanKey sk = new SpanKey(key.seq(), key.block(), span);
-        synchronized (this) {
-            byte[] kept = spans.get(sk);
-            if (kept != null) return kept;
-        }
-        Fs.FileHandle h = handle(key);
+    /** Reads the 4 KiB pieces under [within, within+n) of an entry, checks each against the entry's CRCs, copies the range. */
+    private void copyVerified(Fs.FileHandle h, Key key, Entry e, int within, int n, ByteBuffer dst) throws IOException {
         int[] crcs = e.crcs != null ? e.crcs : readHeader(h, key);
         e.crcs = crcs;
-        int from = span * SPAN, to = Math.min(e.length, from + SPAN);
+        int from = within / PIECE * PIECE, to = Math.min(e.length, (within + n + PIECE - 1) / PIECE * PIECE);
         ByteBuffer buf = ByteBuffer.allocate(to - from);
         h.readFully(DATA_OFFSET + from, buf);
         byte[] data = buf.array();
@@ -237,10 +246,7 @@ final class ObjectReadCache {
             int off = p * PIECE - from, len = Math.min(PIECE, to - p * PIECE);
             if (Crc.of(data, off, len) != crcs[p]) throw new io.dedisk.DediskException.CorruptionException("piece " + p + " fails its CRC32C");
         }
-        synchronized (this) {
-            if (entries.get(key) == e) spans.put(sk, data); // not for an entry dropped or replaced meanwhile
-        }
-        return data;
+        dst.put(data, within - from, n);
     }
 
     /** An open handle on the entry's file, from a bounded LRU of handles (so a large cache holds few descriptors). */
@@ -308,7 +314,6 @@ final class ObjectReadCache {
         synchronized (this) {
             stale = handles.remove(new Key(seq, block)); // the file was replaced: a handle on the old one must go
             Entry old = entries.put(new Key(seq, block), new Entry(data.length, crcs));
-            spans.keySet().removeIf(k -> k.seq() == seq && k.block() == block);
             if (old != null) bytes -= DATA_OFFSET + old.length;
             bytes += DATA_OFFSET + data.length;
         }
@@ -345,7 +350,6 @@ final class ObjectReadCache {
             Entry e = entries.remove(key);
             if (e == null) return;
             bytes -= DATA_OFFSET + e.length;
-            spans.keySet().removeIf(k -> k.seq() == key.seq() && k.block() == key.block());
         }
         if (h != null) {
             try {

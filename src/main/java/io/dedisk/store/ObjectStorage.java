@@ -29,7 +29,7 @@ public final class ObjectStorage implements PoolStorage {
 
     /** {@code where} names the bucket location in messages (e.g. s3://bucket/prefix). */
     public ObjectStorage(ObjectStore store, CacheDirs caches, ObjectBackend.Options options, String where) {
-        this.store = new RetryingObjectStore(store, options.sleeper());
+        this.store = new RetryingObjectStore(store, options.retry()); // the one retrying layer: the pool's every request goes through it
         this.caches = caches;
         this.options = options;
         this.where = where;
@@ -45,18 +45,10 @@ public final class ObjectStorage implements PoolStorage {
     public void create(byte[] superblock) throws IOException {
         if (store.get(ObjectBackend.SUPERBLOCK) != null) throw new InvalidRequestException("a dedisk pool already exists at " + where);
         if (!store.list("").isEmpty()) throw new InvalidRequestException(where + " is not empty; dedisk creates pools only under an empty prefix");
-        for (int attempt = 1; ; attempt++) {
-            try {
-                store.putIfAbsent(ObjectBackend.SUPERBLOCK, superblock);
-                return;
-            } catch (ObjectStore.PreconditionFailedException e) {
-                ObjectStore.Versioned there = store.get(ObjectBackend.SUPERBLOCK);
-                if (there != null && java.util.Arrays.equals(there.content(), superblock)) return; // our own ambiguous put
-                throw new InvalidRequestException("another dedisk created a pool at " + where + " at the same time");
-            } catch (IOException e) {
-                if (attempt >= UploadQueue.ATTEMPTS) throw e;
-                UploadQueue.backoff(options.sleeper(), attempt);
-            }
+        try {
+            store.putIfAbsent(ObjectBackend.SUPERBLOCK, superblock); // our own ambiguous put counts as done
+        } catch (ObjectStore.PreconditionFailedException e) {
+            throw new InvalidRequestException("another dedisk created a pool at " + where + " at the same time");
         }
     }
 

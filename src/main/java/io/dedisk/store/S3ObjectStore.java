@@ -46,22 +46,21 @@ import software.amazon.awssdk.services.s3.model.S3Object;
  * <li>getRange: GetObject with a Range header; a range past the end gives fewer (or no) bytes;</li>
  * <li>list: ListObjectsV2 pages of {@link Settings#listPageSize} keys.</li>
  * </ul>
- * Every request runs in {@link S3Retry}'s loop (SDK retries off). <b>Ambiguity rule</b>: a conditional PUT whose
- * earlier attempt failed transiently may have been stored by that attempt; when a later attempt then gets 412 the
- * object is read back, and identical bytes count as success (with the stored ETag). This is sound because callers
- * make conditional payloads unique to the writer (the manifest carries its writer's epoch), so equal bytes mean
- * our own earlier attempt. The same rule covers a multipart Complete that was stored but reported failed.
+ * Every call sends its requests once (SDK retries off): a failure is a plain IOException when it is worth another
+ * attempt, a {@link RequestRefusedException} when it is final ({@link S3Errors}). Retrying, and resolving an ambiguous
+ * conditional PUT, is the pool's one retrying layer's ({@link RetryingObjectStore}); a multipart put whose part fails
+ * is aborted and fails whole, and is retried whole there.
  *
- * Threads: thread-safe (the SDK client is); each call blocks its caller for the request and its retries.
+ * Threads: thread-safe (the SDK client is); each call blocks its caller for its requests.
  */
 public final class S3ObjectStore implements ObjectStore {
     /** The smallest part S3 accepts (except the last). */
     public static final int MIN_PART_SIZE = 5 << 20;
     private static final String OCTETS = "application/octet-stream";
 
-    /** Tuning: multipart part size and parallelism, listing page, retry bounds, HTTP timeouts and pool size. */
-    public record Settings(int partSize, int partConcurrency, int listPageSize, int maxAttempts, Duration backoffBase, Duration backoffCap,
-            Duration connectTimeout, Duration socketTimeout, Duration attemptTimeout, int maxConnections) {
+    /** Tuning: multipart part size and parallelism, listing page, HTTP timeouts and pool size. */
+    public record Settings(int partSize, int partConcurrency, int listPageSize, Duration connectTimeout, Duration socketTimeout, Duration attemptTimeout,
+            int maxConnections) {
         public Settings {
             Check.that(partSize >= MIN_PART_SIZE, "S3 part size %d is below S3's minimum %d", partSize, MIN_PART_SIZE);
             Check.that(partConcurrency >= 1, "S3 part concurrency %d < 1", partConcurrency);
@@ -70,37 +69,30 @@ public final class S3ObjectStore implements ObjectStore {
         }
 
         /**
-         * 8 MiB parts (a 16 MiB segment = 2 parts), up to 4 uploading at once, 8 attempts with 100 ms..10 s full-jitter backoff (≤ ~40 s of
-         * waiting in all), 5 s to connect, 30 s of socket silence or 2 min per attempt before giving up on it.
+         * 8 MiB parts (a 16 MiB segment = 2 parts), up to 4 uploading at once, 5 s to connect, 30 s of socket silence or
+         * 2 min per request before giving up on it.
          */
         public static Settings defaults() {
-            return new Settings(8 << 20, 4, 1000, 8, Duration.ofMillis(100), Duration.ofSeconds(10), Duration.ofSeconds(5),
-                    Duration.ofSeconds(30), Duration.ofMinutes(2), 64);
+            return new Settings(8 << 20, 4, 1000, Duration.ofSeconds(5), Duration.ofSeconds(30), Duration.ofMinutes(2), 64);
         }
 
         public Settings withListPageSize(int n) {
-            return new Settings(partSize, partConcurrency, n, maxAttempts, backoffBase, backoffCap, connectTimeout, socketTimeout, attemptTimeout, maxConnections);
-        }
-
-        public Settings withRetries(int attempts, Duration base, Duration cap) {
-            return new Settings(partSize, partConcurrency, listPageSize, attempts, base, cap, connectTimeout, socketTimeout, attemptTimeout, maxConnections);
+            return new Settings(partSize, partConcurrency, n, connectTimeout, socketTimeout, attemptTimeout, maxConnections);
         }
 
         public Settings withTimeouts(Duration connect, Duration socket, Duration attempt) {
-            return new Settings(partSize, partConcurrency, listPageSize, maxAttempts, backoffBase, backoffCap, connect, socket, attempt, maxConnections);
+            return new Settings(partSize, partConcurrency, listPageSize, connect, socket, attempt, maxConnections);
         }
     }
 
     private final S3Client s3;
     private final S3Location location;
     private final Settings settings;
-    private final S3Retry retry;
 
     private S3ObjectStore(S3Client s3, S3Location location, Settings settings) {
         this.s3 = s3;
         this.location = location;
         this.settings = settings;
-        this.retry = new S3Retry(settings.maxAttempts(), settings.backoffBase(), settings.backoffCap());
     }
 
     /** A store at location, reached as the environment says ({@link S3Location#clientBuilder}). */
@@ -126,32 +118,24 @@ public final class S3ObjectStore implements ObjectStore {
             return;
         }
         String k = location.key(key);
-        retry.run("PUT " + k, n -> s3.putObject(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS), body(content, 0, content.length)));
+        S3Errors.once("PUT " + k, () -> s3.putObject(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS), body(content, 0, content.length)));
     }
 
     private void putMultipart(String key, byte[] content) throws IOException {
         String k = location.key(key);
-        String uploadId = retry.run("CreateMultipartUpload " + k,
-                n -> s3.createMultipartUpload(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS)).uploadId());
+        String uploadId = S3Errors.once("CreateMultipartUpload " + k,
+                () -> s3.createMultipartUpload(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS)).uploadId());
         try {
             List<CompletedPart> parts = uploadParts(k, uploadId, content);
-            retry.run("CompleteMultipartUpload " + k, n -> {
-                try {
-                    return s3.completeMultipartUpload(b -> b.bucket(location.bucket()).key(k).uploadId(uploadId)
-                            .multipartUpload(m -> m.parts(parts))).eTag();
-                } catch (S3Exception e) {
-                    // An earlier Complete may have succeeded but been reported failed: the upload is gone then.
-                    if (n > 1 && e.statusCode() == 404 && storedEtag(key, content) != null) return null;
-                    throw e;
-                }
-            });
+            S3Errors.once("CompleteMultipartUpload " + k, () -> s3.completeMultipartUpload(b -> b.bucket(location.bucket()).key(k).uploadId(uploadId)
+                    .multipartUpload(m -> m.parts(parts))).eTag());
         } catch (IOException | RuntimeException e) {
             abort(k, uploadId, e);
             throw e;
         }
     }
 
-    /** Uploads the parts, up to partConcurrency at once; on the first part that fails for good, stops the others. */
+    /** Uploads the parts, up to partConcurrency at once; on the first part that fails, stops the others. */
     private List<CompletedPart> uploadParts(String k, String uploadId, byte[] content) throws IOException {
         int size = settings.partSize();
         int count = (int) ((content.length + (long) size - 1) / size);
@@ -165,7 +149,7 @@ public final class S3ObjectStore implements ObjectStore {
                 etags.add(uploads.submit(() -> {
                     slots.acquire();
                     try {
-                        return retry.run("UploadPart " + part + "/" + count + " of " + k, n -> s3.uploadPart(
+                        return S3Errors.once("UploadPart " + part + "/" + count + " of " + k, () -> s3.uploadPart(
                                 b -> b.bucket(location.bucket()).key(k).uploadId(uploadId).partNumber(part).contentLength((long) len),
                                 body(content, off, len)).eTag());
                     } finally {
@@ -177,7 +161,7 @@ public final class S3ObjectStore implements ObjectStore {
             try {
                 for (int i = 0; i < count; i++) parts.add(CompletedPart.builder().partNumber(i + 1).eTag(result(etags.get(i))).build());
             } catch (IOException | RuntimeException e) {
-                uploads.shutdownNow(); // interrupts the other parts' requests and backoff sleeps
+                uploads.shutdownNow(); // interrupts the other parts' requests
                 throw e;
             }
             return parts;
@@ -211,12 +195,12 @@ public final class S3ObjectStore implements ObjectStore {
     @Override
     public String putIfAbsent(String key, byte[] content) throws IOException {
         String k = location.key(key);
-        return retry.run("PUT If-None-Match " + k, n -> {
+        return S3Errors.once("PUT If-None-Match " + k, () -> {
             try {
                 return s3.putObject(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS).ifNoneMatch("*"), body(content, 0, content.length)).eTag();
             } catch (S3Exception e) {
                 if (e.statusCode() != 412) throw e;
-                return ownEarlierAttempt(key, content, n, "an object with this key exists");
+                throw new PreconditionFailedException(k, "an object with this key exists");
             }
         });
     }
@@ -224,13 +208,13 @@ public final class S3ObjectStore implements ObjectStore {
     @Override
     public String replaceIfMatch(String key, byte[] content, String etag) throws IOException {
         String k = location.key(key);
-        return retry.run("PUT If-Match " + k, n -> {
+        return S3Errors.once("PUT If-Match " + k, () -> {
             try {
                 return s3.putObject(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS).ifMatch(etag), body(content, 0, content.length)).eTag();
             } catch (S3Exception e) {
                 // AWS answers If-Match on a missing key with 404 NoSuchKey; S3Proxy with 412.
                 if (e.statusCode() != 412 && !missing(e)) throw e;
-                return ownEarlierAttempt(key, content, n, e.statusCode() == 412 ? "expected ETag " + etag + ", the object has another" : "expected ETag " + etag + ", the object does not exist");
+                throw new PreconditionFailedException(k, e.statusCode() == 412 ? "expected ETag " + etag + ", the object has another" : "expected ETag " + etag + ", the object does not exist");
             }
         });
     }
@@ -242,13 +226,14 @@ public final class S3ObjectStore implements ObjectStore {
      */
     public void checkConditionalWrites() throws IOException {
         String probe = ".dedisk-conditional-write-probe-" + UUID.randomUUID();
+        ObjectStore retried = new RetryingObjectStore(this, Retry.defaults()); // each probe write has its own bytes: any 412 is the server's answer
         try {
-            String etag = putIfAbsent(probe, bytes("1"));
-            expectLost(() -> putIfAbsent(probe, bytes("2")), "If-None-Match: * on an existing object");
-            expectLost(() -> replaceIfMatch(probe, bytes("3"), "\"00000000000000000000000000000000\""), "If-Match with a stale ETag");
-            replaceIfMatch(probe, bytes("4"), etag);
+            String etag = retried.putIfAbsent(probe, bytes("1"));
+            expectLost(() -> retried.putIfAbsent(probe, bytes("2")), "If-None-Match: * on an existing object");
+            expectLost(() -> retried.replaceIfMatch(probe, bytes("3"), "\"00000000000000000000000000000000\""), "If-Match with a stale ETag");
+            retried.replaceIfMatch(probe, bytes("4"), etag);
         } finally {
-            delete(probe);
+            retried.delete(probe);
         }
     }
 
@@ -268,23 +253,10 @@ public final class S3ObjectStore implements ObjectStore {
 
     private static byte[] bytes(String s) { return s.getBytes(StandardCharsets.UTF_8); }
 
-    /** After a lost condition: the ETag of the object if an earlier attempt of this call stored exactly it, else 412. */
-    private String ownEarlierAttempt(String key, byte[] content, int attempt, String why) throws IOException {
-        String etag = attempt > 1 ? storedEtag(key, content) : null;
-        if (etag == null) throw new PreconditionFailedException(location.key(key), why);
-        return etag;
-    }
-
-    /** The object's ETag if it holds exactly content, else null. */
-    private String storedEtag(String key, byte[] content) throws IOException {
-        Versioned v = get(key);
-        return v != null && Arrays.equals(v.content(), content) ? v.etag() : null;
-    }
-
     @Override
     public Versioned get(String key) throws IOException {
         String k = location.key(key);
-        return retry.run("GET " + k, n -> {
+        return S3Errors.once("GET " + k, () -> {
             try {
                 ResponseBytes<GetObjectResponse> r = s3.getObjectAsBytes(b -> b.bucket(location.bucket()).key(k));
                 byte[] bytes = r.asByteArrayUnsafe();
@@ -304,7 +276,7 @@ public final class S3ObjectStore implements ObjectStore {
         String k = location.key(key);
         // A zero-length read still asks for one byte: HTTP has no empty range, and a missing object must still fail.
         long last = offset + Math.max(length, 1) - 1;
-        byte[] got = retry.run("GET " + k + " bytes " + offset + "-" + last, n -> {
+        byte[] got = S3Errors.once("GET " + k + " bytes " + offset + "-" + last, () -> {
             try {
                 ResponseBytes<GetObjectResponse> r = s3.getObjectAsBytes(b -> b.bucket(location.bucket()).key(k).range("bytes=" + offset + "-" + last));
                 byte[] bytes = r.asByteArrayUnsafe();
@@ -328,7 +300,7 @@ public final class S3ObjectStore implements ObjectStore {
         String token = null;
         do {
             String t = token;
-            ListObjectsV2Response page = retry.run("LIST " + p, n -> s3.listObjectsV2(
+            ListObjectsV2Response page = S3Errors.once("LIST " + p, () -> s3.listObjectsV2(
                     b -> b.bucket(location.bucket()).prefix(p).maxKeys(settings.listPageSize()).continuationToken(t)));
             for (S3Object o : page.contents()) out.add(new Info(location.name(o.key()), o.size()));
             token = Boolean.TRUE.equals(page.isTruncated()) ? page.nextContinuationToken() : null;
@@ -341,7 +313,7 @@ public final class S3ObjectStore implements ObjectStore {
     @Override
     public void delete(String key) throws IOException {
         String k = location.key(key);
-        retry.run("DELETE " + k, n -> {
+        S3Errors.once("DELETE " + k, () -> {
             try {
                 return s3.deleteObject(b -> b.bucket(location.bucket()).key(k));
             } catch (S3Exception e) {

@@ -42,11 +42,13 @@ public interface SharedBackend extends Backend {
     void discardCache() throws IOException;
 
     /**
-     * Takes the pool: uploads the cache's sealed segments still waiting, then replaces the store's manifest by
-     * {@code manifest} only if it is still the one found at open (or creates it when there was none), and keeps it as
-     * the cached manifest. {@link ObjectStore.PreconditionFailedException} when another writer changed it meanwhile.
+     * Takes the pool: replaces the store's manifest by {@code forStore} only if it is still the one found at open (or
+     * creates it when there was none), and keeps {@code forCache} as the cached manifest; when the two differ (the
+     * cache's roots are newer, in segments not uploaded yet), {@code forCache} is queued to go up after the cache's
+     * sealed segments, which upload in the background. {@link ObjectStore.PreconditionFailedException} when another
+     * writer changed the store's manifest meanwhile.
      */
-    void claim(byte[] manifest) throws IOException;
+    void claim(byte[] forStore, byte[] forCache) throws IOException;
 
     /** Returns once segments up to {@code seq} are in the store; {@link FencedException} when this writer lost the pool. */
     void awaitStored(long seq) throws IOException;
@@ -57,6 +59,6 @@ public interface SharedBackend extends Backend {
     /** What is sealed but not yet in the store. */
     Backlog backlog();
 
-    /** Segments waiting for upload, their bytes, and how long the oldest has waited. */
+    /** Segments waiting for upload, their bytes, and how long the oldest has waited (-1: unknown, a read-only open). */
     record Backlog(long segments, long bytes, long oldestAgeMillis) {}
 }

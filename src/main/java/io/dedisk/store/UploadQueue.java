@@ -5,10 +5,8 @@ import io.dedisk.util.Check;
 import java.io.IOException;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.TreeMap;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 
@@ -17,14 +15,19 @@ import java.util.function.Consumer;
  * manifest, delete cleaned segments. The order is what keeps the bucket a prefix of the write history at every moment:
  * <ul>
  *   <li>segments upload in sequence order, each with put-if-absent (immutable, named by sequence: an ambiguous put is
- *       retried, and a 412 whose object holds our bytes was our own earlier put);</li>
+ *       retried, and a 412 whose object holds our bytes is our own earlier put: {@link RetryingObjectStore});</li>
  *   <li>a manifest is written only once every segment up to the log tail at the time it was written is in the bucket
  *       (its root lies at or before that tail), by replace-if-match on the ETag of the manifest this writer wrote last;
  *       of several manifests ready at once only the newest is written;</li>
  *   <li>a segment deletion queued after a manifest runs only once that manifest (or a newer one) is in the bucket.</li>
  * </ul>
- * A 412 that is not our own earlier write means another writer took the pool: the queue stops for good (fenced), and
- * the listener is told once. Failed requests are retried with exponential backoff and jitter.
+ * A 412 (never our own earlier write: the store below counts those as done) means another writer took the pool: the
+ * queue stops for good (fenced), and the listener is told once.
+ *
+ * Failures: each request is tried as the {@link Retry} policy says by the store below ({@link RetryingObjectStore},
+ * the one retrying layer); when it still fails, a caller waiting for it ({@link #awaitStored}, {@link #drain}, {@link
+ * #claim}) gets that error at once, and the background uploader, which never abandons the queue, pauses by the same
+ * policy's backoff (growing with its consecutive failures) and runs the request again.
  *
  * Threads: any. {@link #runOne} performs one request at a time (the {@code processing} lock): the background uploader
  * and a thread waiting in {@link #awaitStored} both drive it, so the simulation, which starts no uploader, runs it
@@ -32,8 +35,6 @@ import java.util.function.Consumer;
  */
 final class UploadQueue {
     static final String MANIFEST = "manifest";
-    /** Attempts a waiting caller (a FLUSH with --sync-to-backend, open, close) makes per request before it gives up. */
-    static final int ATTEMPTS = 10;
     private static final System.Logger LOG = System.getLogger("dedisk.upload");
 
     /** The cache's side of uploads: the bytes of a sealed write-back segment, and what to drop once stored or deleted. */
@@ -43,11 +44,6 @@ final class UploadQueue {
         void uploaded(long seq) throws IOException;
 
         void deleted(long seq);
-    }
-
-    /** Waits between retries (the simulation's does not wait). */
-    interface Sleeper {
-        void sleep(long millis) throws InterruptedException;
     }
 
     private record Upload(long bytes, long sealedMillis) {}
@@ -66,7 +62,7 @@ final class UploadQueue {
 
     private final ObjectStore store;
     private final Local local;
-    private final Sleeper sleeper;
+    private final Retry retry;
     private final ReentrantLock processing = new ReentrantLock();
     private final TreeMap<Long, Upload> uploads = new TreeMap<>();
     private final ArrayDeque<ManifestWrite> manifests = new ArrayDeque<>();
@@ -80,10 +76,10 @@ final class UploadQueue {
     private int failures;
     private IOException lastError;
 
-    UploadQueue(ObjectStore store, Local local, Sleeper sleeper, long storedThrough, String manifestEtag) {
+    UploadQueue(ObjectStore store, Local local, Retry retry, long storedThrough, String manifestEtag) {
         this.store = store;
         this.local = local;
-        this.sleeper = sleeper;
+        this.retry = retry;
         this.storedThrough = storedThrough;
         this.manifestEtag = manifestEtag;
     }
@@ -175,12 +171,9 @@ final class UploadQueue {
                 Check.that(bytes.length == expected, "segment %d holds %d bytes as sealed, found %d", u.seq(), expected, bytes.length);
                 String key = segmentKey(u.seq());
                 try {
-                    store.putIfAbsent(key, bytes);
+                    store.putIfAbsent(key, bytes); // our own earlier put (ambiguous, or before a crash) counts as done
                 } catch (PreconditionFailedException e) {
-                    if (storedEtag(key, bytes) == null) {
-                        throw fence("segment " + u.seq() + " was written by another writer (a newer owner's fence): this writer no longer owns the pool");
-                    }
-                    // our own earlier put, reported failed (ambiguous) or done before a crash
+                    throw fence("segment " + u.seq() + " was written by another writer (a newer owner's fence): this writer no longer owns the pool");
                 }
                 synchronized (this) {
                     uploads.remove(u.seq());
@@ -219,25 +212,13 @@ final class UploadQueue {
 
     /**
      * Replaces the bucket's manifest conditionally on the ETag last seen (created if there was none) and keeps the new
-     * ETag; a 412 whose object holds exactly these bytes was our own earlier, ambiguous write. Any other 412 is thrown.
+     * ETag; a 412 (another writer's manifest: our own earlier write counts as done below) is thrown.
      */
     private void replaceManifest(byte[] content) throws IOException {
         String etag;
         synchronized (this) { etag = manifestEtag; }
-        String next;
-        try {
-            next = etag == null ? store.putIfAbsent(MANIFEST, content) : store.replaceIfMatch(MANIFEST, content, etag);
-        } catch (PreconditionFailedException e) {
-            next = storedEtag(MANIFEST, content);
-            if (next == null) throw e;
-        }
+        String next = etag == null ? store.putIfAbsent(MANIFEST, content) : store.replaceIfMatch(MANIFEST, content, etag);
         synchronized (this) { manifestEtag = next; }
-    }
-
-    /** The ETag of object key if it holds exactly {@code content}, else null (absent, or another writer's bytes). */
-    private String storedEtag(String key, byte[] content) throws IOException {
-        ObjectStore.Versioned there = store.get(key);
-        return there != null && Arrays.equals(there.content(), content) ? there.etag() : null;
     }
 
     private FencedException fence(String why) {
@@ -268,26 +249,16 @@ final class UploadQueue {
     }
 
     /**
-     * Takes the pool (see {@link SharedBackend#claim}): uploads what waits, drops manifests queued but superseded by
-     * this one (their deletions are redone by a later checkpoint), then writes it; a 412 is thrown to the caller.
+     * Takes the pool (see {@link SharedBackend#claim}): drops manifests queued but superseded by this one (their
+     * deletions are redone by a later checkpoint), then writes it now, ahead of the uploads waiting (its roots are in
+     * the bucket already); a 412 is thrown to the caller.
      */
     void claim(byte[] content) throws IOException {
-        driveUntil(uploads::isEmpty, "the cache's sealed segments");
         synchronized (this) {
             manifests.clear();
             deletes.clear();
         }
-        for (int attempt = 1; ; attempt++) {
-            try {
-                replaceManifest(content);
-                return;
-            } catch (PreconditionFailedException e) {
-                throw e; // another writer's manifest: the caller decides (Ownership)
-            } catch (IOException e) {
-                if (attempt >= ATTEMPTS) throw new IOException("the bucket did not take the manifest after " + attempt + " attempts: " + e, e);
-                backoff(attempt);
-            }
-        }
+        replaceManifest(content); // a 412 is another writer's manifest: the caller decides (Ownership)
     }
 
     private interface Condition {
@@ -295,39 +266,19 @@ final class UploadQueue {
     }
 
     private void driveUntil(Condition done, String what) throws IOException {
-        int failed = 0;
         while (true) {
             synchronized (this) {
                 if (fenced != null) throw new FencedException(fenced);
                 if (done.holds()) return;
             }
-            if (runOne()) {
-                failed = 0;
-                continue;
-            }
-            IOException last;
+            if (runOne()) continue;
             synchronized (this) {
                 if (done.holds()) return;
-                last = lastError;
                 // Nothing can run: what is left waits for a segment not sealed yet (a manifest naming the open tail).
                 // It stays queued, and in the cache's manifest file; only drain() can get here.
                 if (next() == null) return;
+                if (failures > 0) throw new IOException("the bucket did not take " + what + ": " + lastError.getMessage(), lastError);
             }
-            if (++failed >= ATTEMPTS) throw new IOException("the bucket did not take " + what + " after " + failed + " attempts: " + last, last);
-            backoff(failed);
-        }
-    }
-
-    private void backoff(int attempt) throws IOException { backoff(sleeper, attempt); }
-
-    /** Waits before retry number {@code attempt}: 50 ms doubling to 5 s, with jitter (half to all of it). */
-    static void backoff(Sleeper sleeper, int attempt) throws IOException {
-        long millis = Math.min(5000, 50L << Math.min(attempt, 7));
-        try {
-            sleeper.sleep(millis / 2 + ThreadLocalRandom.current().nextLong(millis / 2 + 1));
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted while retrying a bucket request", e);
         }
     }
 
@@ -344,7 +295,7 @@ final class UploadQueue {
                         continue;
                     }
                 }
-                backoff(f);
+                retry.pause("the upload queue", f);
             } catch (FencedException e) {
                 return;
             } catch (InterruptedException | IOException e) {

@@ -51,6 +51,14 @@ class ObjectPoolTest {
         return p;
     }
 
+    /** {@link #fresh} with {@code data} written at 0 and flushed: an fsync in the cache, nothing uploaded (the test drives no uploads). */
+    static Pool flushedNotUploaded(SimBucket b, SimFs cache, byte[] data) throws Exception {
+        Pool p = fresh(b, cache);
+        p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(data), false);
+        p.flush();
+        return p;
+    }
+
     @Test
     void sealedSegmentsUploadInOrderAndReadsComeFromCacheThenBucket() throws Exception {
         SimBucket b = new SimBucket(1);
@@ -82,6 +90,56 @@ class ObjectPoolTest {
         assertTrue(backend.readCacheStats()[1] > rc[1], "a second read of recent blocks hits the cache");
         assertTrue(backend.readCacheStats()[2] <= missesBefore + 1, "and does not go to the bucket again");
         p.close();
+    }
+
+    @Test
+    void damagedReadCacheEntriesAreFetchedAgainNotReportedAsCorruption() throws Exception {
+        SimBucket b = new SimBucket(2);
+        SimFs cache = new SimFs(2);
+        ObjectStorage st = b.storage(cache, ObjectBackend.Options.defaults());
+        b.create(SMALL);
+        Pool p = SimBucket.open(st);
+        ObjectBackend backend = st.lastOpened();
+        p.createVolume("v", 1024L * BS);
+        byte[] data = random(2, 600 * BS);
+        p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(data), false);
+        p.flush();
+        backend.drainUploads();
+        assertArrayEquals(data, read(p, "v", 0, data.length), "first read: from the bucket, kept in the read cache");
+        List<String> entries = cache.list("readcache");
+        assertFalse(entries.isEmpty());
+        for (String e : entries) { // a byte in the middle of each entry's data: inside a chunk body (random data fills the segments)
+            long size = cache.fileSize("readcache/" + e);
+            cache.flipBit("readcache/" + e, 4096 + (size - 4096) / 2, 3);
+        }
+        long missesBefore = backend.readCacheStats()[2];
+        assertArrayEquals(data, read(p, "v", 0, data.length), "the chunks' own CRC found the damage, and the bucket's bytes were served");
+        assertEquals(0, p.stats().corruptReads(), "a damaged cache is not a damaged pool");
+        assertTrue(backend.readCacheStats()[2] > missesBefore, "the damaged entries were fetched again");
+        p.close();
+    }
+
+    @Test
+    void aRestartWithABacklogServesBeforeTheBacklogIsUploadedAndTheBucketStaysAPrefix() throws Exception {
+        SimBucket b = new SimBucket(20);
+        SimFs cache = new SimFs(20);
+        byte[] data = random(20, 600 * BS);
+        flushedNotUploaded(b, cache, data); // kill -9 now: sealed segments and the tail wait in the cache
+        List<Long> inBucket = bucketSegments(b.store);
+        ObjectStorage st = b.storage(cache.restartProcess());
+        Pool q = SimBucket.open(st); // the simulation uploads only when driven: an open that waited for the backlog would have driven it
+        assertEquals(inBucket, bucketSegments(b.store), "the open uploaded nothing");
+        assertTrue(q.stats().backlog().segments() >= 3, "the backlog (and the fence) wait for the uploader: " + q.stats().backlog());
+        assertArrayEquals(data, read(q, "v", 0, data.length), "served from the cache meanwhile");
+        try (Pool fromBucket = SimBucket.openReadOnly(b.storage(new SimFs(21)))) {
+            assertTrue(PoolChecker.check(fromBucket).ok(), "the claim's manifest names only roots the bucket holds");
+        }
+        st.lastOpened().drainUploads();
+        assertEquals(0, q.stats().backlog().segments());
+        q.close();
+        try (Pool moved = SimBucket.openReadOnly(b.storage(new SimFs(22)))) {
+            assertArrayEquals(data, read(moved, "v", 0, data.length), "everything flushed is in the bucket once the backlog is up");
+        }
     }
 
     @Test
@@ -159,10 +217,8 @@ class ObjectPoolTest {
     void theSameCacheReopensAfterKill9WithoutForceAndLosesNothingFlushed() throws Exception {
         SimBucket b = new SimBucket(9);
         SimFs cache = new SimFs(9);
-        Pool p = fresh(b, cache);
         byte[] data = random(9, 300 * BS);
-        p.volume("v").orElseThrow().write(0, ByteBuffer.wrap(data), false);
-        p.flush(); // an fsync in the cache; nothing uploaded (the test drives no uploads)
+        Pool p = flushedNotUploaded(b, cache, data);
         // kill -9: the pool is abandoned; another host is refused, the same cache directory is not.
         assertThrows(DediskException.InvalidRequestException.class, () -> SimBucket.open(b.storage(new SimFs(10))));
         try (Pool q = SimBucket.open(b.storage(cache.machineCrash(11)))) {
@@ -232,9 +288,20 @@ class ObjectPoolTest {
         p.flush(); // kill -9 now: an owned manifest, a backlog in the cache
         SimFs after = cache.machineCrash(17);
         long mutations = b.store.mutations(), fsOps = after.mutatingOps();
+        long stored = bucketSegments(b.store).stream().mapToLong(Long::longValue).max().orElse(0), waiting = 0;
+        int files = 0;
+        for (String f : after.list("writeback")) {
+            if (Long.parseLong(f.substring(0, 16), 16) <= stored) continue; // uploaded (a machine crash may bring a deleted file back)
+            waiting += after.fileSize("writeback/" + f);
+            files++;
+        }
         try (Pool q = SimBucket.openReadOnly(b.storage(after))) {
             assertTrue(PoolChecker.check(q).ok());
-            q.stats();
+            io.dedisk.store.SharedBackend.Backlog backlog = q.stats().backlog();
+            assertEquals(files, backlog.segments(), "offline stats show the cache's un-uploaded segments: " + backlog);
+            assertEquals(waiting, backlog.bytes());
+            assertTrue(waiting > 100 * BS / 2, "the flushed writes wait there: " + waiting);
+            assertTrue(q.stats().toText().contains("in the cache directory"), q.stats().toText());
         }
         SimFs empty = new SimFs(18);
         try (Pool q = SimBucket.openReadOnly(b.storage(empty))) {

@@ -38,7 +38,18 @@ final class PrefixHistory {
         floor = now;
     }
 
-    /** Everything so far is in the bucket (FLUSH with --sync-to-backend, a clean close, an open). */
+    /**
+     * A restart after a crash adopted what the pool recovered: the history goes on from it, and the floor stays, since
+     * the bucket may still hold an older moment (a restart serves at once and uploads its backlog in the background).
+     * Moments between the floor and now include ones with writes the crash lost; the check is only weaker for them.
+     */
+    void restarted(DiskModel model) {
+        java.util.Set<String> names = new java.util.TreeSet<>(existence.keySet());
+        names.addAll(model.volumes.keySet());
+        for (String name : names) observe(model, name);
+    }
+
+    /** Everything so far is in the bucket (FLUSH with --sync-to-backend, a clean close, a takeover's open). */
     void durable() { floor = now; }
 
     /** The model changed volume {@code name} (created, written, deleted): record the blocks that changed. */

@@ -13,9 +13,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The bucket pool's read cache on a real directory: reads across pieces, spans and blocks return the segment's bytes;
- * concurrent misses on a block make one GET; a read-only cache keeps fetched blocks in memory, not on disk; an entry
- * left torn (its file written without sync, then damaged) is dropped and fetched again.
+ * The bucket pool's read cache on a real directory: reads across pieces and blocks return the segment's bytes, checked
+ * by the cache or left to the caller's check; concurrent misses on a block make one GET; a read-only cache keeps
+ * fetched blocks in memory, not on disk; an entry left torn (its file written without sync, then damaged) is dropped
+ * and fetched again, by the cache's own check or, for a caller that checks, by its refetch.
  */
 class ObjectReadCacheTest {
     @TempDir Path tmp;
@@ -37,6 +38,13 @@ class ObjectReadCacheTest {
         return b.array();
     }
 
+    byte[] readForCallerCheck(ObjectReadCache c, long pos, int n) throws Exception {
+        ByteBuffer b = ByteBuffer.allocate(n + 7).position(3).limit(3 + n); // not at the buffer's start: the read honours position and limit
+        c.readForCallerCheck(5, pos, b, this::fetch);
+        assertEquals(3 + n, b.position());
+        return java.util.Arrays.copyOfRange(b.array(), 3, 3 + n);
+    }
+
     @Test
     void randomReadsReturnTheSegmentsBytesAndHitsNeedNoFetch() throws Exception {
         ObjectReadCache c = new ObjectReadCache(new LocalFs(tmp), POOL, 64L << 20, false);
@@ -44,10 +52,35 @@ class ObjectReadCacheTest {
         for (int i = 0; i < 2000; i++) {
             int n = 1 + r.nextInt(i % 10 == 0 ? 200_000 : 9000);
             long pos = r.nextInt(segment.length - n);
-            assertArrayEquals(java.util.Arrays.copyOfRange(segment, (int) pos, (int) pos + n), read(c, pos, n), "read " + n + " at " + pos);
+            byte[] got = i % 2 == 0 ? read(c, pos, n) : readForCallerCheck(c, pos, n);
+            assertArrayEquals(java.util.Arrays.copyOfRange(segment, (int) pos, (int) pos + n), got, "read " + n + " at " + pos);
         }
         assertEquals(4, fetches.get(), "one fetch per 1 MiB block, every later read a hit");
         c.close();
+    }
+
+    @Test
+    void aDamagedEntryReachesOnlyACheckingCallerAndItsRefetchRepairsIt() throws Exception {
+        ObjectReadCache c = new ObjectReadCache(new LocalFs(tmp), POOL, 64L << 20, false);
+        read(c, ObjectReadCache.BLOCK, 10);
+        c.close();
+        Path entry = tmp.resolve(ObjectReadCache.DIR).resolve(ObjectReadCache.fileName(5, 1));
+        byte[] file = Files.readAllBytes(entry);
+        file[4096 + 5000] ^= 1;
+        Files.write(entry, file);
+        ObjectReadCache again = new ObjectReadCache(new LocalFs(tmp), POOL, 64L << 20, false);
+        long pos = ObjectReadCache.BLOCK + 4000;
+        byte[] expected = java.util.Arrays.copyOfRange(segment, (int) pos, (int) pos + 3000);
+        int before = fetches.get();
+        assertFalse(java.util.Arrays.equals(expected, readForCallerCheck(again, pos, 3000)), "unchecked: the damaged bytes, for the caller's check to find");
+        assertEquals(before, fetches.get(), "a hit");
+        ByteBuffer b = ByteBuffer.allocate(3000);
+        again.refetch(5, pos, b, this::fetch);
+        assertArrayEquals(expected, b.array(), "fetched again from the store");
+        assertEquals(before + 1, fetches.get());
+        assertArrayEquals(expected, readForCallerCheck(again, pos, 3000), "the entry was replaced");
+        assertEquals(before + 1, fetches.get(), "the replaced entry is a hit");
+        again.close();
     }
 
     @Test

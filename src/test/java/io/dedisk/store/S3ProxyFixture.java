@@ -110,11 +110,13 @@ public final class S3ProxyFixture implements BeforeAllCallback, AfterAllCallback
         return new S3Location(BUCKET, "").resolve("t" + PREFIXES.incrementAndGet() + "-" + Long.toHexString(System.nanoTime()));
     }
 
-    /** Settings that fail fast: 4 attempts with 10..80 ms of backoff, 2 s to connect, 10 s per attempt. */
+    /** Settings that fail fast: 2 s to connect, 10 s per request. */
     public static S3ObjectStore.Settings fastSettings() {
-        return S3ObjectStore.Settings.defaults().withRetries(4, Duration.ofMillis(10), Duration.ofMillis(80))
-                .withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(10));
+        return S3ObjectStore.Settings.defaults().withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(10));
     }
+
+    /** A retry policy that fails fast: 4 attempts with 10..80 ms of backoff. */
+    public static Retry fastRetry() { return Retry.defaults().withAttempts(4, Duration.ofMillis(10), Duration.ofMillis(80)); }
 
     /** A store on a fresh, empty prefix. */
     public S3ObjectStore newStore() { return newStore(fastSettings()); }
