@@ -19,6 +19,7 @@
 #   CLONES_BENCH_IMAGE=bench/out/images/base.img   raw image to import
 #   CLONES_BENCH_CLONES=100   clones to create
 #   CLONES_BENCH_READ_ROUNDS=2
+#   CLONES_BENCH_ONLY=create  stop after part 2 (clone create times and pool growth), e.g. for before/after rounds
 #   CLONES_BENCH_PORT         loopback NBD port (default: a free one)
 #   CLONES_BENCH_OUT=bench/out/clones   pool, logs and results
 set -euo pipefail
@@ -31,6 +32,8 @@ help_from_header "${BASH_SOURCE[0]}" "$@"
 IMAGE="${CLONES_BENCH_IMAGE:-$DEDISK_ROOT/bench/out/images/base.img}"
 CLONES="${CLONES_BENCH_CLONES:-100}"
 ROUNDS="${CLONES_BENCH_READ_ROUNDS:-2}"
+ONLY="${CLONES_BENCH_ONLY:-}"
+[[ -z "$ONLY" || "$ONLY" == create ]] || die "CLONES_BENCH_ONLY must be empty or 'create', found '$ONLY'"
 PORT="${CLONES_BENCH_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 OUT="${CLONES_BENCH_OUT:-$DEDISK_ROOT/bench/out/clones}"
 [[ -f "$IMAGE" ]] || die "no image at $IMAGE: build the image set with 'BENCH_ONLY=images bench/run.sh' or set CLONES_BENCH_IMAGE"
@@ -101,6 +104,17 @@ row "clone create, 95th percentile" "$(awk "BEGIN { printf \"%.1f ms\", $p95 * 1
 row "clone create, max of $CLONES" "$(awk "BEGIN { printf \"%.1f ms\", $max * 1000 }")" "< 50 ms" "$(verdict "$max < 0.05")"
 row "dedisk clone (CLI, JVM start included)" "$(awk "BEGIN { printf \"%.2f s\", $t_cli1 - $t_cli0 }")" "-" "-"
 row "pool growth per clone" "$((grown / (CLONES + 1))) bytes" "< 65536" "$(verdict "$grown / ($CLONES + 1) < 65536")"
+row "load (uptime) after the clones" "$(uptime | sed 's/.*load average: //')" "-" "-"
+print_rows() {
+    printf '\n%-48s %-36s %-26s %s\n' FIGURE VALUE TARGET VERDICT
+    while IFS=$'\t' read -r f v t d; do printf '%-48s %-36s %-26s %s\n' "$f" "$v" "$t" "$d"; done <"$ROWS"
+    printf '\n(results in %s)\n' "$RUN"
+}
+if [[ "$ONLY" == create ]]; then
+    stop_background_server
+    print_rows
+    exit 0
+fi
 
 log "3/4 boot-style reads: 10 clones at once vs the parent 10 times at once..."
 read_all() { # NAME...: nbdcopy each export to null, all at once; prints the wall time
@@ -158,6 +172,4 @@ cp "$RUN/op.out" "$RUN/volume-list.txt"
 stop_background_server
 if ./dedisk check --pool "$POOL" >"$RUN/check.txt" 2>&1; then row "dedisk check after the run" "consistent" "consistent" PASS; else row "dedisk check after the run" "PROBLEMS (see $RUN/check.txt)" "consistent" MISS; fi
 
-printf '\n%-48s %-36s %-26s %s\n' FIGURE VALUE TARGET VERDICT
-while IFS=$'\t' read -r f v t d; do printf '%-48s %-36s %-26s %s\n' "$f" "$v" "$t" "$d"; done <"$ROWS"
-printf '\n(results in %s)\n' "$RUN"
+print_rows
