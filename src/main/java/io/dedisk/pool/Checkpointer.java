@@ -14,10 +14,11 @@ import java.util.UUID;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
- * Incremental checkpoints: the dedup index's own checkpoint, then the dirty metadata pages, written bottom-up into the log (children first, so each parent
- * records its children's new addresses), then one ROOT record, then — once the log up to it is synced — the
- * manifest that names it. Nothing else: no full image of the pool exists anywhere. Recovery loads the root and
- * replays the bounded log suffix after it. A page version that several snapshots and clones share and the cleaner
+ * Incremental checkpoints: the dirty metadata pages, written bottom-up into the log (children first, so each parent
+ * records its children's new addresses), then one ROOT record, at which the dedup index's own checkpoint is
+ * captured, then — once the index's records and the log up to the root are synced — the manifest that names it.
+ * Nothing else: no full image of the pool exists anywhere. Recovery loads the root and replays the bounded log
+ * suffix after it. A page version that several snapshots and clones share and the cleaner
  * moves is written once, and every holder records that one copy ({@link MetaPage#relocating}).
  *
  * Segment deletion (the last step of the cleaner's work) happens here, because only a checkpoint knows what the
@@ -26,9 +27,9 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * (the segment guard).
  *
  * Threads: one checkpoint at a time ({@link #lock}). Writers are never paused for the whole dirty set: the dirty
- * leaves (nearly all of it) are written first in batches of at most {@link #LEAVES_PER_HOLD}, each batch under the pool's
- * metadata write lock (appends are ordered by it), and between batches the lock is let go and handed to whoever is
- * waiting ({@link #handOff}). A leaf written that way is clean at its new address at once (its parent, dirty, records
+ * leaves (nearly all of it) are written first in batches of at most {@link #LEAVES_PER_HOLD}, each batch under the
+ * pool's metadata write lock (appends are ordered by it), and between batches the lock is let go and handed to
+ * whoever is waiting ({@link #handOff}). A leaf written that way is clean at its new address at once (its parent, dirty, records
  * it), so a writer that changes it again simply dirties it again. Then one last hold writes what is dirty now (the
  * interior pages, pages the cleaner moves, leaves dirtied meanwhile) and the root, and captures the dedup index's
  * checkpoint; the index's I/O, the sync, the manifest and the deletions run after it, with writers going on. So a
@@ -163,18 +164,23 @@ final class Checkpointer {
         try {
             return index.beginCheckpoint();
         } catch (IOException | RuntimeException e) {
-            LOG.log(System.Logger.Level.WARNING, "dedup index checkpoint failed (advice since its last one may be lost in a crash): {0}", e.toString());
+            indexCheckpointFailed(e);
             return null;
         }
     }
 
+    /** Writes what {@link #captureIndex} captured (after the write lock: inserts go on meanwhile). */
     private static void writeIndex(io.dedisk.index.DedupIndex.PendingCheckpoint pending) {
         if (pending == null) return;
         try {
             pending.write();
         } catch (IOException | RuntimeException e) {
-            LOG.log(System.Logger.Level.WARNING, "dedup index checkpoint failed (advice since its last one may be lost in a crash): {0}", e.toString());
+            indexCheckpointFailed(e);
         }
+    }
+
+    private static void indexCheckpointFailed(Exception e) {
+        LOG.log(System.Logger.Level.WARNING, "dedup index checkpoint failed (advice since its last one may be lost in a crash): {0}", e.toString());
     }
 
     /**
@@ -224,8 +230,9 @@ final class Checkpointer {
     }
 
     /**
-     * Writes {@code dirty} (sorted by level, under the write lock) bottom-up. A page only being moved ({@link MetaPage#relocating}) is written once for all
-     * the family members holding that version: the others record the same new address, so sharing survives cleaning.
+     * Writes {@code dirty} (sorted by level, under the write lock) bottom-up. A page only being moved ({@link
+     * MetaPage#relocating}) is written once for all the family members holding that version: the others record the
+     * same new address, so sharing survives cleaning.
      */
     private void writeDirtyPages(List<MetaPage> dirty, PoolState state, LogWriter log, long generation) throws IOException {
         Check.that(meta.isWriteLockedByCurrentThread(), "pages are written under the metadata write lock");

@@ -3,6 +3,7 @@ package io.dedisk.sim;
 import static org.junit.jupiter.api.Assertions.*;
 
 import io.dedisk.pool.Pool;
+import io.dedisk.pool.VolumeDevice;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -40,8 +41,9 @@ class CrashPointTest {
             if (i == SCRIPT_STEPS / 4) LineageOps.snapshot(pool, model, "v", "a");
             if (i == SCRIPT_STEPS / 4 + 2) LineageOps.clone(pool, model, "v@a", "c");
             if (i == SCRIPT_STEPS / 2) {
+                VolumeDevice w = pool.volume("w").orElseThrow();
                 for (int leaf = 0; leaf < WIDE_LEAVES; leaf++) {
-                    Workload.write(pool.volume("w").orElseThrow(), model.volumes.get("w"), leaf * LEAF_BLOCKS * DiskModel.BS, DiskModel.content(r, DiskModel.BS), false);
+                    Workload.write(w, model.volumes.get("w"), leaf * LEAF_BLOCKS * DiskModel.BS, DiskModel.content(r, DiskModel.BS), false);
                 }
                 pool.checkpoint();
             }
