@@ -19,6 +19,10 @@
 #   CLONES_BENCH_IMAGE=bench/out/images/base.img   raw image to import
 #   CLONES_BENCH_CLONES=100   clones to create
 #   CLONES_BENCH_READ_ROUNDS=2
+#   CLONES_BENCH_ONLY=create  stop after part 2 (clone create times and pool growth), e.g. for before/after rounds
+#   CLONES_BENCH_WRITE_LOAD=1 part 2 again while fio writes fresh random 4 KiB blocks (iodepth 16) into a 64 GiB
+#                             volume of the same server, so checkpoints (dirty pages past half the metadata cache)
+#                             run during the clone creates: their time under load
 #   CLONES_BENCH_PORT         loopback NBD port (default: a free one)
 #   CLONES_BENCH_OUT=bench/out/clones   pool, logs and results
 set -euo pipefail
@@ -31,6 +35,9 @@ help_from_header "${BASH_SOURCE[0]}" "$@"
 IMAGE="${CLONES_BENCH_IMAGE:-$DEDISK_ROOT/bench/out/images/base.img}"
 CLONES="${CLONES_BENCH_CLONES:-100}"
 ROUNDS="${CLONES_BENCH_READ_ROUNDS:-2}"
+ONLY="${CLONES_BENCH_ONLY:-}"
+WRITE_LOAD="${CLONES_BENCH_WRITE_LOAD:-}"
+[[ -z "$ONLY" || "$ONLY" == create ]] || die "CLONES_BENCH_ONLY must be empty or 'create', found '$ONLY'"
 PORT="${CLONES_BENCH_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 OUT="${CLONES_BENCH_OUT:-$DEDISK_ROOT/bench/out/clones}"
 [[ -f "$IMAGE" ]] || die "no image at $IMAGE: build the image set with 'BENCH_ONLY=images bench/run.sh' or set CLONES_BENCH_IMAGE"
@@ -101,6 +108,46 @@ row "clone create, 95th percentile" "$(awk "BEGIN { printf \"%.1f ms\", $p95 * 1
 row "clone create, max of $CLONES" "$(awk "BEGIN { printf \"%.1f ms\", $max * 1000 }")" "< 50 ms" "$(verdict "$max < 0.05")"
 row "dedisk clone (CLI, JVM start included)" "$(awk "BEGIN { printf \"%.2f s\", $t_cli1 - $t_cli0 }")" "-" "-"
 row "pool growth per clone" "$((grown / (CLONES + 1))) bytes" "< 65536" "$(verdict "$grown / ($CLONES + 1) < 65536")"
+row "load (uptime) after the clones" "$(uptime | sed 's/.*load average: //')" "-" "-"
+if [[ -n "$WRITE_LOAD" ]]; then
+    log "2/4 again while fio writes random 4 KiB blocks into another volume..."
+    command -v fio >/dev/null || die "fio is needed for CLONES_BENCH_WRITE_LOAD"
+    op volume/create "name=load&size=64G" >/dev/null
+    fio --name=load --ioengine=nbd --uri="$(uri load)" --rw=randwrite --bs=4k --iodepth=16 --size=64G --time_based --runtime=600 \
+        --refill_buffers --randrepeat=0 --output-format=json --output="$RUN/fio-load.json" >"$RUN/fio-load.log" 2>&1 &
+    FIO_PID=$!
+    sleep 5 # the dirty pages build up to the first checkpoint
+    ck0=$(curl -sS -f "http://$CONTROL/stats?json=true" | python3 -c 'import json, sys; print(json.load(sys.stdin)["log"]["checkpoints"])')
+    : >"$RUN/clone-times-load"
+    for ((i = 0; i < CLONES; i++)); do
+        op clone "snapshot=gold%40img&name=vml$i" >>"$RUN/clone-times-load"
+    done
+    ck1=$(curl -sS -f "http://$CONTROL/stats?json=true" | python3 -c 'import json, sys; print(json.load(sys.stdin)["log"]["checkpoints"])')
+    kill -INT "$FIO_PID" 2>/dev/null || true
+    wait "$FIO_PID" || true
+    for ((i = 0; i < CLONES; i++)); do op volume/delete "name=vml$i" >/dev/null; done
+    op volume/delete "name=load" >/dev/null
+    lmed=$(median <"$RUN/clone-times-load")
+    lmax=$(sort -g "$RUN/clone-times-load" | tail -n 1)
+    lp95=$(sort -g "$RUN/clone-times-load" | awk '{ v[NR] = $1 } END { print v[int(NR * 0.95)] }')
+    # fio prints its "terminating on signal" line into the JSON file first
+    wmb=$(python3 -c 'import json, sys; t = open(sys.argv[1]).read(); j = json.loads(t[t.index("{"):]); print("%.1f" % (sum(x["write"]["bw_bytes"] for x in j["jobs"]) / 1048576))' "$RUN/fio-load.json" 2>/dev/null || echo "?")
+    row "under write load: checkpoints during the clones" "$((ck1 - ck0)) (fio randwrite $wmb MiB/s)" "-" "-"
+    row "under write load: clone create, median" "$(awk "BEGIN { printf \"%.1f ms\", $lmed * 1000 }")" "< 50 ms" "$(verdict "$lmed < 0.05")"
+    row "under write load: clone create, 95th pct" "$(awk "BEGIN { printf \"%.1f ms\", $lp95 * 1000 }")" "< 50 ms" "$(verdict "$lp95 < 0.05")"
+    row "under write load: clone create, max" "$(awk "BEGIN { printf \"%.1f ms\", $lmax * 1000 }")" "< 50 ms" "$(verdict "$lmax < 0.05")"
+    row "load (uptime) after the clones under load" "$(uptime | sed 's/.*load average: //')" "-" "-"
+fi
+print_rows() {
+    printf '\n%-48s %-36s %-26s %s\n' FIGURE VALUE TARGET VERDICT
+    while IFS=$'\t' read -r f v t d; do printf '%-48s %-36s %-26s %s\n' "$f" "$v" "$t" "$d"; done <"$ROWS"
+    printf '\n(results in %s)\n' "$RUN"
+}
+if [[ "$ONLY" == create ]]; then
+    stop_background_server
+    print_rows
+    exit 0
+fi
 
 log "3/4 boot-style reads: 10 clones at once vs the parent 10 times at once..."
 read_all() { # NAME...: nbdcopy each export to null, all at once; prints the wall time
@@ -158,6 +205,4 @@ cp "$RUN/op.out" "$RUN/volume-list.txt"
 stop_background_server
 if ./dedisk check --pool "$POOL" >"$RUN/check.txt" 2>&1; then row "dedisk check after the run" "consistent" "consistent" PASS; else row "dedisk check after the run" "PROBLEMS (see $RUN/check.txt)" "consistent" MISS; fi
 
-printf '\n%-48s %-36s %-26s %s\n' FIGURE VALUE TARGET VERDICT
-while IFS=$'\t' read -r f v t d; do printf '%-48s %-36s %-26s %s\n' "$f" "$v" "$t" "$d"; done <"$ROWS"
-printf '\n(results in %s)\n' "$RUN"
+print_rows

@@ -95,6 +95,22 @@ public interface DedupIndex extends AutoCloseable {
     /** What compaction gave back since this index was opened (for stats). Cheap. */
     default Compaction compacted() { return Compaction.NONE; }
 
+    /** A {@link #checkpoint} captured but not yet written (see {@link #beginCheckpoint}). */
+    interface PendingCheckpoint {
+        /** Makes the captured inserts durable; called exactly once, by the thread that began the checkpoint. */
+        void write() throws IOException;
+    }
+
+    /**
+     * {@link #checkpoint} in two steps, so the pool can capture under its metadata write lock (where no insert slips
+     * in) and do the I/O after letting its writers go, before its own checkpoint becomes durable. The capture is
+     * cheap; until {@link PendingCheckpoint#write} returns, inserts that close a chapter wait for it.
+     */
+    default PendingCheckpoint beginCheckpoint() throws IOException {
+        checkpoint();
+        return () -> { };
+    }
+
     /** Saves the index durably so the next open does not rebuild it (clean shutdown). */
     void save() throws IOException;
 

@@ -673,7 +673,14 @@ public final class UdsIndex implements DedupIndex {
      *     writes them all again (advice at risk, never data: the caller logs it and carries on)
      */
     @Override
-    public void checkpoint() throws IOException {
+    public void checkpoint() throws IOException { beginCheckpoint().write(); }
+
+    /**
+     * Captures the records to write under the index lock and returns holding the checkpoint lock until {@link
+     * PendingCheckpoint#write} has written them (a chapter close waits for that, as for any checkpoint writing).
+     */
+    @Override
+    public PendingCheckpoint beginCheckpoint() {
         refuseIfReadOnly("checkpoint");
         lock.writeLock().lock();
         try {
@@ -683,29 +690,35 @@ public final class UdsIndex implements DedupIndex {
             lock.writeLock().unlock();
             throw e;
         }
+        long chapter;
+        boolean base;
+        List<byte[]> payloads;
         try {
-            long chapter;
-            boolean base;
-            List<byte[]> payloads;
-            try {
-                chapter = openChapter;
-                Check.that(checkpointFileChapter == -1 || checkpointFileChapter == chapter,
-                        "checkpoint file of chapter %d while chapter %d is open", checkpointFileChapter, chapter);
-                base = checkpointNeedsBase || checkpointFileChapter != chapter;
-                // Nothing left to write as a base (a compaction emptied the open chapter): the old file goes instead.
-                if (base && open.count() == 0 && checkpointFileChapter == chapter) dropCheckpointFile();
-                int from = base ? 0 : checkpointed, to = open.count();
-                payloads = OpenChapterFile.payloads(open, from, to, chapter, maxChunkId);
-                checkpointed = to;
-                checkpointNeedsBase = false;
-            } finally {
-                lock.writeLock().unlock();
-            }
-            if (payloads.isEmpty()) return;
-            writeCheckpoint(chapter, base, payloads);
-        } finally {
+            chapter = openChapter;
+            Check.that(checkpointFileChapter == -1 || checkpointFileChapter == chapter,
+                    "checkpoint file of chapter %d while chapter %d is open", checkpointFileChapter, chapter);
+            base = checkpointNeedsBase || checkpointFileChapter != chapter;
+            // Nothing left to write as a base (a compaction emptied the open chapter): the old file goes instead.
+            if (base && open.count() == 0 && checkpointFileChapter == chapter) dropCheckpointFile();
+            int from = base ? 0 : checkpointed, to = open.count();
+            payloads = OpenChapterFile.payloads(open, from, to, chapter, maxChunkId);
+            checkpointed = to;
+            checkpointNeedsBase = false;
+        } catch (RuntimeException | Error e) {
             checkpointLock.unlock();
+            throw e;
+        } finally {
+            lock.writeLock().unlock();
         }
+        Thread owner = Thread.currentThread();
+        return () -> {
+            Check.that(Thread.currentThread() == owner && checkpointLock.isHeldByCurrentThread(), "index checkpoint written once, by the thread that began it");
+            try {
+                if (!payloads.isEmpty()) writeCheckpoint(chapter, base, payloads);
+            } finally {
+                checkpointLock.unlock();
+            }
+        };
     }
 
     /** The checkpoint's I/O, under the checkpoint lock only. On failure the next checkpoint writes a base. */

@@ -44,6 +44,9 @@ final class MetadataCache {
     /** Whether a page is cached, without counting a hit or miss or touching its recency (a probe, not a use). */
     synchronized boolean contains(MetaPage.Key key) { return pages.containsKey(key); }
 
+    /** Whether {@code p} itself is the cached page of its key (it was not dropped or replaced since); counts no hit or miss. */
+    synchronized boolean holds(MetaPage p) { return pages.get(p.key) == p; }
+
     /**
      * Adds a page (loaded or new) unless one with its key is there; returns the cached one. The page added is not
      * evicted by its own insertion (a full cache of dirty pages would otherwise drop it before the caller uses it).

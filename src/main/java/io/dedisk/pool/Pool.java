@@ -358,6 +358,12 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     /** What gc gave back: segments cleaned, their bytes before and after, and what the index's compaction dropped. */
     public record GcResult(int segmentsCleaned, long bytesBefore, long bytesAfter, io.dedisk.index.DedupIndex.Compaction index) {}
 
+    /**
+     * For the simulation: {@code step} runs between a checkpoint's batches of leaves, where writers get the lock
+     * (null: the checkpoint hands the lock to waiting threads there, as in the server). See {@link Checkpointer}.
+     */
+    public void betweenCheckpointBatches(Runnable step) { checkpointer.betweenBatches(step); }
+
     /** One round of background upkeep (see {@link Maintenance#round}); returns whether it cleaned. */
     public boolean maintenance() throws IOException { return maintenance.round(); }
 

@@ -3,6 +3,7 @@ package io.dedisk.sim;
 import static org.junit.jupiter.api.Assertions.*;
 
 import io.dedisk.pool.Pool;
+import io.dedisk.pool.VolumeDevice;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -16,23 +17,36 @@ import org.junit.jupiter.api.Test;
 class CrashPointTest {
     static final int DEFAULT_SAMPLES = 3;
     static final int SCRIPT_STEPS = 40;
+    /** Volume w spans this many block-map leaves of {@link #LEAF_BLOCKS} blocks, one block written in each. */
+    static final int WIDE_LEAVES = 4;
+    static final int LEAF_BLOCKS = 1024;
 
     /**
      * The scripted workload: a volume, then seeded I/O, with a snapshot, a clone written alongside the volume, a
-     * rollback and the snapshot's delete in it. Stops with SimulatedCrash when the crash point hits.
+     * checkpoint of leaves of a wide volume, a rollback and the snapshot's delete in it. Stops with SimulatedCrash when the crash point hits.
      */
     private static void script(SimFs fs, long seed, DiskModel model, long crashAfter) throws Exception {
         Random r = new Random(seed);
         Pool.create(fs, SimulationTest.smallSegments());
-        Pool pool = SimulationTest.open(fs);
+        // The smallest metadata cache: its checkpoints write leaves in batches (letting writers in between), so
+        // crash points land between batches too.
+        Pool pool = Pool.open(fs, Pool.OpenOptions.defaults().withBackground(Runnable::run).withMetadataCache(0));
         pool.createVolume("v", 96L * DiskModel.BS);
         model.addVolume("v", 96);
+        pool.createVolume("w", WIDE_LEAVES * LEAF_BLOCKS * DiskModel.BS);
+        model.addVolume("w", WIDE_LEAVES * LEAF_BLOCKS);
         if (crashAfter > 0) fs.crashAfter(crashAfter);
         for (int i = 0; i < SCRIPT_STEPS; i++) {
             Workload.step(r, pool, model, i % 2 == 1 && model.volumes.containsKey("c") ? "c" : "v");
             if (i == SCRIPT_STEPS / 4) LineageOps.snapshot(pool, model, "v", "a");
             if (i == SCRIPT_STEPS / 4 + 2) LineageOps.clone(pool, model, "v@a", "c");
-            if (i == SCRIPT_STEPS / 2) pool.checkpoint();
+            if (i == SCRIPT_STEPS / 2) {
+                VolumeDevice w = pool.volume("w").orElseThrow();
+                for (int leaf = 0; leaf < WIDE_LEAVES; leaf++) {
+                    Workload.write(w, model.volumes.get("w"), leaf * LEAF_BLOCKS * DiskModel.BS, DiskModel.content(r, DiskModel.BS), false);
+                }
+                pool.checkpoint();
+            }
             if (i == SCRIPT_STEPS / 2 + 4) LineageOps.rollback(pool, model, "v@a");
             if (i == SCRIPT_STEPS * 3 / 4) pool.clean(2, 1.0);
             if (i == SCRIPT_STEPS * 3 / 4 + 2) LineageOps.delete(pool, model, "v@a");
@@ -52,7 +66,9 @@ class CrashPointTest {
         // Operations before the volume exists are covered by the simulation; count from the script's start.
         SimFs probe = new SimFs(seed);
         Pool.create(probe, SimulationTest.smallSegments());
-        Pool.open(probe, Runnable::run).createVolume("v", 96L * DiskModel.BS);
+        Pool setupPool = Pool.open(probe, Runnable::run);
+        setupPool.createVolume("v", 96L * DiskModel.BS);
+        setupPool.createVolume("w", WIDE_LEAVES * LEAF_BLOCKS * DiskModel.BS);
         long setup = probe.mutatingOps();
         long points = 0;
         long states = 0;

@@ -53,6 +53,12 @@ public final class SimFs implements Fs {
     private int failingSyncs;
     private long capacity = Long.MAX_VALUE;
     private boolean reportsFreeSpace = true;
+    private volatile WriteHook writeHook;
+
+    /** Called before every file write, outside the file system's monitor, so a hook may block the writing thread alone. */
+    public interface WriteHook {
+        void beforeWrite(String name, long pos, int length);
+    }
 
     public SimFs(long seed) {
         this.random = new Random(seed);
@@ -87,6 +93,9 @@ public final class SimFs implements Fs {
      * still fail at the capacity (a filesystem that someone else fills, a quota, a thin-provisioned volume).
      */
     public synchronized SimFs reportsFreeSpace(boolean reports) { reportsFreeSpace = reports; return this; }
+
+    /** Installs (null: removes) the hook every write calls first (see {@link WriteHook}). */
+    public SimFs beforeWrite(WriteHook hook) { writeHook = hook; return this; }
 
     /** Flips one bit of a file's durable and cached content (cold-data corruption). */
     public synchronized void flipBit(String name, long offset, int bit) {
@@ -274,6 +283,8 @@ public final class SimFs implements Fs {
 
         @Override
         public void write(long pos, ByteBuffer src) throws IOException {
+            WriteHook hook = writeHook;
+            if (hook != null) hook.beforeWrite(name, pos, src.remaining());
             synchronized (SimFs.this) {
                 open();
                 mutating();

@@ -74,8 +74,8 @@ class SimulationTest {
             deletions += store.deletes();
         }
         System.out.printf("bucket simulation: %d seeds x %d steps (+ regression seeds), %d crashes recovered (%d inside work), %d cache directories lost,"
-                        + " %d upload steps, %d checkpoints, %d cleanings, %d segments deleted from the bucket, 0 violations (first seed %d)%n",
-                seeds, steps, totals[0], totals[1], totals[7], totals[8], totals[4], totals[5], deletions, base);
+                        + " %d upload steps, %d checkpoints (%d steps taken inside them), %d cleanings, %d segments deleted from the bucket, 0 violations (first seed %d)%n",
+                seeds, steps, totals[0], totals[1], totals[7], totals[8], totals[4], totals[9], totals[5], deletions, base);
     }
 
     @Test
@@ -92,23 +92,26 @@ class SimulationTest {
             for (int i = 0; i < totals.length; i++) totals[i] += c[i];
         }
         System.out.printf("simulation: %d seeds x %d steps, %d crashes recovered (%d inside background work or a group commit), "
-                        + "%d concurrent group commits, %d background tasks, %d checkpoints, %d cleanings, %d snapshot/clone/rollback/deletes, "
-                        + "0 violations (first random seed %d)%n",
-                all.size(), steps, totals[0], totals[1], totals[2], totals[3], totals[4], totals[5], totals[6], base);
+                        + "%d concurrent group commits, %d background tasks, %d checkpoints (%d steps taken inside them), %d cleanings, "
+                        + "%d snapshot/clone/rollback/deletes, 0 violations (first random seed %d)%n",
+                all.size(), steps, totals[0], totals[1], totals[2], totals[3], totals[4], totals[9], totals[5], totals[6], base);
     }
 
     /**
      * One simulated life of a pool, VOPR-style. Concurrency is scheduled by the seed: up to four writers each
      * prepare a batch (named, compressed, no lock) and later commit it, alone or in a group with others, in any
      * order; background tasks (sync-ahead, periodic checkpoints) queue up and run at seeded moments; checkpoints,
-     * cleaning and gc run as steps; snapshots, clones of them (written like any volume), rollbacks and deletes of
+     * cleaning and gc run as steps (and writers, cleaning and lineage steps run inside a checkpoint, between its
+     * batches of pages); snapshots, clones of them (written like any volume), rollbacks and deletes of
      * either come and go; and a crash can be armed to land a few I/O operations into any of them. Every volume,
      * snapshot and clone is read back against the model after every recovery.
      */
     static final class Life {
-        static final int COUNTERS = 9;
+        static final int COUNTERS = 10;
         final long seed;
         final Random r;
+        /** The steps taken inside checkpoints draw from their own sequence, so the seed's other steps stay as they were. */
+        final Random race;
         SimFs fs;
         Pool pool;
         /** The bucket, for a bucket pool (null: a directory pool), its backend as opened last, and the prefix history. */
@@ -119,8 +122,11 @@ class SimulationTest {
         final DiskModel model = new DiskModel();
         final Deque<Runnable> background = new ArrayDeque<>();
         final List<Writer> pending = new ArrayList<>();
-        final long[] counters = new long[COUNTERS]; // crashes, crashes inside, groups, tasks, checkpoints, cleanings, lineage ops, cache losses, uploads
+        // crashes, crashes inside, groups, tasks, checkpoints, cleanings, lineage ops, cache losses, uploads, steps inside checkpoints
+        final long[] counters = new long[COUNTERS];
         String last = "start";
+        /** A lineage step is under way: no steps inside its checkpoint (see {@link #inCheckpoint}). */
+        boolean inLineage;
         /** Snapshot and clone names are never reused: one that a crash lost stays lost. */
         int nextSnapshot, nextClone;
         /** A cache directory was lost and the new host's open had not finished: recovery checks a prefix, not the model. */
@@ -134,6 +140,7 @@ class SimulationTest {
         Life(long seed, SimObjectStore store, boolean syncToBackend) {
             this.seed = seed;
             this.r = new Random(seed);
+            this.race = new Random(~seed);
             this.fs = new SimFs(seed);
             this.store = store;
             this.syncToBackend = syncToBackend;
@@ -146,12 +153,53 @@ class SimulationTest {
             pending.clear();
             // The smallest metadata cache: pages are evicted and reloaded, and dirty pages queue checkpoints often.
             Pool.OpenOptions options = Pool.OpenOptions.defaults().withBackground(background::add).withMetadataCache(0);
-            if (store == null) return Pool.open(fs, options);
-            io.dedisk.store.ObjectStorage storage = new SimBucket(store).storage(fs, io.dedisk.store.ObjectBackend.Options.defaults()
-                    .withReadCache(3L << 20).withSyncToBackend(syncToBackend).withForce(force).withTakeoverGrace(0));
-            Pool p = Pool.open(storage, options);
-            backend = storage.lastOpened();
+            Pool p;
+            if (store == null) {
+                p = Pool.open(fs, options);
+            } else {
+                io.dedisk.store.ObjectStorage storage = new SimBucket(store).storage(fs, io.dedisk.store.ObjectBackend.Options.defaults()
+                        .withReadCache(3L << 20).withSyncToBackend(syncToBackend).withForce(force).withTakeoverGrace(0));
+                p = Pool.open(storage, options);
+                backend = storage.lastOpened();
+            }
+            p.betweenCheckpointBatches(this::inCheckpoint);
             return p;
+        }
+
+        /**
+         * Runs between a checkpoint's batches of leaves, where the server lets writers in: by the seed, a group
+         * commit, a writer's prepare, a write/zero/trim/flush, cleaning, or a clone, rollback or delete (not a
+         * snapshot: it starts with a checkpoint of its own, which in the server waits for this one).
+         */
+        void inCheckpoint() {
+            // A snapshot's own checkpoint: the model took the snapshot's content when the call began.
+            if (inLineage || race.nextInt(100) >= 40) return;
+            String outer = last;
+            try {
+                int event = race.nextInt(100);
+                List<String> names = model.writable();
+                if (event < 30) {
+                    commitSome();
+                } else if (event < 45 && pending.size() < 4 && !names.isEmpty()) {
+                    prepare(race);
+                } else if (event < 80 && !names.isEmpty()) {
+                    String name = names.get(race.nextInt(names.size()));
+                    last = Workload.step(race, pool, model, name);
+                    if (store != null) {
+                        if (last.equals("flush") || last.endsWith(" fua")) observeDurably(name); else history.observe(model, name);
+                    }
+                } else if (event < 90) {
+                    last = "clean";
+                    counters[5]++;
+                    pool.clean(1, 0.95);
+                } else {
+                    lineage(false);
+                }
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+            counters[9]++;
+            last = last + " inside " + outer;
         }
 
         long[] run(int steps) throws Exception {
@@ -310,23 +358,28 @@ class SimulationTest {
             }
             if (event < 32) { // a writer prepares a batch; it lands later
                 if (pending.size() >= 4) { commitSome(); return; }
-                List<String> names = model.writable();
-                String name = names.get(r.nextInt(names.size()));
-                DiskModel.Vol v = model.volumes.get(name);
-                int lba = r.nextInt(v.blocks());
-                int count = 1 + r.nextInt(Math.min(32, v.blocks() - lba));
-                byte[] data = DiskModel.content(r, count * DiskModel.BS);
-                last = "prepare " + name + " " + lba + "+" + count;
-                pending.add(new Writer(name, lba, data, pool.prepareWrite(name, lba, data)));
+                prepare(r);
                 return;
             }
             if (event < 40) { commitSome(); return; }
-            if (event < 44) { lineage(); return; }
+            if (event < 44) { lineage(true); return; }
             List<String> names = model.writable();
             String name = names.get(r.nextInt(names.size()));
             last = Workload.step(r, pool, model, name);
             if (store == null) return;
             if (last.equals("flush") || last.endsWith(" fua")) observeDurably(name); else history.observe(model, name);
+        }
+
+        /** A writer prepares a batch of a writable volume; it lands later ({@link #commitSome}). */
+        void prepare(Random rnd) {
+            List<String> names = model.writable();
+            String name = names.get(rnd.nextInt(names.size()));
+            DiskModel.Vol v = model.volumes.get(name);
+            int lba = rnd.nextInt(v.blocks());
+            int count = 1 + rnd.nextInt(Math.min(32, v.blocks() - lba));
+            byte[] data = DiskModel.content(rnd, count * DiskModel.BS);
+            last = "prepare " + name + " " + lba + "+" + count;
+            pending.add(new Writer(name, lba, data, pool.prepareWrite(name, lba, data)));
         }
 
         /** The model changed volume {@code name} by an operation that, with --sync-to-backend, waited for the bucket. */
@@ -336,28 +389,38 @@ class SimulationTest {
             if (syncToBackend) history.durable();
         }
 
-        /** A snapshot of a volume or clone, a clone of a snapshot, a rollback to one, or the delete of one of them. */
-        void lineage() throws IOException {
+        /** A snapshot of a volume or clone (unless not {@code withSnapshots}), a clone of a snapshot, a rollback to one, or the delete of one of them. */
+        void lineage(boolean withSnapshots) throws IOException {
+            inLineage = true;
+            try {
+                lineageStep(withSnapshots);
+            } finally {
+                inLineage = false;
+            }
+        }
+
+        private void lineageStep(boolean withSnapshots) throws IOException {
+            Random rnd = withSnapshots ? r : race;
             commitAll(); // like a volume change, it waits for the writers in flight
             counters[6]++;
             List<String> writable = model.writable();
             List<String> snapshots = model.volumes.keySet().stream().filter(n -> model.volumes.get(n).readOnly).toList();
             List<String> clones = model.volumes.keySet().stream().filter(n -> n.startsWith("c")).toList();
-            int op = r.nextInt(5);
+            int op = withSnapshots ? rnd.nextInt(5) : 2 + rnd.nextInt(3);
             if (op <= 1 && snapshots.size() < 6) {
-                String volume = writable.get(r.nextInt(writable.size()));
+                String volume = writable.get(rnd.nextInt(writable.size()));
                 String snap = "s" + nextSnapshot++;
                 last = "snapshot " + volume + "@" + snap;
                 LineageOps.snapshot(pool, model, volume, snap);
                 observeDurably(volume + "@" + snap);
             } else if (op == 2 && !snapshots.isEmpty() && clones.size() < 4) {
                 String clone = "c" + nextClone++;
-                String snapshot = snapshots.get(r.nextInt(snapshots.size()));
+                String snapshot = snapshots.get(rnd.nextInt(snapshots.size()));
                 last = "clone " + snapshot + " as " + clone;
                 LineageOps.clone(pool, model, snapshot, clone);
                 observeDurably(clone);
             } else if (op == 3 && !snapshots.isEmpty()) {
-                String snapshot = snapshots.get(r.nextInt(snapshots.size()));
+                String snapshot = snapshots.get(rnd.nextInt(snapshots.size()));
                 DiskModel.Vol volume = model.volumes.get(snapshot.substring(0, snapshot.indexOf('@')));
                 if (volume == null || volume.family != model.volumes.get(snapshot).family) return; // taken of a deleted volume
                 last = "rollback " + snapshot;
@@ -367,7 +430,7 @@ class SimulationTest {
                 List<String> derived = new ArrayList<>(snapshots);
                 derived.addAll(clones);
                 if (derived.isEmpty()) return;
-                String name = derived.get(r.nextInt(derived.size()));
+                String name = derived.get(rnd.nextInt(derived.size()));
                 last = "delete " + name;
                 LineageOps.delete(pool, model, name);
                 observeDurably(name);

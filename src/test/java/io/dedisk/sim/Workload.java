@@ -14,6 +14,16 @@ import java.util.Random;
 final class Workload {
     private Workload() {}
 
+    /** Writes {@code data} at byte {@code off} of device d and of its model v (in flight until it returns). */
+    static void write(VolumeDevice d, DiskModel.Vol v, int off, byte[] data, boolean fua) {
+        byte[] after = v.current.clone();
+        System.arraycopy(data, 0, after, off, data.length);
+        v.mayWrite(off, data.length, after);
+        d.write(off, ByteBuffer.wrap(data), fua);
+        v.current = after;
+        if (fua) v.durable(off, data.length);
+    }
+
     /** Runs one random I/O operation against volume {@code name}. Returns a short description for failure messages. */
     static String step(Random r, Pool pool, DiskModel model, String name) {
         DiskModel.Vol v = model.volumes.get(name);
@@ -25,14 +35,8 @@ final class Workload {
             int off = aligned ? r.nextInt(v.blocks()) * DiskModel.BS : r.nextInt(size - 1);
             int len = aligned ? DiskModel.BS * (1 + r.nextInt(Math.min(64, (size - off) / DiskModel.BS)))
                     : 1 + r.nextInt(Math.min(3 * DiskModel.BS, size - off));
-            byte[] data = DiskModel.content(r, len);
             boolean fua = r.nextInt(8) == 0;
-            byte[] after = v.current.clone();
-            System.arraycopy(data, 0, after, off, len);
-            v.mayWrite(off, len, after);
-            d.write(off, ByteBuffer.wrap(data), fua);
-            v.current = after;
-            if (fua) v.durable(off, len);
+            write(d, v, off, DiskModel.content(r, len), fua);
             return "write " + off + "+" + len + (fua ? " fua" : "");
         }
         if (op < 60) { // WRITE_ZEROES
