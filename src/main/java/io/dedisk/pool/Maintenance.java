@@ -37,7 +37,7 @@ final class Maintenance {
      * Garbage fraction of the segments the background cleaner keeps (docs/decisions.md, "the cleaner as a
      * controller": uniform random overwrites of a 1 GiB volume end at du <= 1.35 GiB with it).
      */
-    static final double TARGET_GARBAGE = 0.15;
+    static final double TARGET_GARBAGE = 0.20;
     /**
      * Most victims per round: bounds the cleaned-but-not-deleted segments, and a round's two checkpoints (each
      * rewriting most of the dirty metadata under random writes) are paid for this many (docs/decisions.md).

@@ -59,7 +59,7 @@ class CleanerControlTest {
             }
             System.out.printf("cleaner rounds: %d, worst settled garbage fraction %.3f%n", rounds, worst);
             assertTrue(rounds > 10, "the overwrites needed cleaning: " + rounds + " rounds");
-            // Settled after every burst: at the target (0.148 with this seed), give or take a part of the open segment.
+            // Settled after every burst: at most the target (worst 0.155 with this seed), give or take a part of the open segment.
             assertTrue(worst <= Maintenance.TARGET_GARBAGE + 0.05, "garbage after the rounds settled, at most " + worst);
             assertTrue(p.stats().logBytes() < 1.6 * p.stats().dataBytes(), "segments " + p.stats().logBytes() + " for data " + p.stats().dataBytes());
             assertArrayEquals(model, GcTest.read(p, 0, model.length), "cleaning moved nothing but bytes");
