@@ -61,6 +61,8 @@ final class Maintenance {
     private final Pool pool;
     /** Chunk ids dead or skipped when a background compaction step last found nothing to do. */
     private long deadAtIndexStep = -1;
+    /** Whether the last background compaction step failed (so its failure is logged once, not every round). */
+    private boolean indexCompactionFailing;
     private final Executor background;
     private final AtomicBoolean checkpointScheduled = new AtomicBoolean();
     private volatile long logBytesAtCheckpoint;
@@ -185,13 +187,7 @@ final class Maintenance {
         } else if (log.bytesAppended() != logBytesAtCheckpoint && (pressed || System.nanoTime() - lastCheckpointNanos > CHECKPOINT_EVERY_NANOS)) {
             checkpoint();
         }
-        // A bounded step of the index's compaction, while chunks die or the last step found work (not every 100 ms
-        // of an idle pool: a step samples pages and asks the chunk table thousands of times).
-        long deadOrSkipped = IndexCompaction.deadOrSkipped(pool);
-        if (deadOrSkipped != deadAtIndexStep) {
-            DedupIndex.Compaction step = IndexCompaction.run(pool, false);
-            if (step.chaptersRewritten() + step.chaptersDeleted() == 0) deadAtIndexStep = deadOrSkipped;
-        }
+        if (!pressed) compactIndexStep(); // a rewritten chapter needs room beside the old one: not within the reserve
         // Writers wait only for rounds that give space back (after a bucket pool's takeover, deletion waits out a
         // grace period), and not while fresh writes fail with ENOSPC anyway.
         boolean gaveBack = pool.checkpointer().stats().segmentsDeleted() > deletedBefore;
@@ -205,6 +201,27 @@ final class Maintenance {
             } finally { pool.meta.writeLock().unlock(); }
         }
         return cleaned;
+    }
+
+    /**
+     * A bounded step of the index's compaction, while chunks die or the last step found work (not every 100 ms of an
+     * idle pool: a step samples pages and asks the chunk table thousands of times). A failure (a full disk, an I/O
+     * error) costs advice only: it is logged when it starts and when it ends, and never stops the round, whose
+     * remaining work (leaving no-space mode) must go on.
+     */
+    private void compactIndexStep() {
+        long deadOrSkipped = IndexCompaction.deadOrSkipped(pool);
+        if (deadOrSkipped == deadAtIndexStep) return;
+        try {
+            DedupIndex.Compaction step = IndexCompaction.run(pool, false);
+            if (step.chaptersRewritten() + step.chaptersDeleted() == 0) deadAtIndexStep = deadOrSkipped;
+            if (indexCompactionFailing) LOG.log(System.Logger.Level.INFO, "the dedup index's compaction works again");
+            indexCompactionFailing = false;
+        } catch (IOException | RuntimeException e) {
+            deadAtIndexStep = deadOrSkipped; // tried again once more chunks die, not every round
+            if (!indexCompactionFailing) LOG.log(System.Logger.Level.WARNING, "the dedup index's compaction failed (its files keep dead chunks' names; no data is at risk): " + e, e);
+            indexCompactionFailing = true;
+        }
     }
 
     /** {segment bytes, live bytes}, as the usage table and the log writer know them now. */

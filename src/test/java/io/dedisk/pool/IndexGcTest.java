@@ -82,4 +82,51 @@ class IndexGcTest {
             assertTrue(PoolChecker.check(p).ok(), PoolChecker.check(p).toText());
         }
     }
+
+    /**
+     * A background compaction step that cannot write its chapter (a full or failing disk) costs advice only: the
+     * round goes on (it must, e.g. to leave no-space mode), the old chapter stays whole, and a later step compacts.
+     */
+    @Test
+    void aFailingCompactionStepCostsAdviceOnlyAndTheRoundGoesOn() throws Exception {
+        SimFs fs = new SimFs(47);
+        Pool.create(fs, new Pool.Options(1 << 20, 1L << 30, 16 << 20, false));
+        Random r = new Random(48);
+        try (Pool p = Pool.open(fs, Runnable::run)) {
+            p.createVolume("keep", 6_000L * BS);
+            p.createVolume("gone", 6_000L * BS);
+            byte[] part = new byte[500 * BS];
+            byte[] kept = new byte[6_000 * BS];
+            for (int i = 0; i < 24; i++) { // keep's and gone's names alternate within every chapter
+                r.nextBytes(part);
+                long off = (long) (i / 2) * part.length;
+                p.volume(i % 2 == 0 ? "keep" : "gone").orElseThrow().write(off, ByteBuffer.wrap(part), true);
+                if (i % 2 == 0) System.arraycopy(part, 0, kept, (int) off, part.length);
+            }
+            p.deleteVolume("gone");
+            int[] refused = {0};
+            fs.beforeWrite((name, pos, length) -> {
+                if (name.contains("chapter-") && name.endsWith(".tmp")) {
+                    refused[0]++;
+                    throw new java.io.IOException("injected: no room for " + name);
+                }
+            });
+            assertDoesNotThrow(p::maintenance);
+            assertTrue(refused[0] > 0, "the step tried to rewrite a chapter");
+            assertEquals(DedupIndex.Compaction.NONE, p.stats().index().compacted(), "nothing was installed");
+            long before = p.stats().index().diskBytes(); // after the round's own checkpoint of the open chapter
+            fs.beforeWrite(null);
+            byte[] fresh = new byte[BS];
+            r.nextBytes(fresh);
+            p.volume("keep").orElseThrow().write(0, ByteBuffer.wrap(fresh), true); // a chunk dies: the next step tries again
+            System.arraycopy(fresh, 0, kept, 0, BS);
+            p.maintenance();
+            assertTrue(p.stats().index().compacted().chaptersRewritten() > 0, "compacted once writes work: " + p.stats().index().compacted());
+            assertTrue(p.stats().index().diskBytes() < before, before + " -> " + p.stats().index().diskBytes());
+            ByteBuffer got = ByteBuffer.allocate(kept.length);
+            p.volume("keep").orElseThrow().read(0, got);
+            assertArrayEquals(kept, got.array());
+            assertTrue(PoolChecker.check(p).ok(), PoolChecker.check(p).toText());
+        }
+    }
 }

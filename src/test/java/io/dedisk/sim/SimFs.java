@@ -55,9 +55,12 @@ public final class SimFs implements Fs {
     private boolean reportsFreeSpace = true;
     private volatile WriteHook writeHook;
 
-    /** Called before every file write, outside the file system's monitor, so a hook may block the writing thread alone. */
+    /**
+     * Called before every file write, outside the file system's monitor, so a hook may block the writing thread alone
+     * or fail the write (an IOException, as the disk would).
+     */
     public interface WriteHook {
-        void beforeWrite(String name, long pos, int length);
+        void beforeWrite(String name, long pos, int length) throws IOException;
     }
 
     public SimFs(long seed) {
