@@ -301,12 +301,5 @@ final class Maintenance {
         return new Pool.GcResult(cleaned, before, segmentTotal(), index);
     }
 
-    private long segmentTotal() {
-        pool.meta.readLock().lock();
-        try {
-            long t = 0;
-            for (long b : pool.segmentBytes().values()) t += b;
-            return t;
-        } finally { pool.meta.readLock().unlock(); }
-    }
+    private long segmentTotal() { return segmentsAndLive()[0]; }
 }
