@@ -65,11 +65,7 @@ final class OpenChapter implements ChapterFile.Records {
     /** Appends a record for a name that is not here yet; returns its index. */
     int add(BlockName n, long chunkId, long previousChapter) {
         Check.that(count < capacity, "open chapter full (%d records)", capacity);
-        int s = home(n.a());
-        while (table[s] != 0) {
-            Check.that(!matches(table[s] - 1, n), "name %s added twice to the open chapter", n);
-            s = s + 1 == table.length ? 0 : s + 1;
-        }
+        int s = emptySlotFor(n);
         int r = count++;
         int i = r * 4;
         names[i] = n.a();
@@ -80,6 +76,16 @@ final class OpenChapter implements ChapterFile.Records {
         previous[r] = previousChapter;
         table[s] = r + 1;
         return r;
+    }
+
+    /** The first empty table slot on the name's probe path; the name must not be in the table. */
+    private int emptySlotFor(BlockName n) {
+        int s = home(n.a());
+        while (table[s] != 0) {
+            Check.that(!matches(table[s] - 1, n), "name %s added twice to the open chapter", n);
+            s = s + 1 == table.length ? 0 : s + 1;
+        }
+        return s;
     }
 
     @Override
@@ -162,11 +168,7 @@ final class OpenChapter implements ChapterFile.Records {
         if (removed == 0) return 0;
         Arrays.fill(table, 0);
         count = kept;
-        for (int r = 0; r < kept; r++) {
-            int s = home(names[r * 4]);
-            while (table[s] != 0) s = s + 1 == table.length ? 0 : s + 1;
-            table[s] = r + 1;
-        }
+        for (int r = 0; r < kept; r++) table[emptySlotFor(name(r))] = r + 1;
         for (int r = 0; r < kept; r++) Check.that(find(name(r)) == r, "open chapter record %d found again after a removal", r);
         return removed;
     }
