@@ -482,9 +482,11 @@ final class ChapterFile {
 
     private static long indexEntry(byte[] page, int base, int i) { return (long) LONG.get(page, base + PAGE_HEADER + 8 * i); }
 
-    private static BlockName recordName(byte[] page, int base, int i) {
-        int o = base + PAGE_HEADER + RECORD_BYTES * i;
-        return new BlockName((long) LONG.get(page, o), (long) LONG.get(page, o + 8), (long) LONG.get(page, o + 16), (long) LONG.get(page, o + 24));
+    private static BlockName recordName(byte[] page, int base, int i) { return recordName(page, base + PAGE_HEADER + RECORD_BYTES * i); }
+
+    /** The name of the record at byte {@code offset} of a page or file image (words a..d, see {@link #recordWord}). */
+    static BlockName recordName(byte[] file, int offset) {
+        return new BlockName(recordWord(file, offset, 0), recordWord(file, offset, 1), recordWord(file, offset, 2), recordWord(file, offset, 3));
     }
 
     // ---------------------------------------------------------------- searching verified pages

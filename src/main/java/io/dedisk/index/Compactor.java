@@ -165,8 +165,7 @@ final class Compactor {
         for (int p = 0; p < c.recordPages; p++) {
             for (int i = 0, n = c.recordsIn(file, p); i < n; i++) {
                 int off = c.recordOffset(p, i);
-                BlockName name = new BlockName(ChapterFile.recordWord(file, off, 0), ChapterFile.recordWord(file, off, 1),
-                        ChapterFile.recordWord(file, off, 2), ChapterFile.recordWord(file, off, 3));
+                BlockName name = ChapterFile.recordName(file, off);
                 if (dead.dead(ChapterFile.recordWord(file, off, 4))) {
                     removed.add(name);
                 } else {
