@@ -127,16 +127,8 @@ final class Compactor {
         int seen = 0, deadSeen = 0;
         for (int s = 0; s < SAMPLE_PAGES && s < c.recordPages; s++) {
             int p = (int) Math.floorMod(samples * 7919 + (long) s * c.recordPages / SAMPLE_PAGES, (long) c.recordPages);
-            byte[] page;
-            try {
-                page = c.readPage(fs, dir, ChapterFile.KIND_RECORD, p);
-            } catch (CorruptionException e) {
-                index.dropDamaged(c, e);
-                return 0;
-            } catch (IOException e) {
-                if (!index.holds(c)) return 0; // expired (file deleted) since the list was taken
-                throw e;
-            }
+            byte[] page = readOrNull(c, () -> c.readPage(fs, dir, ChapterFile.KIND_RECORD, p));
+            if (page == null) return 0;
             int count = ChapterFile.pageEntries(page);
             for (int i = 0; i < count; i++) {
                 seen++;
@@ -148,16 +140,8 @@ final class Compactor {
 
     /** Compacts one chapter when worth it (see the class comment). */
     private Compaction chapter(ChapterFile c, DeadChunks dead, boolean all) throws IOException {
-        byte[] file;
-        try {
-            file = c.readAll(fs, dir);
-        } catch (CorruptionException e) {
-            index.dropDamaged(c, e);
-            return Compaction.NONE;
-        } catch (IOException e) {
-            if (!index.holds(c)) return Compaction.NONE; // expired since the list was taken
-            throw e;
-        }
+        byte[] file = readOrNull(c, () -> c.readAll(fs, dir));
+        if (file == null) return Compaction.NONE;
         int[] kept = new int[c.records];
         int keptCount = 0;
         List<BlockName> removed = new ArrayList<>();
@@ -187,6 +171,26 @@ final class Compactor {
         if (!index.installCompacted(c, image, tmp, removed, keptKeys)) return Compaction.NONE;
         fs.syncDir(dir);
         return new Compaction(image != null ? 1 : 0, image == null ? 1 : 0, removed.size(), oldBytes - newBytes);
+    }
+
+    private interface ChapterRead {
+        byte[] read() throws IOException;
+    }
+
+    /**
+     * Bytes of the chapter, verified by {@code read}; null when the chapter is out of compaction's hands: damaged (then
+     * dropped, as a lookup would drop it) or expired (its file deleted) since the list was taken.
+     */
+    private byte[] readOrNull(ChapterFile c, ChapterRead read) throws IOException {
+        try {
+            return read.read();
+        } catch (CorruptionException e) {
+            index.dropDamaged(c, e);
+            return null;
+        } catch (IOException e) {
+            if (!index.holds(c)) return null;
+            throw e;
+        }
     }
 
     /** Writes and syncs a new file (the first half of {@link Fs#writeAtomically}; the install renames it). */
