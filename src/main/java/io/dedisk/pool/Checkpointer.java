@@ -64,6 +64,8 @@ final class Checkpointer {
     private long pageBytesWritten;
     private long checkpoints;
     private long segmentsDeleted;
+    /** Set by {@link #stop}, under {@link #lock}. */
+    private boolean stopped;
     /** Runs between batches instead of {@link #handOff} (the simulation schedules its steps there); null: hand off. */
     private volatile Runnable betweenBatches;
 
@@ -85,6 +87,19 @@ final class Checkpointer {
 
     void betweenBatches(Runnable step) { betweenBatches = step; }
 
+    /**
+     * No checkpoint is written once this returns (the pool is closing: its last checkpoint is done); waits for one in
+     * flight, so none runs on, into a log, index or directory that is being closed.
+     */
+    void stop() {
+        lock.lock();
+        try {
+            stopped = true;
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** The segment below which the durable roots need nothing: the older root's segment (0 when there is none). */
     synchronized long deletionLimit() {
         return manifest.previous().present() ? MetaPage.segmentOf(manifest.previous().address()) : 0;
@@ -97,6 +112,7 @@ final class Checkpointer {
     Set<Long> checkpoint(PoolState state, LogWriter log, ThrowingRunnable sync, java.util.function.Supplier<String> readOnly) throws IOException {
         lock.lock();
         try {
+            if (stopped) return null; // the pool closed: a checkpoint queued before is not written after it
             Manifest.RootRef ref;
             Set<Long> zeroNow;
             if (!writeLeavesInBatches(state, log, readOnly)) return null;

@@ -661,6 +661,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
                 Ownership.release(this);
             }
         } finally {
+            checkpointer.stop(); // a checkpoint queued in the background (after a replaying open) must not outlive the pool
             closed = true;
             index.close();
             meta.writeLock().lock();

@@ -247,4 +247,31 @@ class PoolTest {
         try (Pool p = create()) { p.createVolume("a", 1 << 20); }
         assertThrows(InvalidRequestException.class, () -> Pool.create(new LocalFs(dir), Pool.Options.defaults()));
     }
+
+    /**
+     * A checkpoint queued in the background (an open that replayed a log tail queues one) and run only after the pool
+     * closed writes nothing: the closed pool's directory stays byte for byte as the close left it.
+     */
+    @Test
+    void aCheckpointQueuedBeforeCloseWritesNothingAfterIt() throws Exception {
+        Pool.create(new LocalFs(dir), new Pool.Options(1 << 20, 1L << 30, 16 << 20, false));
+        Pool crashed = Pool.open(new LocalFs(dir)); // never closed: the process that died with a log tail
+        crashed.createVolume("v", 1 << 20);
+        byte[] data = new byte[4 * Pool.BLOCK_SIZE];
+        new Random(5).nextBytes(data);
+        crashed.volume("v").orElseThrow().write(0, ByteBuffer.wrap(data), true);
+        List<Runnable> queued = new ArrayList<>();
+        Pool reopened = Pool.open(new LocalFs(dir), queued::add);
+        assertFalse(queued.isEmpty(), "the open replayed the tail and queued a checkpoint");
+        reopened.close();
+        var closedState = io.dedisk.store.DirFingerprint.of(dir);
+        for (Runnable task : queued) task.run();
+        assertEquals(closedState, io.dedisk.store.DirFingerprint.of(dir), "nothing written after the close");
+        try (Pool p = Pool.open(new LocalFs(dir))) {
+            ByteBuffer got = ByteBuffer.allocate(data.length);
+            p.volume("v").orElseThrow().read(0, got);
+            assertArrayEquals(data, got.array());
+            assertTrue(PoolChecker.check(p).ok());
+        }
+    }
 }
