@@ -13,13 +13,12 @@ import java.util.TreeMap;
  * starts from it and replays the log after it. Layout (little-endian; docs/format.md):
  * <pre>
  *   u64 checkpoint number | u64 next chunk id | u32 next volume id
- *   chunk tree: u64 root address | u32 root CRC | u8 height | u64 live chunks | u64 live bytes
+ *   chunk tree: u64 root address | u32 root CRC | u32 root record length | u8 height | u64 live chunks | u64 live bytes
  *   32 x u64 reference-count histogram (bucket i: live chunks with 2^i <= references < 2^(i+1))
  *   u32 volume count; each: u32 id | u64 size | u64 mapped blocks | u64 zero blocks
- *                           | u64 root address | u32 root CRC | u8 height | u16 name length | name (UTF-8)
+ *                           | u64 root address | u32 root CRC | u32 root record length | u8 height | u16 name length | name (UTF-8)
  *   u32 usage entries; each: u64 segment | u64 live bytes
- *   u32 lineage entries (one per volume, in volume order; absent in roots written before snapshots: then every
- *       volume is its own family, with no parent): u32 family | u32 parent | u8 flags (bit 0 snapshot)
+ *   u32 lineage entries (one per volume, in volume order): u32 family | u32 parent | u8 flags (bit 0 snapshot)
  * </pre>
  * The record CRC covers it all; the manifest names the record's address, length and CRC.
  */
@@ -30,7 +29,7 @@ record CheckpointRoot(long number, long nextChunkId, int nextVolumeId, PageTree.
 
     /** The state of an empty pool: before the first checkpoint, recovery replays the whole log from this. */
     static CheckpointRoot empty() {
-        return new CheckpointRoot(0, BlockMap.FIRST_CHUNK_ID, 1, new PageTree.Root(0, 0, 0), 0, 0, new long[ChunkTable.HISTOGRAM_BUCKETS], List.of(), new TreeMap<>());
+        return new CheckpointRoot(0, BlockMap.FIRST_CHUNK_ID, 1, PageTree.Root.EMPTY, 0, 0, new long[ChunkTable.HISTOGRAM_BUCKETS], List.of(), new TreeMap<>());
     }
 
     ByteBuffer encode() {
@@ -56,15 +55,17 @@ record CheckpointRoot(long number, long nextChunkId, int nextVolumeId, PageTree.
     }
 
     private static void putRoot(ByteSink s, PageTree.Root r) {
-        s.putLong(r.address()).putInt(r.crc()).putByte(r.height());
+        s.putLong(r.address()).putInt(r.crc()).putInt(r.length()).putByte(r.height());
     }
 
     private static PageTree.Root getRoot(ByteSource in) {
         long address = in.getLong();
         int crc = in.getInt();
+        int length = in.getInt();
         int height = in.getByte();
         in.expect(height <= 7, "tree height %d", height);
-        return new PageTree.Root(address, crc, height);
+        in.expect(MetaPage.validReference(address, crc, length), "tree root at %x: a PAGE record of %d bytes", address, length);
+        return new PageTree.Root(address, crc, length, height);
     }
 
     static CheckpointRoot decode(ByteBuffer payloadUntrusted) {
@@ -102,18 +103,16 @@ record CheckpointRoot(long number, long nextChunkId, int nextVolumeId, PageTree.
             in.expect(bytes > 0, "segment %d live bytes %d", seq, bytes);
             usage.put(seq, bytes);
         }
-        if (in.remaining() > 0) {
-            int nl = in.getInt();
-            in.expect(nl == nv, "lineage entries %d for %d volumes", nl, nv);
-            for (int i = 0; i < nl; i++) {
-                VolumeRoot v = vols.get(i);
-                int family = in.getInt();
-                int parent = in.getInt();
-                int flags = in.getByte();
-                in.expect(family > 0 && family <= v.id() && parent >= 0 && parent < nextVolume && (flags & ~1) == 0,
-                        "volume %s lineage: family %d parent %d flags %d", v.name(), family, parent, flags);
-                vols.set(i, new VolumeRoot(v.id(), v.name(), v.size(), v.mapped(), v.zero(), v.root(), family, parent, flags == 1));
-            }
+        int nl = in.getInt();
+        in.expect(nl == nv, "lineage entries %d for %d volumes", nl, nv);
+        for (int i = 0; i < nl; i++) {
+            VolumeRoot v = vols.get(i);
+            int family = in.getInt();
+            int parent = in.getInt();
+            int flags = in.getByte();
+            in.expect(family > 0 && family <= v.id() && parent >= 0 && parent < nextVolume && (flags & ~1) == 0,
+                    "volume %s lineage: family %d parent %d flags %d", v.name(), family, parent, flags);
+            vols.set(i, new VolumeRoot(v.id(), v.name(), v.size(), v.mapped(), v.zero(), v.root(), family, parent, flags == 1));
         }
         in.expect(in.remaining() == 0, "%d trailing bytes", in.remaining());
         return new CheckpointRoot(number, nextChunk, nextVolume, chunkRoot, liveChunks, liveBytes, histogram, vols, usage);

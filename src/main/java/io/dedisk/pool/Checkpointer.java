@@ -252,7 +252,7 @@ final class Checkpointer {
      */
     private void writeDirtyPages(List<MetaPage> dirty, PoolState state, LogWriter log, long generation) throws IOException {
         Check.that(meta.isWriteLockedByCurrentThread(), "pages are written under the metadata write lock");
-        Map<Long, long[]> moved = new HashMap<>(); // old address of a relocated version -> {new address, record CRC}
+        Map<Long, long[]> moved = new HashMap<>(); // old address of a relocated version -> {new address, record CRC, record length}
         int i = 0;
         while (i < dirty.size()) {
             // One level at a time: a parent's entries are final only once all its children are written.
@@ -269,25 +269,29 @@ final class Checkpointer {
             List<LogWriter.Pending> records = new ArrayList<>(batch.size());
             for (MetaPage p : batch) {
                 ByteBuffer b = p.encode(generation, treeOf(state, p).family.id);
-                records.add(new LogWriter.Pending(b, LogRecord.PAGE, MetaPage.PAYLOAD));
+                records.add(new LogWriter.Pending(b, LogRecord.PAGE, b.position() - LogRecord.HEADER_SIZE));
             }
             LogWriter.Appended a = log.appendAll(records);
+            long bytes = 0;
             for (int k = 0; k < a.written(); k++) {
                 MetaPage p = batch.get(k);
                 long address = MetaPage.address(a.segments()[k], a.offsets()[k]);
-                int crc = records.get(k).buffer().getInt(24);
-                if (p.relocating) moved.put(p.address, new long[] {address, crc});
-                state.usage.add(a.segments()[k], MetaPage.RECORD_BYTES);
-                treeOf(state, p).written(p, address, crc);
+                ByteBuffer record = records.get(k).buffer();
+                int crc = record.getInt(24);
+                int length = LogRecord.HEADER_SIZE + record.getInt(8);
+                if (p.relocating) moved.put(p.address, new long[] {address, crc, length});
+                state.usage.add(a.segments()[k], length);
+                bytes += length;
+                treeOf(state, p).written(p, address, crc, length);
             }
             for (MetaPage p : copies) {
                 long[] to = moved.get(p.address);
-                if (to != null) treeOf(state, p).written(p, to[0], (int) to[1]); // else its writer failed: stays dirty
+                if (to != null) treeOf(state, p).written(p, to[0], (int) to[1], (int) to[2]); // else its writer failed: stays dirty
             }
             if (a.error() != null) throw a.error();
             synchronized (this) {
                 pagesWritten += a.written();
-                pageBytesWritten += (long) a.written() * MetaPage.RECORD_BYTES;
+                pageBytesWritten += bytes;
             }
             i = j;
         }

@@ -11,7 +11,7 @@ import java.nio.ByteOrder;
  *
  * Header (little-endian, 28 bytes), then {@code length} payload bytes:
  * <pre>
- *   0 u32 magic "DREC"   4 u8 type   5 u8 format version (2)   6 u16 reserved (0)
+ *   0 u32 magic "DREC"   4 u8 type   5 u8 format version (3)   6 u16 reserved (0)
  *   8 u32 payload length  12 u32 covered length  16 u64 LSN
  *  24 u32 CRC32C of header bytes [4, 24) and the first {@code covered} payload bytes
  * </pre>
@@ -24,7 +24,7 @@ public final class LogRecord {
     private LogRecord() {}
 
     public static final int MAGIC = 0x43455244; // "DREC"
-    public static final int VERSION = 2;
+    public static final int VERSION = 3;
     public static final int HEADER_SIZE = 28;
     /** Upper bound on one record's payload: a write batch of 256 raw blocks plus entry headers fits easily. */
     public static final int MAX_PAYLOAD = 4 << 20;

@@ -11,15 +11,18 @@ import java.nio.ByteOrder;
  * One fixed-size metadata page (a block-map leaf, a chunk-table leaf, or an interior page of either tree) as it
  * sits in the metadata cache, and its encoding as the payload of a PAGE log record (docs/format.md):
  * <pre>
- *   0 u8 kind (1 map leaf, 2 interior, 3 chunk leaf)   1 u8 level (0 = leaf)   2 u16 reserved (0)
+ *   0 u8 kind (1 map leaf, 2 interior, 3 chunk leaf)   1 u8 level (0 = leaf)
+ *   2 u8 encoding of the stored body ({@link PageCodec}: 0 raw, 1 byte planes + LZ4)   3 u8 reserved (0)
  *   4 u32 tree (family id: the origin volume's id; 0 = chunk table)   8 u64 index (position at its level)
  *  16 u64 generation (number of the checkpoint that wrote it)
- *  24 8192 body bytes
+ *  24 the stored body: the rest of the payload (8192 bytes raw, fewer encoded)
  * </pre>
- * Interior bodies are {@link #FANOUT} child entries of 16 bytes: u64 address (0 = absent: every entry below is
- * UNMAPPED / no chunk) | u32 CRC32C of the child's PAGE record | u32 flags (0; reserved for shared pages).
- * A page's address is where its PAGE record starts in the log: segment sequence &lt;&lt; 32 | byte offset. The
- * parent holds the record CRC, so a misdirected or stale page read is caught as well as bit rot.
+ * In the cache a page is always its 8192-byte body. Interior bodies are {@link #FANOUT} child entries of 16 bytes:
+ * u64 address (0 = absent: every entry below is UNMAPPED / no chunk) | u32 CRC32C of the child's PAGE record |
+ * u32 length of that record in bytes (header included). A page's address is where its PAGE record starts in the
+ * log: segment sequence &lt;&lt; 32 | byte offset. The reference (parent entry or tree root) holds the record's CRC
+ * and length, so a misdirected or stale page read is caught as well as bit rot, and a page's bytes can be given
+ * back to the usage table without reading it.
  *
  * The tree field names the page's {@link Family}, not the member that wrote it: members share page versions, so
  * any of them may read a page another wrote (a volume's own id is its family's until it has snapshots).
@@ -31,8 +34,11 @@ final class MetaPage {
     static final int KIND_MAP_LEAF = 1, KIND_INTERIOR = 2, KIND_CHUNK_LEAF = 3;
     static final int HEADER = 24;
     static final int BODY = 8192;
-    static final int PAYLOAD = HEADER + BODY;
-    static final int RECORD_BYTES = LogRecord.HEADER_SIZE + PAYLOAD;
+    /** The largest PAGE payload and record (a body stored raw); encoded pages are smaller. */
+    static final int MAX_PAYLOAD = HEADER + BODY;
+    static final int MAX_RECORD_BYTES = LogRecord.HEADER_SIZE + MAX_PAYLOAD;
+    /** The smallest PAGE record: header and page header with a one-byte body. */
+    static final int MIN_RECORD_BYTES = LogRecord.HEADER_SIZE + HEADER + 1;
     static final int FANOUT_SHIFT = 9;
     static final int FANOUT = 1 << FANOUT_SHIFT;
     static final int CHILD_BYTES = 16;
@@ -47,9 +53,10 @@ final class MetaPage {
     final Key key;
     final int kind;
     final byte[] body;
-    /** Where the current durable version is (0: none yet) and its record CRC. */
+    /** Where the current durable version is (0: none yet), its record CRC and its record length in bytes. */
     long address;
     int crc;
+    int length;
     boolean dirty;
     /**
      * Dirty only to be moved (the cleaner): the content is still the durable version at {@link #address}, so every
@@ -87,52 +94,70 @@ final class MetaPage {
     // interior entries
     long childAddress(int i) { return getLong(i * CHILD_BYTES); }
     int childCrc(int i) { return getInt(i * CHILD_BYTES + 8); }
+    int childLength(int i) { return getInt(i * CHILD_BYTES + 12); }
 
-    void setChild(int i, long address, int crc) {
-        putLong(i * CHILD_BYTES, address);
-        putInt(i * CHILD_BYTES + 8, crc);
-        putInt(i * CHILD_BYTES + 12, 0);
+    /** Whether (address, CRC, length) can reference a page: none (all 0), or a PAGE record of a possible length. */
+    static boolean validReference(long address, int crc, int length) {
+        return address == 0 ? crc == 0 && length == 0 : length >= MIN_RECORD_BYTES && length <= MAX_RECORD_BYTES;
     }
 
-    /** The PAGE record payload for this page of family {@code family}, in a record buffer (header space reserved). */
+    void setChild(int i, long address, int crc, int length) {
+        Check.that(validReference(address, crc, length), "child %d at %x: record of %d bytes", i, address, length);
+        putLong(i * CHILD_BYTES, address);
+        putInt(i * CHILD_BYTES + 8, crc);
+        putInt(i * CHILD_BYTES + 12, length);
+    }
+
+    /**
+     * The PAGE record payload for this page of family {@code family}, in a record buffer (header space reserved,
+     * payload up to its position), its body encoded by {@link PageCodec}. The encoding is checked before it is
+     * written: the stored bytes decode to this very body.
+     */
     ByteBuffer encode(long generation, int family) {
-        ByteBuffer b = LogRecord.newBuffer(PAYLOAD);
-        b.put((byte) kind).put((byte) key.level()).putShort((short) 0).putInt(family).putLong(key.index()).putLong(generation);
-        b.put(body);
+        PageCodec.Encoded e = PageCodec.encode(kind, body);
+        Check.that(java.util.Arrays.equals(PageCodec.decode(kind, e.encoding(), e.bytes(), 0, e.length(), "page " + key + " as encoded"), body),
+                "page %s encoding %d decodes to its body", key, e.encoding());
+        ByteBuffer b = LogRecord.newBuffer(HEADER + e.length());
+        b.put((byte) kind).put((byte) key.level()).put((byte) e.encoding()).put((byte) 0).putInt(family).putLong(key.index()).putLong(generation);
+        b.put(e.bytes(), 0, e.length());
         Check.that(!b.hasRemaining(), "page record filled exactly");
         return b;
     }
 
     /**
-     * Decodes a page from the bytes read at its address: a whole PAGE record that must verify, carry the CRC its
-     * parent holds, and name the expected page of family {@code family}. Anything else is corruption (bit rot, a
-     * misdirected or stale read).
+     * Decodes a page from the bytes read at its address: a whole PAGE record of the length and CRC its reference
+     * holds that must verify and name the expected page of family {@code family}. Anything else is corruption (bit
+     * rot, a misdirected or stale read).
      */
-    static MetaPage decode(ByteBuffer recordUntrusted, Key expected, int family, int expectedKind, long address, int expectedCrc) {
+    static MetaPage decode(ByteBuffer recordUntrusted, Key expected, int family, int expectedKind, long address, int expectedCrc, int expectedLength) {
         String where = "metadata page " + expected + " at segment " + segmentOf(address) + " offset " + offsetOf(address);
         LogRecord.Header h = recordUntrusted.remaining() >= LogRecord.HEADER_SIZE ? LogRecord.Header.parseUntrusted(recordUntrusted.duplicate()) : null;
-        if (h == null || h.type() != LogRecord.PAGE || h.length() != PAYLOAD || recordUntrusted.remaining() < RECORD_BYTES) {
-            throw new CorruptionException(where + ": no PAGE record there (expected " + RECORD_BYTES + " bytes of record type " + LogRecord.PAGE + ")");
+        if (h == null || h.type() != LogRecord.PAGE || LogRecord.HEADER_SIZE + (long) h.length() != expectedLength || h.length() <= HEADER
+                || recordUntrusted.remaining() < expectedLength) {
+            throw new CorruptionException(where + ": no PAGE record there (expected " + expectedLength + " bytes of record type " + LogRecord.PAGE + ", found "
+                    + (h == null ? "no record header" : "type " + h.type() + " of " + (LogRecord.HEADER_SIZE + (long) h.length()) + " bytes") + ")");
         }
         if (h.crc() != expectedCrc) {
             throw new CorruptionException(String.format("%s: record CRC32C %08x, the reference holds %08x (stale or misdirected)", where, h.crc(), expectedCrc));
         }
-        ByteBuffer whole = recordUntrusted.slice(recordUntrusted.position(), RECORD_BYTES);
+        ByteBuffer whole = recordUntrusted.slice(recordUntrusted.position(), expectedLength);
         if (!h.verify(whole)) throw new CorruptionException(where + ": record CRC32C does not match its bytes");
-        ByteBuffer p = whole.slice(LogRecord.HEADER_SIZE, PAYLOAD).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer p = whole.slice(LogRecord.HEADER_SIZE, h.length()).order(ByteOrder.LITTLE_ENDIAN);
         int kind = p.get(0) & 0xff;
         int level = p.get(1) & 0xff;
+        int encoding = p.get(2) & 0xff;
         int tree = p.getInt(4);
         long index = p.getLong(8);
-        if (kind != expectedKind || level != expected.level() || tree != family || index != expected.index() || p.getShort(2) != 0) {
+        if (kind != expectedKind || level != expected.level() || tree != family || index != expected.index() || p.get(3) != 0) {
             throw new CorruptionException(where + ": holds page kind " + kind + " family " + tree + " level " + level + " index " + index
                     + ", expected kind " + expectedKind + " family " + family);
         }
-        byte[] body = new byte[BODY];
-        p.get(HEADER, body);
-        MetaPage page = new MetaPage(expected, kind, body);
+        byte[] stored = new byte[h.length() - HEADER];
+        p.get(HEADER, stored);
+        MetaPage page = new MetaPage(expected, kind, PageCodec.decode(kind, encoding, stored, 0, stored.length, where));
         page.address = address;
         page.crc = expectedCrc;
+        page.length = expectedLength;
         return page;
     }
 }

@@ -35,8 +35,15 @@ final class PageTree {
         void read(long address, ByteBuffer dst) throws IOException;
     }
 
-    /** Where a tree's root is: the root page's address and record CRC (0, 0: not written yet) and the height. */
-    record Root(long address, int crc, int height) {}
+    /** Where a tree's root is: the root page's address, record CRC and record length (0, 0, 0: not written yet) and the height. */
+    record Root(long address, int crc, int length, int height) {
+        static final Root EMPTY = new Root(0, 0, 0, 0);
+    }
+
+    /** Gets the address and record length of every durable page version that stops being referenced. */
+    interface Released {
+        void accept(long address, int length);
+    }
 
     /** A page met by {@link #walk}, before it is loaded: where, its durable address, and whether the tree's page there is that durable version. */
     record Ref(int level, long index, long address, boolean version) {}
@@ -46,15 +53,16 @@ final class PageTree {
     private final int leafKind;
     private final MetadataCache cache;
     private final PageReader reader;
-    /** Called with the address of every durable page version that stops being referenced (usage accounting). */
-    private final Consumer<Long> released;
+    /** Called with every durable page version that stops being referenced (usage accounting). */
+    private final Released released;
     /** Called with a leaf that stopped being a shared version and became this tree's own copy (the fork). */
     private final Consumer<MetaPage> forked;
     private long rootAddress;
     private int rootCrc;
+    private int rootLength;
     private int height;
 
-    PageTree(int tree, Family family, int leafKind, MetadataCache cache, PageReader reader, Consumer<Long> released, Consumer<MetaPage> forked, Root root) {
+    PageTree(int tree, Family family, int leafKind, MetadataCache cache, PageReader reader, Released released, Consumer<MetaPage> forked, Root root) {
         Check.that(root.height() >= 0 && root.height() <= 7, "tree height %d", root.height());
         this.tree = tree;
         this.family = family;
@@ -65,11 +73,12 @@ final class PageTree {
         this.released = released;
         this.rootAddress = root.address();
         this.rootCrc = root.crc();
+        this.rootLength = root.length();
         this.height = root.height();
         family.add(this);
     }
 
-    Root root() { return new Root(rootAddress, rootCrc, height); }
+    Root root() { return new Root(rootAddress, rootCrc, rootLength, height); }
 
     /** Leaves the tree can hold at its height. */
     long capacity() { return 1L << (MetaPage.FANOUT_SHIFT * height); }
@@ -82,9 +91,8 @@ final class PageTree {
             height++;
             if (empty) continue;
             MetaPage root = new MetaPage(new MetaPage.Key(tree, height, 0), MetaPage.KIND_INTERIOR, new byte[MetaPage.BODY]);
-            root.setChild(0, rootAddress, rootCrc);
-            rootAddress = 0;
-            rootCrc = 0;
+            root.setChild(0, rootAddress, rootCrc, rootLength);
+            clearRoot();
             cache.markDirty(cache.insert(root));
         }
     }
@@ -113,29 +121,36 @@ final class PageTree {
         MetaPage p = cache.get(key);
         if (p != null) return p;
         long address;
-        int crc;
+        int crc, length;
         if (level == height) {
             Check.that(index == 0, "root index %d", index);
             address = rootAddress;
             crc = rootCrc;
+            length = rootLength;
         } else {
             MetaPage parent = page(level + 1, index >>> MetaPage.FANOUT_SHIFT, create);
             if (parent == null) return null;
             int i = (int) (index & (MetaPage.FANOUT - 1));
             address = parent.childAddress(i);
             crc = parent.childCrc(i);
+            length = parent.childLength(i);
         }
         if (address == 0) {
             if (!create) return null;
             p = new MetaPage(key, level == 0 ? leafKind : MetaPage.KIND_INTERIOR, new byte[MetaPage.BODY]);
         } else {
-            p = load(key, address, crc);
+            p = load(key, address, crc, length);
         }
         return cache.insert(p);
     }
 
-    private MetaPage load(MetaPage.Key key, long address, int crc) {
-        ByteBuffer buf = ByteBuffer.allocate(MetaPage.RECORD_BYTES);
+    private MetaPage load(MetaPage.Key key, long address, int crc, int length) {
+        if (!MetaPage.validReference(address, crc, length)) {
+            throw new io.dedisk.DediskException.CorruptionException("metadata page " + key + " at segment " + MetaPage.segmentOf(address) + " offset "
+                    + MetaPage.offsetOf(address) + ": its reference gives a record of " + length + " bytes, expected " + MetaPage.MIN_RECORD_BYTES
+                    + " to " + MetaPage.MAX_RECORD_BYTES);
+        }
+        ByteBuffer buf = ByteBuffer.allocate(length);
         try {
             reader.read(address, buf);
         } catch (IOException e) {
@@ -143,7 +158,7 @@ final class PageTree {
                     + " offset " + MetaPage.offsetOf(address) + " failed: " + e, e);
         }
         buf.flip();
-        return MetaPage.decode(buf, key, family.id, key.level() == 0 ? leafKind : MetaPage.KIND_INTERIOR, address, crc);
+        return MetaPage.decode(buf, key, family.id, key.level() == 0 ? leafKind : MetaPage.KIND_INTERIOR, address, crc, length);
     }
 
     /** Marks p and its ancestors dirty; a page that was only being moved is a real change now. */
@@ -160,9 +175,8 @@ final class PageTree {
     void dropLeaf(long n) {
         MetaPage.Key key = new MetaPage.Key(tree, 0, n);
         if (height == 0) {
-            release(0, 0, rootAddress);
-            rootAddress = 0;
-            rootCrc = 0;
+            release(0, 0, rootAddress, rootLength);
+            clearRoot();
             cache.remove(key);
             return;
         }
@@ -171,10 +185,10 @@ final class PageTree {
         int i = (int) (n & (MetaPage.FANOUT - 1));
         long address = parent.childAddress(i);
         if (address == 0 && !cache.contains(key)) return;
-        release(0, n, address);
+        release(0, n, address, parent.childLength(i));
         cache.remove(key);
         markDirty(parent);
-        parent.setChild(i, 0, 0);
+        parent.setChild(i, 0, 0, 0);
     }
 
     /**
@@ -209,49 +223,57 @@ final class PageTree {
      * A checkpoint wrote dirty page p at address: its parent (dirty too, so cached) or the root records it, the
      * previous durable version is released, and the page is clean.
      */
-    void written(MetaPage p, long address, int crc) {
+    void written(MetaPage p, long address, int crc, int length) {
         Check.that(p.dirty && p.key.tree() == tree, "written page %s was dirty in tree %d", p.key, tree);
-        release(p.key.level(), p.key.index(), p.address);
+        release(p.key.level(), p.key.index(), p.address, p.length);
         p.address = address;
         p.crc = crc;
+        p.length = length;
         p.relocating = false;
         if (p.key.level() == height) {
             Check.that(p.key.index() == 0, "root page index");
             rootAddress = address;
             rootCrc = crc;
+            rootLength = length;
         } else {
             MetaPage parent = cache.get(new MetaPage.Key(tree, p.key.level() + 1, p.key.index() >>> MetaPage.FANOUT_SHIFT));
             Check.that(parent != null && parent.dirty, "parent of dirty page %s is cached and dirty", p.key);
-            parent.setChild((int) (p.key.index() & (MetaPage.FANOUT - 1)), address, crc);
+            parent.setChild((int) (p.key.index() & (MetaPage.FANOUT - 1)), address, crc, length);
         }
         cache.markClean(p);
     }
 
     /** The tree stops referencing a durable version: its bytes are garbage unless another member still holds them. */
-    private void release(int level, long index, long address) {
-        if (address != 0 && family.heldElsewhere(this, level, index, address) == Family.Hold.NONE) released.accept(address);
+    private void release(int level, long index, long address, int length) {
+        if (address != 0 && family.heldElsewhere(this, level, index, address) == Family.Hold.NONE) released.accept(address, length);
+    }
+
+    private void clearRoot() {
+        rootAddress = 0;
+        rootCrc = 0;
+        rootLength = 0;
     }
 
     /**
      * Visits the present pages, children before parents, asking {@code enter} before each is loaded: false skips the
      * page and its whole subtree (a shared subtree is not descended into).
      */
-    void walk(Predicate<Ref> enter, Consumer<MetaPage> visitor) { walk(height, 0, rootAddress, rootCrc, enter, visitor); }
+    void walk(Predicate<Ref> enter, Consumer<MetaPage> visitor) { walk(height, 0, rootAddress, rootCrc, rootLength, enter, visitor); }
 
-    private void walk(int level, long index, long address, int crc, Predicate<Ref> enter, Consumer<MetaPage> visitor) {
+    private void walk(int level, long index, long address, int crc, int length, Predicate<Ref> enter, Consumer<MetaPage> visitor) {
         MetaPage.Key key = new MetaPage.Key(tree, level, index);
         MetaPage cached = cache.get(key);
         if (cached == null && address == 0) return;
         boolean version = cached == null || !cached.dirty || cached.relocating;
         if (!enter.test(new Ref(level, index, cached != null ? cached.address : address, version))) return;
         // Loaded from the reference in hand (the parent was just read): one cache lookup per page walked.
-        MetaPage p = cached != null ? cached : cache.insert(load(key, address, crc));
+        MetaPage p = cached != null ? cached : cache.insert(load(key, address, crc, length));
         if (level > 0) {
             long first = index << MetaPage.FANOUT_SHIFT;
             for (int i = 0; i < MetaPage.FANOUT; i++) {
                 long child = p.childAddress(i);
                 if (child == 0 && (!p.dirty || !cache.contains(new MetaPage.Key(tree, level - 1, first + i)))) continue;
-                walk(level - 1, first + i, child, p.childCrc(i), enter, visitor);
+                walk(level - 1, first + i, child, p.childCrc(i), p.childLength(i), enter, visitor);
             }
         }
         visitor.accept(p);
@@ -275,11 +297,10 @@ final class PageTree {
     void releaseAll(Consumer<MetaPage> leafReleased) {
         walkOwn(p -> {
             if (p.key.level() == 0) leafReleased.accept(p);
-            release(p.key.level(), p.key.index(), p.address);
+            release(p.key.level(), p.key.index(), p.address, p.length);
         });
         cache.removeTree(tree);
-        rootAddress = 0;
-        rootCrc = 0;
+        clearRoot();
     }
 
     /**
@@ -292,6 +313,7 @@ final class PageTree {
         Check.that(rootAddress == 0 && cache.pagesOf(tree).isEmpty(), "tree %d is empty before it shares tree %d", tree, source.tree);
         rootAddress = source.rootAddress;
         rootCrc = source.rootCrc;
+        rootLength = source.rootLength;
         height = source.height;
         // Every dirty page's ancestors are dirty too, so the copies form whole paths from the root.
         for (MetaPage p : cache.pagesOf(source.tree)) {
@@ -299,6 +321,7 @@ final class PageTree {
             MetaPage copy = new MetaPage(new MetaPage.Key(tree, p.key.level(), p.key.index()), p.kind, p.body.clone());
             copy.address = p.address;
             copy.crc = p.crc;
+            copy.length = p.length;
             copy.relocating = p.relocating;
             copy.dirty = true;
             Check.that(cache.insert(copy) == copy, "copy of page %s is new in the cache", copy.key);

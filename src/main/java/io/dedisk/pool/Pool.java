@@ -640,7 +640,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
                     new PoolStats.IndexStats(index instanceof UdsIndex ? "uds" : "exact", index.entries(), index.windowEntries(),
                             index.memoryBytes(), indexDiskBytes, counters.dedupHits.sum(), counters.dedupMisses.sum(),
                             counters.staleAdvice.sum(), index.sparse(), index.rebuildRemaining(), index.compacted()),
-                    new PoolStats.LogStats(segmentBytes.size(), userBytesAppended, ck.checkpoints(), ck.pagesWritten(), ck.segmentsDeleted(),
+                    new PoolStats.LogStats(segmentBytes.size(), userBytesAppended, ck.checkpoints(), ck.pagesWritten(), ck.pageBytesWritten(), ck.segmentsDeleted(),
                             cl.segmentsCleaned(), cl.bytesMoved(), cl.pagesRewritten()),
                     new PoolStats.CacheStats(cache.capacityBytes(), cache.bytes(), cache.dirtyBytes(), cache.hits(), cache.misses(), cache.evictions()),
                     counters.blocksWritten.sum(), counters.blocksRead.sum(), counters.flushes.sum(), counters.corruptReads.sum(), Ownership.backlog(backend));

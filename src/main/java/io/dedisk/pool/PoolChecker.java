@@ -79,7 +79,7 @@ public final class PoolChecker {
         // family's shape), and is not descended into again. Changed copies (dirty) are each tree's own.
         Map<Long, Long> placeOf = new HashMap<>(); // address -> level << 56 | index
         java.util.Set<Long> versions = new java.util.HashSet<>();
-        java.util.Set<Long> addresses = new java.util.HashSet<>();
+        Map<Long, Integer> pageBytes = new HashMap<>(); // address -> record length
         for (PageTree tree : state.trees()) {
             long[] n = {0};
             try {
@@ -96,7 +96,7 @@ public final class PoolChecker {
                     return !r.version() || versions.add(r.address());
                 }, p -> {
                     n[0]++;
-                    if (p.address != 0) addresses.add(p.address);
+                    if (p.address != 0) pageBytes.put(p.address, p.length);
                     if (p.kind == MetaPage.KIND_MAP_LEAF) BlockMap.forEachEntry(p, (i, ref) -> {
                         if (BlockMap.isChunk(ref)) recount.merge(ref, 1L, Long::sum);
                     });
@@ -106,7 +106,7 @@ public final class PoolChecker {
             }
             pages += n[0];
         }
-        for (long a : addresses) live.merge(MetaPage.segmentOf(a), (long) MetaPage.RECORD_BYTES, Long::sum);
+        for (var e : pageBytes.entrySet()) live.merge(MetaPage.segmentOf(e.getKey()), (long) e.getValue(), Long::sum);
         List<VolumeState> volumes = pool.volumeStates();
         for (VolumeState v : volumes) {
             long[] vm = {0, 0};

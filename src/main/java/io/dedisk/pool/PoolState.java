@@ -75,7 +75,7 @@ final class PoolState {
     }
 
     /** A durable page version is no longer referenced: its bytes are garbage now. */
-    private void pageReleased(long address) { usage.add(MetaPage.segmentOf(address), -MetaPage.RECORD_BYTES); }
+    private void pageReleased(long address, int length) { usage.add(MetaPage.segmentOf(address), -length); }
 
     /** The tree a page key belongs to, or null (a deleted volume). */
     PageTree treeOf(int tree) {
@@ -140,7 +140,7 @@ final class PoolState {
                 in.expect(id > 0 && !volumesById.containsKey(id) && !volumesByName.containsKey(name), "volume %s (id %d) created twice", name, id);
                 in.expect(size > 0 && size % Pool.BLOCK_SIZE == 0, "volume %s size %d", name, size);
                 addVolume(new VolumeState(id, name, size, id, 0, false,
-                        new BlockMap(tree(id, id, MetaPage.KIND_MAP_LEAF, new PageTree.Root(0, 0, 0)), size / Pool.BLOCK_SIZE, 0, 0)));
+                        new BlockMap(tree(id, id, MetaPage.KIND_MAP_LEAF, PageTree.Root.EMPTY), size / Pool.BLOCK_SIZE, 0, 0)));
             }
             case LogRecord.VOLUME_DELETE -> {
                 VolumeState v = volumeForRecord(in);
@@ -154,7 +154,7 @@ final class PoolState {
                 boolean snapshot = type == LogRecord.SNAPSHOT_CREATE;
                 in.expect(id > 0 && !volumesById.containsKey(id) && !volumesByName.containsKey(name), "volume %s (id %d) created twice", name, id);
                 in.expect(snapshot != source.snapshot, "%s of %s, which is %s", snapshot ? "snapshot" : "clone", source.name, source.snapshot ? "a snapshot" : "writable");
-                PageTree t = tree(id, source.family, MetaPage.KIND_MAP_LEAF, new PageTree.Root(0, 0, 0));
+                PageTree t = tree(id, source.family, MetaPage.KIND_MAP_LEAF, PageTree.Root.EMPTY);
                 addVolume(new VolumeState(id, name, source.size, source.family, source.id, snapshot, BlockMap.sharing(t, source.map)));
             }
             case LogRecord.VOLUME_ROLLBACK -> {

@@ -38,16 +38,13 @@ public record PoolStats(String poolId, String readOnlyReason, String noSpaceReas
     public record IndexStats(String kind, long entries, long windowEntries, long memoryBytes, long diskBytes, long hits,
                              long misses, long staleAdvice, boolean sparse, double rebuildRemaining, io.dedisk.index.DedupIndex.Compaction compacted) {}
 
-    /** The log and its upkeep: segments, bytes appended for clients, checkpoints, the cleaner. */
-    public record LogStats(long segments, long bytesAppended, long checkpoints, long pagesWritten, long segmentsDeleted,
+    /** The log and its upkeep: segments, bytes appended for clients, checkpoints (and the bytes of the PAGE records they wrote, not in bytesAppended), the cleaner. */
+    public record LogStats(long segments, long bytesAppended, long checkpoints, long pagesWritten, long pageBytesWritten, long segmentsDeleted,
                            long segmentsCleaned, long cleanerBytesMoved, long pagesRewritten) {
         public double writeAmplification() {
             long user = bytesAppended - cleanerBytesMoved;
             return user <= 0 ? 1.0 : (double) bytesAppended / user;
         }
-
-        /** Bytes the checkpoints wrote as metadata pages (not in {@link #bytesAppended}). */
-        public long pageBytesWritten() { return pagesWritten * MetaPage.RECORD_BYTES; }
     }
 
     /** The metadata page cache. */

@@ -108,7 +108,7 @@ final class Snapshots {
             if (p.key.level() == 0) BlockMap.forEachEntry(p, (i, ref) -> {
                 if (BlockMap.isChunk(ref)) own.merge(ref, 1, Integer::sum);
             });
-            if (p.address != 0 && !tree.heldByOthers(p)) bytes[0] += MetaPage.RECORD_BYTES;
+            if (p.address != 0 && !tree.heldByOthers(p)) bytes[0] += p.length;
         });
         // A chunk is this tree's alone when every reference it has comes from the tree's own leaves.
         for (var e : own.entrySet()) if (chunks.refCount(e.getKey()) == e.getValue()) bytes[0] += chunks.location(e.getKey()).length();

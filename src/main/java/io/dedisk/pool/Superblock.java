@@ -15,7 +15,7 @@ import java.util.UUID;
  *
  * Layout (little-endian, 64 bytes):
  * <pre>
- *   0  u64 magic "DDSKSUPR"     8  u32 format version (2)   12 u32 block size (4096)
+ *   0  u64 magic "DDSKSUPR"     8  u32 format version (3)   12 u32 block size (4096)
  *  16  u64 pool id (msb)       24  u64 pool id (lsb)        32 u64 created (epoch millis)
  *  40  u32 segment size        44  u32 flags (bit 0: sparse dedup index)
  *  48  u64 checkpoint interval (log bytes)                  56 u32 dedup index memory (MiB; 0 = exact index)
@@ -24,7 +24,7 @@ import java.util.UUID;
  */
 public record Superblock(UUID poolId, long createdMillis, int segmentSize, long checkpointInterval, long indexMemory, boolean sparseIndex) {
     static final long MAGIC = 0x525055534B534444L; // "DDSKSUPR" little-endian
-    static final int VERSION = 2;
+    static final int VERSION = 3;
     static final int SIZE = 64;
 
     public Superblock {
@@ -55,10 +55,11 @@ public record Superblock(UUID poolId, long createdMillis, int segmentSize, long 
         int computed = Crc.of(untrusted, 0, SIZE - 4);
         if (crc != computed) throw new CorruptionException(String.format("superblock: CRC32C expected %08x, found %08x", computed, crc));
         int version = b.getInt();
-        if (version == 1) {
-            throw new InvalidRequestException("this pool has on-disk format version 1 (dedisk before engine v2: block maps and checkpoints"
-                    + " held whole in memory); this dedisk reads version " + VERSION + " only. Copy the volumes out with the old dedisk"
-                    + " (nbdcopy), create a new pool and copy them in.");
+        if (version == 1 || version == 2) {
+            throw new InvalidRequestException("this pool has on-disk format version " + version + (version == 1
+                    ? " (dedisk before engine v2: block maps and checkpoints held whole in memory)"
+                    : " (dedisk before 2026-12-02: metadata pages stored uncompressed, their references without a length)")
+                    + "; this dedisk reads version " + VERSION + " only. Copy the volumes out with the old dedisk (nbdcopy), create a new pool and copy them in.");
         }
         if (version != VERSION) throw new CorruptionException("superblock: format version " + version + " is not supported (this dedisk reads " + VERSION + ")");
         int blockSize = b.getInt();

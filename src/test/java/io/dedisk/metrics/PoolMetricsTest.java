@@ -15,7 +15,7 @@ import org.junit.jupiter.api.Test;
 class PoolMetricsTest {
     static PoolStats stats(long dataBytes, List<PoolStats.VolumeStats> volumes) {
         return new PoolStats("00000000-0000-0000-0000-000000000001", null, null, volumes, 10, dataBytes, 8236, 123, 9000, 700,
-                new PoolStats.IndexStats("uds", 10, 1000, 4096, 8192, 5, 10, 1, false, 0.0, io.dedisk.index.DedupIndex.Compaction.NONE), new PoolStats.LogStats(4, 1 << 20, 2, 10, 1, 1, 4096, 0), new PoolStats.CacheStats(64 << 20, 1 << 20, 8192, 100, 10, 0), 300, 200, 7, 0);
+                new PoolStats.IndexStats("uds", 10, 1000, 4096, 8192, 5, 10, 1, false, 0.0, io.dedisk.index.DedupIndex.Compaction.NONE), new PoolStats.LogStats(4, 1 << 20, 2, 10, 10 * 2048, 1, 1, 4096, 0), new PoolStats.CacheStats(64 << 20, 1 << 20, 8192, 100, 10, 0), 300, 200, 7, 0);
     }
 
     @Test

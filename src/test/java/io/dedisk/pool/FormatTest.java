@@ -31,7 +31,7 @@ class FormatTest {
         return (int) c.getValue();
     }
 
-    record Rec(long seq, int offset, int type, int length, int covered, long lsn, ByteBuffer payload) {}
+    record Rec(long seq, int offset, int type, int length, int covered, long lsn, int crc, ByteBuffer payload) {}
 
     @Test
     void theDocumentedLayoutIsWhatThePoolWrites() throws Exception {
@@ -52,7 +52,7 @@ class FormatTest {
         ByteBuffer sb = ByteBuffer.wrap(Files.readAllBytes(dir.resolve("superblock"))).order(ByteOrder.LITTLE_ENDIAN);
         assertEquals(64, sb.capacity());
         assertEquals("DDSKSUPR", new String(sb.array(), 0, 8, StandardCharsets.US_ASCII));
-        assertEquals(2, sb.getInt(8));
+        assertEquals(3, sb.getInt(8));
         assertEquals(4096, sb.getInt(12));
         UUID pool = new UUID(sb.getLong(16), sb.getLong(24));
         assertEquals(1 << 20, sb.getInt(40));
@@ -111,7 +111,7 @@ class FormatTest {
         assertEquals(m.getInt(48), 28 + root.length());
         ByteBuffer rp = root.payload();
         int at = 8 + 8 + 4;                 // number, next chunk id, next volume id
-        at += 8 + 4 + 1 + 8 + 8;            // chunk tree root, height, live chunks, live bytes
+        at += 8 + 4 + 4 + 1 + 8 + 8;        // chunk tree root (address, CRC, length), height, live chunks, live bytes
         assertEquals(300, rp.getLong(at - 16), "live chunks (duplicates are not new ones)");
         assertEquals(298, rp.getLong(at), "histogram bucket 0: chunks with one reference");
         assertEquals(2, rp.getLong(at + 8), "bucket 1: the two chunks with two references");
@@ -122,30 +122,54 @@ class FormatTest {
         assertEquals(302, rp.getLong(at + 12), "mapped blocks");
         assertEquals(8, rp.getLong(at + 20), "zero blocks");
         long volRoot = rp.getLong(at + 28);
-        int nameLen = rp.getShort(at + 41) & 0xffff;
-        assertEquals("vol-a", new String(rp.array(), rp.arrayOffset() + at + 43, nameLen, StandardCharsets.UTF_8));
-        at += 43 + nameLen;
+        int volRootCrc = rp.getInt(at + 36), volRootLength = rp.getInt(at + 40);
+        assertEquals(0, rp.get(at + 44), "height 0");
+        int nameLen = rp.getShort(at + 45) & 0xffff;
+        assertEquals("vol-a", new String(rp.array(), rp.arrayOffset() + at + 47, nameLen, StandardCharsets.UTF_8));
+        at += 47 + nameLen;
         int usage = rp.getInt(at);
         at += 4 + usage * 16;
         assertEquals(1, rp.getInt(at), "one lineage entry per volume");
-        assertEquals(rp.getInt(at - 4 - usage * 16 - 43 - nameLen), rp.getInt(at + 4), "an origin volume is its own family");
+        assertEquals(rp.getInt(at - 4 - usage * 16 - 47 - nameLen), rp.getInt(at + 4), "an origin volume is its own family");
         assertEquals(0, rp.getInt(at + 8), "no parent");
         assertEquals(0, rp.get(at + 12), "not a snapshot");
         at += 4 + 9;
         assertEquals(root.length(), at, "the root ends after its lineage table");
 
-        // The volume's root page: a block-map leaf (1024 LBAs need one leaf: height 0) naming chunk ids.
+        // The volume's root page: a block-map leaf (1024 LBAs need one leaf: height 0) naming chunk ids, its
+        // record of the length and CRC the root gives, its body in byte planes, LZ4-compressed.
         Rec leaf = records.stream().filter(r -> ((r.seq() << 32) | r.offset()) == volRoot).findFirst().orElseThrow();
         assertEquals(8, leaf.type());
-        assertEquals(24 + 8192, leaf.length());
+        assertEquals(volRootLength, 28 + leaf.length(), "the root holds the page record's length");
+        assertEquals(volRootCrc, leaf.crc(), "and its CRC");
+        assertTrue(leaf.length() < 24 + 8192, "the leaf is stored encoded: " + leaf.length() + " payload bytes");
         ByteBuffer lp = leaf.payload();
         assertEquals(1, lp.get(0), "block-map leaf");
         assertEquals(0, lp.get(1), "level 0");
+        assertEquals(1, lp.get(2), "encoding 1: byte planes + LZ4");
+        assertEquals(0, lp.get(3));
         assertEquals(0, lp.getLong(8), "index 0");
-        assertEquals(lp.getLong(24), lp.getLong(24 + 400 * 8), "LBA 400 shares LBA 0's chunk");
-        assertTrue(lp.getLong(24) >= 2);
-        assertEquals(1, lp.getLong(24 + 500 * 8), "ZERO");
-        assertEquals(0, lp.getLong(24 + 700 * 8), "UNMAPPED");
+        ByteBuffer body = ByteBuffer.wrap(decodePlanes(lp, 8)).order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(body.getLong(0), body.getLong(400 * 8), "LBA 400 shares LBA 0's chunk");
+        assertTrue(body.getLong(0) >= 2);
+        assertEquals(1, body.getLong(500 * 8), "ZERO");
+        assertEquals(0, body.getLong(700 * 8), "UNMAPPED");
+    }
+
+    /**
+     * The 8192-byte body of an encoding-1 PAGE payload, as docs/format.md gives it: an LZ4 block of the body's byte
+     * planes (plane j = byte j of each {@code stride}-byte entry, then the bytes past the last whole entry).
+     */
+    static byte[] decodePlanes(ByteBuffer payload, int stride) {
+        byte[] stored = new byte[payload.limit() - 24];
+        payload.get(24, stored);
+        byte[] planes = new byte[8192];
+        assertEquals(8192, net.jpountz.lz4.LZ4Factory.safeInstance().safeDecompressor().decompress(stored, 0, stored.length, planes, 0, 8192));
+        int entries = 8192 / stride;
+        byte[] body = new byte[8192];
+        for (int i = 0; i < entries; i++) for (int j = 0; j < stride; j++) body[i * stride + j] = planes[j * entries + i];
+        System.arraycopy(planes, entries * stride, body, entries * stride, 8192 - entries * stride);
+        return body;
     }
 
     static int segmentCount(Path dir) throws java.io.IOException {
@@ -169,7 +193,7 @@ class FormatTest {
             while (off + 28 <= data.length) {
                 assertEquals(0x43455244, b.getInt(off), "record magic at " + name + ":" + off);
                 int type = b.get(off + 4) & 0xff;
-                assertEquals(2, b.get(off + 5), "record version");
+                assertEquals(3, b.get(off + 5), "record version");
                 assertEquals(0, b.getShort(off + 6));
                 int length = b.getInt(off + 8);
                 int covered = b.getInt(off + 12);
@@ -186,7 +210,7 @@ class FormatTest {
                     assertEquals(pool, new UUID(payload.getLong(0), payload.getLong(8)));
                     assertEquals(seq, payload.getLong(16));
                 }
-                records.add(new Rec(seq, off, type, length, covered, recLsn, payload));
+                records.add(new Rec(seq, off, type, length, covered, recLsn, b.getInt(off + 24), payload));
                 off += 28 + length;
                 if (type == 2) {
                     assertEquals(seq + 1, payload.getLong(0), "SEAL names the next segment");
@@ -260,11 +284,11 @@ class FormatTest {
         ByteBuffer m = ByteBuffer.wrap(Files.readAllBytes(dir.resolve("manifest"))).order(ByteOrder.LITTLE_ENDIAN);
         long newest = m.getLong(40);
         ByteBuffer rp = records.stream().filter(r -> ((r.seq() << 32) | r.offset()) == newest).findFirst().orElseThrow().payload();
-        int at = 8 + 8 + 4 + 8 + 4 + 1 + 8 + 8 + 32 * 8;
+        int at = 8 + 8 + 4 + 8 + 4 + 4 + 1 + 8 + 8 + 32 * 8;
         int volumes = rp.getInt(at);
         assertEquals(3, volumes);
         at += 4;
-        for (int i = 0; i < volumes; i++) at += 4 + 8 + 8 + 8 + 8 + 4 + 1 + 2 + (rp.getShort(at + 41) & 0xffff);
+        for (int i = 0; i < volumes; i++) at += 4 + 8 + 8 + 8 + 8 + 4 + 4 + 1 + 2 + (rp.getShort(at + 45) & 0xffff);
         at += 4 + rp.getInt(at) * 16;
         assertEquals(3, rp.getInt(at), "lineage entries");
         int[][] expected = {{1, 0, 0}, {1, 1, 1}, {1, 2, 0}}; // gold; gold@v1: of gold, snapshot; vm: of gold@v1

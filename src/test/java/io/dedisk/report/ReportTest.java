@@ -12,7 +12,7 @@ import org.junit.jupiter.api.Test;
 class ReportTest {
     static PoolStats stats(long mapped, long chunks, long garbage, long hits, long misses) {
         return new PoolStats("pool-1", null, null, List.of(new PoolStats.VolumeStats("vm<1>", 1 << 30, mapped, 2)), chunks, 4096 * chunks / 2, 8236, garbage,
-                10_000, 500, new PoolStats.IndexStats("uds", chunks, 1000, 4096, 8192, hits, misses, 0, false, 0.0, io.dedisk.index.DedupIndex.Compaction.NONE), new PoolStats.LogStats(4, 1 << 20, 2, 10, 0, 0, 0, 0), new PoolStats.CacheStats(64 << 20, 1 << 20, 8192, 100, 10, 0), mapped, 0, 1, 0);
+                10_000, 500, new PoolStats.IndexStats("uds", chunks, 1000, 4096, 8192, hits, misses, 0, false, 0.0, io.dedisk.index.DedupIndex.Compaction.NONE), new PoolStats.LogStats(4, 1 << 20, 2, 10, 10 * 2048, 0, 0, 0, 0), new PoolStats.CacheStats(64 << 20, 1 << 20, 8192, 100, 10, 0), mapped, 0, 1, 0);
     }
 
     static StatsHistory.Contents history(StatsSample... samples) { return new StatsHistory.Contents(List.of(samples), 0, 0, 0); }

@@ -22,7 +22,7 @@ class StatsHistoryTest {
     static StatsSample sample(long t) {
         PoolStats s = new PoolStats("p", null, null, List.of(new PoolStats.VolumeStats("vm1", 1 << 30, 100 + t, 3), new PoolStats.VolumeStats("vm2", 1 << 20, 7, 0)),
                 10 + t, 4096 * (10 + t), 8236, t, 9000 + t, 700, new PoolStats.IndexStats("uds", 10, 1000, 4096, 8192, t, 2 * t, 0, false, 0.0, io.dedisk.index.DedupIndex.Compaction.NONE),
-                new PoolStats.LogStats(4, 1 << 20, 2, 10, 1, 1, 4096, 0), new PoolStats.CacheStats(64 << 20, 1 << 20, 8192, 100, 10, 0), 300, 200, 7, 0);
+                new PoolStats.LogStats(4, 1 << 20, 2, 10, 10 * 2048, 1, 1, 4096, 0), new PoolStats.CacheStats(64 << 20, 1 << 20, 8192, 100, 10, 0), 300, 200, 7, 0);
         return StatsSample.of(1_700_000_000_000L + 60_000 * t, s, t % 2 == 0 ? new long[] {t, 2, 1} : new long[0]);
     }
 
