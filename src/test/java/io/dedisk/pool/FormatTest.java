@@ -374,4 +374,24 @@ class FormatTest {
         assertArrayEquals(java.util.Arrays.copyOfRange(seg, (int) (index << 20), (int) (index << 20) + length),
                 java.util.Arrays.copyOfRange(blk.array(), 4096, 4096 + length), "the block holds the segment's bytes at its index");
     }
+
+    /** A pool of an older format version is refused as misuse, with the versions and the way out named, and is left as it was. */
+    @Test
+    void olderFormatVersionsAreRefusedWithTheWayOut() throws Exception {
+        Pool.create(new LocalFs(dir), new Pool.Options(1 << 20, 1 << 20, 0, false));
+        try (Pool p = Pool.open(new LocalFs(dir))) { p.createVolume("v", 1 << 20); }
+        Path sbFile = dir.resolve("superblock");
+        for (int version : new int[] {1, 2}) {
+            byte[] sb = Files.readAllBytes(sbFile);
+            ByteBuffer b = ByteBuffer.wrap(sb).order(ByteOrder.LITTLE_ENDIAN);
+            b.putInt(8, version);
+            b.putInt(60, crc(sb, 0, 60));
+            Files.write(sbFile, sb);
+            io.dedisk.DediskException.InvalidRequestException e = assertThrows(io.dedisk.DediskException.InvalidRequestException.class,
+                    () -> Pool.open(new LocalFs(dir)).close());
+            assertTrue(e.getMessage().contains("format version " + version) && e.getMessage().contains("reads version 3")
+                    && e.getMessage().contains("copy them in"), e.getMessage());
+            assertArrayEquals(sb, Files.readAllBytes(sbFile), "the refused pool's superblock is unchanged");
+        }
+    }
 }
