@@ -29,7 +29,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * <li>make the deaths durable ({@link DeadChunks#makeDurable}), so no advice is dropped for a chunk a crash could
  *     bring back;
  * <li>write {@code chapter-<n>.tmp} and sync it;
- * <li>{@link UdsIndex#installCompacted}, under the index's write lock: rename it over {@code chapter-<n>} (or delete
+ * <li>{@link CompactionInstall#install}, under the index's write lock: rename it over {@code chapter-<n>} (or delete
  *     {@code chapter-<n>} when nothing live is left), and swap the summary, volume index entries, sparse cache and
  *     counts with it, so no lookup ever sees the new file through the old summary or the reverse (pages are cached
  *     per summary: {@link ChapterFile#cacheId});
@@ -58,7 +58,7 @@ final class Compactor {
     static final int SAMPLE_CHAPTERS = 16;
     static final int SAMPLE_PAGES = 2;
 
-    private final UdsIndex index;
+    private final CompactionInstall index;
     private final Fs fs;
     private final String dir;
     private final UUID indexId;
@@ -69,7 +69,7 @@ final class Compactor {
     private long samples;
     private volatile Compaction total = Compaction.NONE;
 
-    Compactor(UdsIndex index, Fs fs, String dir, UUID indexId) {
+    Compactor(CompactionInstall index, Fs fs, String dir, UUID indexId) {
         this.index = index;
         this.fs = fs;
         this.dir = dir;
@@ -168,7 +168,7 @@ final class Compactor {
         dead.makeDurable();
         String tmp = ChapterFile.fileName(dir, c.number) + ".tmp";
         if (image != null) writeSynced(tmp, image.bytes());
-        if (!index.installCompacted(c, image, tmp, removed, keptKeys)) return Compaction.NONE;
+        if (!index.install(c, image, tmp, removed, keptKeys)) return Compaction.NONE;
         fs.syncDir(dir);
         return new Compaction(image != null ? 1 : 0, image == null ? 1 : 0, removed.size(), oldBytes - newBytes);
     }
