@@ -121,8 +121,8 @@ final class ChapterLookup {
         try {
             for (int q = chapter.firstIndexPage(key); q >= 0 && chapter.indexPageMayHold(q, key); q++) {
                 byte[] ip = indexPages != null ? indexPages[q] : page(chapter, ChapterFile.KIND_INDEX, q);
-                for (int i = ChapterFile.firstEntry(ip, key), p; (p = ChapterFile.recordPageAt(ip, i, key)) >= 0; i++) {
-                    long id = ChapterFile.findRecord(page(chapter, ChapterFile.KIND_RECORD, p), name);
+                for (int i = ChapterPage.firstEntry(ip, key), p; (p = ChapterPage.recordPageAt(ip, i, key)) >= 0; i++) {
+                    long id = ChapterPage.findRecord(page(chapter, ChapterFile.KIND_RECORD, p), name);
                     if (id != NONE) return id;
                 }
             }

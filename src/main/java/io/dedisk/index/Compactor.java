@@ -129,10 +129,10 @@ final class Compactor {
             int p = (int) Math.floorMod(samples * 7919 + (long) s * c.recordPages / SAMPLE_PAGES, (long) c.recordPages);
             byte[] page = readOrNull(c, () -> c.readPage(fs, dir, ChapterFile.KIND_RECORD, p));
             if (page == null) return 0;
-            int count = ChapterFile.pageEntries(page);
+            int count = ChapterPage.count(page, 0);
             for (int i = 0; i < count; i++) {
                 seen++;
-                if (dead.dead(ChapterFile.recordWord(page, ChapterFile.PAGE_HEADER + ChapterFile.RECORD_BYTES * i, 4))) deadSeen++;
+                if (dead.dead(ChapterPage.recordWord(page, ChapterFile.PAGE_HEADER + ChapterFile.RECORD_BYTES * i, 4))) deadSeen++;
             }
         }
         return seen == 0 ? 0 : (double) deadSeen / seen;
@@ -149,8 +149,8 @@ final class Compactor {
         for (int p = 0; p < c.recordPages; p++) {
             for (int i = 0, n = c.recordsIn(file, p); i < n; i++) {
                 int off = c.recordOffset(p, i);
-                BlockName name = ChapterFile.recordName(file, off);
-                if (dead.dead(ChapterFile.recordWord(file, off, 4))) {
+                BlockName name = ChapterPage.recordName(file, off);
+                if (dead.dead(ChapterPage.recordWord(file, off, 4))) {
                     removed.add(name);
                 } else {
                     kept[keptCount++] = off;
@@ -208,7 +208,7 @@ final class Compactor {
 
     /** The surviving records of a chapter image, in file order (arrival order across its pages). */
     private record Kept(byte[] file, int[] offsets, int count) implements ChapterFile.Records {
-        @Override public long word(int r, int w) { return ChapterFile.recordWord(file, offsets[r], w); }
-        @Override public long id(int r) { return ChapterFile.recordWord(file, offsets[r], 4); }
+        @Override public long word(int r, int w) { return ChapterPage.recordWord(file, offsets[r], w); }
+        @Override public long id(int r) { return ChapterPage.recordWord(file, offsets[r], 4); }
     }
 }

@@ -99,11 +99,11 @@ final class OpenChapter implements ChapterFile.Records {
     @Override
     public long word(int r, int w) { return names[r * 4 + w]; }
 
-    /** Orders records as a chapter's record pages do ({@link ChapterFile#compareNames}), without the interface's word calls. */
+    /** Orders records as a chapter's record pages do ({@link ChapterPage#compareNames}), without the interface's word calls. */
     @Override
     public int compare(int r1, int r2) {
         int i = r1 * 4, j = r2 * 4;
-        return ChapterFile.compareNames(names[i], names[i + 1], names[i + 2], names[i + 3], names[j], names[j + 1], names[j + 2], names[j + 3]);
+        return ChapterPage.compareNames(names[i], names[i + 1], names[i + 2], names[i + 3], names[j], names[j + 1], names[j + 2], names[j + 3]);
     }
 
     BlockName name(int r) {
