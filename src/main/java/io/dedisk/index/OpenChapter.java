@@ -18,7 +18,8 @@ import java.util.Arrays;
  * All arrays are allocated once at full capacity, so memoryBytes is constant.
  *
  * Invariants: count ≤ capacity; every name appears at most once; table holds exactly the records [0, count).
- * Threads: none inside; {@link UdsIndex} reads it under its read lock and changes it under its write lock.
+ * Threads: none inside; {@link UdsIndex} and its jobs read it under the index lock ({@link IndexState#lock}) and
+ * change it under its write lock.
  */
 final class OpenChapter implements ChapterFile.Records {
     final int capacity;
