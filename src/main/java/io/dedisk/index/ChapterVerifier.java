@@ -56,11 +56,7 @@ final class ChapterVerifier {
         byte[] page = new byte[PAGE];
         try (Fs.FileHandle h = fs.open(name, false)) {
             for (int q = 0; q < c.indexPages; q++) {
-                h.readFully((long) c.filePage(KIND_INDEX, q) * PAGE, ByteBuffer.wrap(page));
-                try {
-                    c.verifyPage(page, 0, KIND_INDEX, q, name);
-                } catch (CorruptionException e) {
-                    report.accept(e.getMessage());
+                if (!readVerified(h, c, KIND_INDEX, q, page, name, report)) {
                     pagesOk = false;
                     havePrevious = false;
                     continue;
@@ -80,11 +76,7 @@ final class ChapterVerifier {
                 for (int i = 0; i < n; i++) indexHash += mix(ChapterPage.indexEntry(page, 0, i));
             }
             for (int p = 0; p < c.recordPages; p++) {
-                h.readFully((long) c.filePage(KIND_RECORD, p) * PAGE, ByteBuffer.wrap(page));
-                try {
-                    c.verifyPage(page, 0, KIND_RECORD, p, name);
-                } catch (CorruptionException e) {
-                    report.accept(e.getMessage());
+                if (!readVerified(h, c, KIND_RECORD, p, page, name, report)) {
                     pagesOk = false;
                     continue;
                 }
@@ -105,6 +97,19 @@ final class ChapterVerifier {
         }
         if (reported[0] > MAX_PROBLEMS_PER_FILE) problems.accept(name + ": further problems expected none, found " + (reported[0] - MAX_PROBLEMS_PER_FILE) + " more (not listed)");
         return c;
+    }
+
+    /** Reads page {@code number} of a kind into {@code page} and verifies it as a lookup would; false (reported) when it fails. */
+    private static boolean readVerified(Fs.FileHandle h, ChapterFile c, int kind, int number, byte[] page, String name, Consumer<String> report)
+            throws IOException {
+        h.readFully((long) c.filePage(kind, number) * PAGE, ByteBuffer.wrap(page));
+        try {
+            c.verifyPage(page, 0, kind, number, name);
+            return true;
+        } catch (CorruptionException e) {
+            report.accept(e.getMessage());
+            return false;
+        }
     }
 
     /** splitmix64's finalizer: a multiset hash is the sum of mix(entry) over its entries. */
