@@ -273,10 +273,7 @@ final class ChapterFile {
     /** Reads and verifies one index or record page. */
     byte[] readPage(Fs fs, String dir, int kind, int page) throws IOException {
         String name = fileName(dir, number);
-        byte[] bytes = new byte[PAGE];
-        try (Fs.FileHandle h = fs.open(name, false)) {
-            h.readFully((long) filePage(kind, page) * PAGE, ByteBuffer.wrap(bytes));
-        }
+        byte[] bytes = readPages(fs, name, filePage(kind, page), 1);
         verifyPage(bytes, 0, kind, page, name);
         return bytes;
     }
@@ -284,12 +281,18 @@ final class ChapterFile {
     /** Reads the whole file and verifies every page (rebuilds). */
     byte[] readAll(Fs fs, String dir) throws IOException {
         String name = fileName(dir, number);
-        byte[] file = new byte[filePages() * PAGE];
-        try (Fs.FileHandle h = fs.open(name, false)) {
-            h.readFully(0, ByteBuffer.wrap(file));
-        }
+        byte[] file = readPages(fs, name, 0, filePages());
         verifyPages(file, name);
         return file;
+    }
+
+    /** {@code count} consecutive pages of the file {@code name} from file page {@code first}, as they are (unverified). */
+    private static byte[] readPages(Fs fs, String name, int first, int count) throws IOException {
+        byte[] bytes = new byte[count * PAGE];
+        try (Fs.FileHandle h = fs.open(name, false)) {
+            h.readFully((long) first * PAGE, ByteBuffer.wrap(bytes));
+        }
+        return bytes;
     }
 
     /** Verifies every index and record page of a whole file image (CorruptionException at the first bad one). */
@@ -307,10 +310,7 @@ final class ChapterFile {
     /** Reads and verifies all index pages (the chapter index), one array per page: the sparse cache's form. */
     byte[][] readIndexPages(Fs fs, String dir) throws IOException {
         String name = fileName(dir, number);
-        byte[] all = new byte[indexPages * PAGE];
-        try (Fs.FileHandle h = fs.open(name, false)) {
-            h.readFully((long) filePage(KIND_INDEX, 0) * PAGE, ByteBuffer.wrap(all));
-        }
+        byte[] all = readPages(fs, name, filePage(KIND_INDEX, 0), indexPages);
         byte[][] pages = new byte[indexPages][];
         for (int q = 0; q < indexPages; q++) {
             verifyPage(all, q * PAGE, KIND_INDEX, q, name);
