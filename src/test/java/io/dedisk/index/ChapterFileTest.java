@@ -62,16 +62,21 @@ class ChapterFileTest {
         assertEquals(c.indexPages, c.readIndexPages(fs, "ix").length);
     }
 
+    /** Writes {@code records} random names (chunk ids 1..records, the max) as chapter {@code number} in "ix"; returns its file. */
+    private static byte[] writeRandomChapter(Fs fs, long seed, int records, long number) throws IOException {
+        fs.mkdirs("ix");
+        OpenChapter open = new OpenChapter(records);
+        SplittableRandom r = new SplittableRandom(seed);
+        for (int i = 0; i < records; i++) open.add(new BlockName(r.nextLong(), r.nextLong(), r.nextLong(), r.nextLong()), 1 + i, -1);
+        ChapterFile.write(fs, "ix", ID, number, open, records);
+        return fs.readAll(ChapterFile.fileName("ix", number));
+    }
+
     @Test
     void damageAnywhereIsDetected() throws IOException {
         Fs fs = new LocalFs(tmp);
-        fs.mkdirs("ix");
-        OpenChapter open = new OpenChapter(300);
-        SplittableRandom r = new SplittableRandom(2);
-        for (int i = 0; i < 300; i++) open.add(new BlockName(r.nextLong(), r.nextLong(), r.nextLong(), r.nextLong()), 1 + i, -1);
-        ChapterFile.write(fs, "ix", ID, 7, open, 300);
+        byte[] good = writeRandomChapter(fs, 2, 300, 7);
         String name = ChapterFile.fileName("ix", 7);
-        byte[] good = fs.readAll(name);
         ChapterFile c = ChapterFile.readHeader(fs, "ix", ID, 7);
         int[] offsets = {3, 20, 50, ChapterFile.HEADER_BYTES + 1, ChapterFile.PAGE * c.filePage(ChapterFile.KIND_INDEX, 0) + 40,
                 ChapterFile.PAGE * c.filePage(ChapterFile.KIND_RECORD, 2) + 8, good.length - 1};
@@ -95,20 +100,14 @@ class ChapterFileTest {
         CorruptionException e = assertThrows(CorruptionException.class, () -> c.readPage(fs, "ix", ChapterFile.KIND_RECORD, 1));
         assertTrue(e.getMessage().contains("misplaced"), e.getMessage());
         assertEquals(1, c.readPage(fs, "ix", ChapterFile.KIND_RECORD, 0).length / ChapterFile.PAGE);
-        ByteBuffer.allocate(0);
     }
 
     /** Damage behind valid page CRCs: only the whole-file verification sees it. */
     @Test
     void verifyFindsWhatNoSinglePageShows() throws IOException {
         Fs fs = new LocalFs(tmp);
-        fs.mkdirs("ix");
-        OpenChapter open = new OpenChapter(1200);
-        SplittableRandom r = new SplittableRandom(3);
-        for (int i = 0; i < 1200; i++) open.add(new BlockName(r.nextLong(), r.nextLong(), r.nextLong(), r.nextLong()), 1 + i, -1);
-        ChapterFile.write(fs, "ix", ID, 9, open, 1200);
+        byte[] good = writeRandomChapter(fs, 3, 1200, 9);
         String name = ChapterFile.fileName("ix", 9);
-        byte[] good = fs.readAll(name);
         ChapterFile c = ChapterFile.readHeader(fs, "ix", ID, 9);
         List<String> problems = new ArrayList<>();
         assertNotNull(ChapterVerifier.verify(fs, "ix", ID, 9, 1200, problems::add));
