@@ -14,9 +14,11 @@ import java.util.UUID;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * A closed chapter: its file format, how it is written from the open chapter, and its in-memory summary (an
- * instance of this class: header fields and the index page map, ~4 bytes per 510 records, kept for every chapter
- * in the window). Closed chapters are immutable; a chapter leaves the window whole and its file is deleted.
+ * A closed chapter: its file's layout and header codec, how it is written from the open chapter, how it is read
+ * back, and its in-memory summary (an instance of this class: header fields and the index page map, ~4 bytes per
+ * 510 records, kept for every chapter in the window). One page's header, entries and searches are
+ * {@link ChapterPage}'s; the offline check of a whole file is {@link ChapterVerifier}'s. Closed chapters are
+ * immutable; a chapter leaves the window whole and its file is deleted.
  *
  * File {@code <dir>/chapter-<chapter number, 16 hex digits>}, little-endian, 4 KiB pages:
  * <pre>
@@ -29,9 +31,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *                         zero to the end of page H−1
  *   index pages (Q):   file pages [H, H+Q): entries u64 (key << 32 | record page), sorted unsigned, 510 a page
  *   record pages (P):  file pages [H+Q, H+Q+P): records (a, b, c, d, chunk id: 5 × u64), 102 a page
- *   every index and record page starts with a 16-byte header:
- *                       0 u32 CRC32C of page bytes [4, 4096)   4 u16 kind (1 index, 2 record)   6 u16 entry count
- *                       8 u32 page number within its kind     12 u32 chapter number, low 32 bits
+ *   every index and record page starts with a 16-byte header ({@link ChapterPage})
  * </pre>
  * Records go to record pages in arrival order (UDS: temporal locality survives at page granularity, so a run of
  * duplicates reads consecutive record pages) and are sorted by full name (unsigned a, b, c, d) within a page. The
@@ -61,7 +61,6 @@ final class ChapterFile {
     private static final String PREFIX = "chapter-";
     private static final VarHandle LONG = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
     private static final VarHandle INT = MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
-    private static final VarHandle SHORT = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
 
     final long number;
     final int records;
@@ -85,9 +84,9 @@ final class ChapterFile {
 
         long id(int r);
 
-        /** Orders records as a chapter's record pages do ({@link #compareNames}). */
+        /** Orders records as a chapter's record pages do ({@link ChapterPage#compareNames}). */
         default int compare(int r1, int r2) {
-            return compareNames(word(r1, 0), word(r1, 1), word(r1, 2), word(r1, 3), word(r2, 0), word(r2, 1), word(r2, 2), word(r2, 3));
+            return ChapterPage.compareNames(word(r1, 0), word(r1, 1), word(r1, 2), word(r1, 3), word(r2, 0), word(r2, 1), word(r2, 2), word(r2, 3));
         }
     }
 
@@ -181,7 +180,7 @@ final class ChapterFile {
             int base = c.filePage(KIND_INDEX, q) * PAGE;
             int from = q * ENTRIES_PER_INDEX_PAGE, to = Math.min(n, from + ENTRIES_PER_INDEX_PAGE);
             for (int i = from; i < to; i++) LONG.set(file, base + PAGE_HEADER + 8 * (i - from), entries[i]);
-            sealPage(file, base, KIND_INDEX, to - from, q, number);
+            ChapterPage.seal(file, base, KIND_INDEX, to - from, q, number);
         }
         for (int p = 0; p < c.recordPages; p++) {
             int base = c.filePage(KIND_RECORD, p) * PAGE;
@@ -191,7 +190,7 @@ final class ChapterFile {
                 for (int w = 0; w < 4; w++) LONG.set(file, o + 8 * w, open.word(order[i], w));
                 LONG.set(file, o + 32, open.id(order[i]));
             }
-            sealPage(file, base, KIND_RECORD, to - from, p, number);
+            ChapterPage.seal(file, base, KIND_RECORD, to - from, p, number);
         }
         // Verify before write: what we are about to make durable decodes to the summary we return, page by page.
         String what = "chapter " + number + " (before write)";
@@ -212,31 +211,6 @@ final class ChapterFile {
             }
             order[j + 1] = r;
         }
-    }
-
-    /** The order of names within a record page: unsigned a, then b, c, d. */
-    static int compareNames(long a1, long b1, long c1, long d1, long a2, long b2, long c2, long d2) {
-        int c = Long.compareUnsigned(a1, a2);
-        if (c != 0) return c;
-        c = Long.compareUnsigned(b1, b2);
-        if (c != 0) return c;
-        c = Long.compareUnsigned(c1, c2);
-        return c != 0 ? c : Long.compareUnsigned(d1, d2);
-    }
-
-    /** Record i of the page at {@code base} compared with the name (a, b, c, d). */
-    private static int compareRecord(byte[] page, int base, int i, long a, long b, long c, long d) {
-        int o = base + PAGE_HEADER + RECORD_BYTES * i;
-        return compareNames((long) LONG.get(page, o), (long) LONG.get(page, o + 8), (long) LONG.get(page, o + 16), (long) LONG.get(page, o + 24), a, b, c, d);
-    }
-
-    /** Writes a page header and its CRC (tests re-seal pages they alter, to reach the checks behind the CRC). */
-    static void sealPage(byte[] file, int base, int kind, int count, int page, long chapter) {
-        SHORT.set(file, base + 4, (short) kind);
-        SHORT.set(file, base + 6, (short) count);
-        INT.set(file, base + 8, page);
-        INT.set(file, base + 12, (int) chapter);
-        INT.set(file, base, Crc.of(file, base + 4, PAGE - 4));
     }
 
     // ---------------------------------------------------------------- reading (all input untrusted)
@@ -299,10 +273,7 @@ final class ChapterFile {
     /** Reads and verifies one index or record page. */
     byte[] readPage(Fs fs, String dir, int kind, int page) throws IOException {
         String name = fileName(dir, number);
-        byte[] bytes = new byte[PAGE];
-        try (Fs.FileHandle h = fs.open(name, false)) {
-            h.readFully((long) filePage(kind, page) * PAGE, ByteBuffer.wrap(bytes));
-        }
+        byte[] bytes = readPages(fs, name, filePage(kind, page), 1);
         verifyPage(bytes, 0, kind, page, name);
         return bytes;
     }
@@ -310,12 +281,18 @@ final class ChapterFile {
     /** Reads the whole file and verifies every page (rebuilds). */
     byte[] readAll(Fs fs, String dir) throws IOException {
         String name = fileName(dir, number);
-        byte[] file = new byte[filePages() * PAGE];
-        try (Fs.FileHandle h = fs.open(name, false)) {
-            h.readFully(0, ByteBuffer.wrap(file));
-        }
+        byte[] file = readPages(fs, name, 0, filePages());
         verifyPages(file, name);
         return file;
+    }
+
+    /** {@code count} consecutive pages of the file {@code name} from file page {@code first}, as they are (unverified). */
+    private static byte[] readPages(Fs fs, String name, int first, int count) throws IOException {
+        byte[] bytes = new byte[count * PAGE];
+        try (Fs.FileHandle h = fs.open(name, false)) {
+            h.readFully((long) first * PAGE, ByteBuffer.wrap(bytes));
+        }
+        return bytes;
     }
 
     /** Verifies every index and record page of a whole file image (CorruptionException at the first bad one). */
@@ -324,25 +301,16 @@ final class ChapterFile {
         for (int p = 0; p < recordPages; p++) verifyPage(file, filePage(KIND_RECORD, p) * PAGE, KIND_RECORD, p, name);
     }
 
-    /** The entry count of one verified page. */
-    static int pageEntries(byte[] page) { return count(page, 0); }
-
     /** The number of records in record page p of a whole file image verified by {@link #readAll}. */
-    int recordsIn(byte[] file, int p) { return count(file, filePage(KIND_RECORD, p) * PAGE); }
+    int recordsIn(byte[] file, int p) { return ChapterPage.count(file, filePage(KIND_RECORD, p) * PAGE); }
 
     /** Byte offset in a whole file image of record i of record page p (5 × u64: a, b, c, d, chunk id). */
     int recordOffset(int p, int i) { return filePage(KIND_RECORD, p) * PAGE + PAGE_HEADER + RECORD_BYTES * i; }
 
-    /** Word w of the record at a {@link #recordOffset} (0..3: the name's a..d, 4: the chunk id). */
-    static long recordWord(byte[] file, int offset, int w) { return (long) LONG.get(file, offset + 8 * w); }
-
     /** Reads and verifies all index pages (the chapter index), one array per page: the sparse cache's form. */
     byte[][] readIndexPages(Fs fs, String dir) throws IOException {
         String name = fileName(dir, number);
-        byte[] all = new byte[indexPages * PAGE];
-        try (Fs.FileHandle h = fs.open(name, false)) {
-            h.readFully((long) filePage(KIND_INDEX, 0) * PAGE, ByteBuffer.wrap(all));
-        }
+        byte[] all = readPages(fs, name, filePage(KIND_INDEX, 0), indexPages);
         byte[][] pages = new byte[indexPages][];
         for (int q = 0; q < indexPages; q++) {
             verifyPage(all, q * PAGE, KIND_INDEX, q, name);
@@ -351,142 +319,18 @@ final class ChapterFile {
         return pages;
     }
 
-    /** Problems reported per chapter file at most, so one ruined file does not flood a report. */
-    static final int MAX_PROBLEMS_PER_FILE = 8;
-
-    /**
-     * Verifies a whole chapter file page by page, reading one page at a time (for {@link IndexVerifier}): the
-     * header and index page map as {@link #readHeader} does, every page as a lookup does, and across pages what no
-     * single page shows: each index page starts with the key the map gives it, index entries are sorted across
-     * pages, every record's chunk id is in [1, the header's max chunk id], and the index entries are exactly the
-     * (key, record page) pairs of the records (compared as multiset hashes). Each problem is a message saying
-     * expected and found, handed to {@code problems}; returns the summary, or null when the header cannot be
-     * trusted (then nothing else was checked).
-     */
-    static ChapterFile verify(Fs fs, String dir, UUID indexId, long number, int maxRecords, java.util.function.Consumer<String> problems) throws IOException {
-        ChapterFile c;
-        try {
-            c = readHeader(fs, dir, indexId, number);
-        } catch (CorruptionException e) {
-            problems.accept(e.getMessage());
-            return null;
-        }
-        String name = fileName(dir, number);
-        int[] reported = {0};
-        java.util.function.Consumer<String> report = m -> {
-            if (reported[0]++ < MAX_PROBLEMS_PER_FILE) problems.accept(m);
-        };
-        if (c.records > maxRecords) report.accept(name + ": record count expected at most " + maxRecords + " (a chapter of this index), found " + c.records);
-        boolean pagesOk = true;
-        long indexHash = 0, recordHash = 0, previousLast = 0;
-        boolean havePrevious = false;
-        byte[] page = new byte[PAGE];
-        try (Fs.FileHandle h = fs.open(name, false)) {
-            for (int q = 0; q < c.indexPages; q++) {
-                h.readFully((long) c.filePage(KIND_INDEX, q) * PAGE, ByteBuffer.wrap(page));
-                try {
-                    c.verifyPage(page, 0, KIND_INDEX, q, name);
-                } catch (CorruptionException e) {
-                    report.accept(e.getMessage());
-                    pagesOk = false;
-                    havePrevious = false;
-                    continue;
-                }
-                int n = count(page, 0);
-                long first = indexEntry(page, 0, 0), last = indexEntry(page, 0, n - 1);
-                if ((int) (first >>> 32) != c.firstKeys[q]) {
-                    report.accept(name + " index page " + q + ": first key expected " + Integer.toUnsignedString(c.firstKeys[q])
-                            + " (the header's index page map), found " + Long.toUnsignedString(first >>> 32));
-                }
-                if (havePrevious && Long.compareUnsigned(previousLast, first) > 0) {
-                    report.accept(name + " index page " + q + ": entries expected sorted across pages, found first entry "
-                            + Long.toUnsignedString(first, 16) + " below the previous page's last " + Long.toUnsignedString(previousLast, 16));
-                }
-                previousLast = last;
-                havePrevious = true;
-                for (int i = 0; i < n; i++) indexHash += mix(indexEntry(page, 0, i));
-            }
-            for (int p = 0; p < c.recordPages; p++) {
-                h.readFully((long) c.filePage(KIND_RECORD, p) * PAGE, ByteBuffer.wrap(page));
-                try {
-                    c.verifyPage(page, 0, KIND_RECORD, p, name);
-                } catch (CorruptionException e) {
-                    report.accept(e.getMessage());
-                    pagesOk = false;
-                    continue;
-                }
-                int n = count(page, 0);
-                for (int i = 0; i < n; i++) {
-                    int o = PAGE_HEADER + RECORD_BYTES * i;
-                    long id = (long) LONG.get(page, o + 32);
-                    if (id < 1 || id > c.maxChunkId) {
-                        report.accept(name + " record page " + p + " record " + i + ": chunk id expected in [1, " + c.maxChunkId + "] (the header's max), found " + id);
-                    }
-                    recordHash += mix(((long) key((long) LONG.get(page, o)) << 32) | p);
-                }
-            }
-        }
-        if (pagesOk && indexHash != recordHash) {
-            report.accept(name + ": index entries expected to be the records' (key, record page) pairs, found another set (hash "
-                    + Long.toHexString(recordHash) + " against " + Long.toHexString(indexHash) + ")");
-        }
-        if (reported[0] > MAX_PROBLEMS_PER_FILE) problems.accept(name + ": further problems expected none, found " + (reported[0] - MAX_PROBLEMS_PER_FILE) + " more (not listed)");
-        return c;
-    }
-
-    /** splitmix64's finalizer: a multiset hash is the sum of mix(entry) over its entries. */
-    private static long mix(long z) {
-        z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
-        z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
-        return z ^ (z >>> 31);
-    }
-
     /** Calls {@code each} with every record name of a whole file read by {@link #readAll}. */
     void forEachName(byte[] file, java.util.function.Consumer<BlockName> each) {
         for (int p = 0; p < recordPages; p++) {
-            int base = filePage(KIND_RECORD, p) * PAGE;
-            int count = count(file, base);
-            for (int i = 0; i < count; i++) each.accept(recordName(file, base, i));
+            int count = recordsIn(file, p);
+            for (int i = 0; i < count; i++) each.accept(ChapterPage.recordName(file, recordOffset(p, i)));
         }
     }
 
-    private void verifyPage(byte[] bytes, int base, int kind, int page, String what) {
-        int crc = (int) INT.get(bytes, base), computed = Crc.of(bytes, base + 4, PAGE - 4);
-        String where = what + " " + (kind == KIND_INDEX ? "index" : "record") + " page " + page;
-        if (crc != computed) throw new CorruptionException(String.format("%s: CRC32C expected %08x, found %08x", where, computed, crc));
-        int k = (short) SHORT.get(bytes, base + 4);
-        int no = (int) INT.get(bytes, base + 8), ch = (int) INT.get(bytes, base + 12);
-        if (k != kind || no != page || ch != (int) number) {
-            throw new CorruptionException(where + ": (kind, page, chapter low bits) expected (" + kind + ", " + page + ", " + (int) number + "), found (" + k + ", " + no + ", " + ch + ") (misplaced page)");
-        }
+    /** Verifies page {@code page} of a kind of this chapter, at {@code base} of {@code bytes} ({@link ChapterPage#verify}). */
+    void verifyPage(byte[] bytes, int base, int kind, int page, String what) {
         int perPage = kind == KIND_INDEX ? ENTRIES_PER_INDEX_PAGE : RECORDS_PER_PAGE;
-        int expected = Math.min(perPage, records - page * perPage);
-        if (count(bytes, base) != expected) throw new CorruptionException(where + ": entry count expected " + expected + ", found " + count(bytes, base));
-        // Binary searches below rely on the order; check it once per read rather than trust it.
-        for (int i = 1; i < expected; i++) {
-            BlockName n = kind == KIND_RECORD ? recordName(bytes, base, i) : null;
-            boolean sorted = kind == KIND_INDEX
-                    ? Long.compareUnsigned(indexEntry(bytes, base, i - 1), indexEntry(bytes, base, i)) <= 0
-                    : compareRecord(bytes, base, i - 1, n.a(), n.b(), n.c(), n.d()) < 0;
-            if (!sorted) throw new CorruptionException(where + ": entries expected sorted, found entry " + i + " out of order");
-        }
-        if (kind == KIND_INDEX) {
-            for (int i = 0; i < expected; i++) {
-                int target = (int) indexEntry(bytes, base, i);
-                if (target < 0 || target >= recordPages) throw new CorruptionException(where + ": entry " + i + ": record page expected in [0, " + recordPages + "), found " + target);
-            }
-        }
-    }
-
-    private static int count(byte[] page, int base) { return (short) SHORT.get(page, base + 6) & 0xffff; }
-
-    private static long indexEntry(byte[] page, int base, int i) { return (long) LONG.get(page, base + PAGE_HEADER + 8 * i); }
-
-    private static BlockName recordName(byte[] page, int base, int i) { return recordName(page, base + PAGE_HEADER + RECORD_BYTES * i); }
-
-    /** The name of the record at byte {@code offset} of a page or file image (words a..d, see {@link #recordWord}). */
-    static BlockName recordName(byte[] file, int offset) {
-        return new BlockName(recordWord(file, offset, 0), recordWord(file, offset, 1), recordWord(file, offset, 2), recordWord(file, offset, 3));
+        ChapterPage.verify(bytes, base, kind, page, number, Math.min(perPage, records - page * perPage), recordPages, what);
     }
 
     // ---------------------------------------------------------------- searching verified pages
@@ -505,34 +349,4 @@ final class ChapterFile {
 
     /** Whether index page q (≥ the first candidate) can still hold the key. */
     boolean indexPageMayHold(int q, int key) { return q < indexPages && Integer.compareUnsigned(firstKeys[q], key) <= 0; }
-
-    /** Position of the first entry with the key in a verified index page, or the entry count when none. */
-    static int firstEntry(byte[] page, int key) {
-        int lo = 0, hi = count(page, 0);
-        long target = (long) key << 32;
-        while (lo < hi) {
-            int mid = (lo + hi) >>> 1;
-            if (Long.compareUnsigned(indexEntry(page, 0, mid), target) < 0) lo = mid + 1; else hi = mid;
-        }
-        return lo;
-    }
-
-    /** The record page of entry i when its key is {@code key}, else -1 (past the key's run or the page's end). */
-    static int recordPageAt(byte[] page, int i, int key) {
-        if (i >= count(page, 0)) return -1;
-        long e = indexEntry(page, 0, i);
-        return (int) (e >>> 32) == key ? (int) e : -1;
-    }
-
-    /** The chunk id of the name in a verified record page, or {@link DedupIndex#NONE}. */
-    static long findRecord(byte[] page, BlockName name) {
-        int lo = 0, hi = count(page, 0) - 1;
-        while (lo <= hi) {
-            int mid = (lo + hi) >>> 1;
-            int c = compareRecord(page, 0, mid, name.a(), name.b(), name.c(), name.d());
-            if (c == 0) return (long) LONG.get(page, PAGE_HEADER + RECORD_BYTES * mid + 32);
-            if (c < 0) lo = mid + 1; else hi = mid - 1;
-        }
-        return DedupIndex.NONE;
-    }
 }

@@ -29,7 +29,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * <li>make the deaths durable ({@link DeadChunks#makeDurable}), so no advice is dropped for a chunk a crash could
  *     bring back;
  * <li>write {@code chapter-<n>.tmp} and sync it;
- * <li>{@link UdsIndex#installCompacted}, under the index's write lock: rename it over {@code chapter-<n>} (or delete
+ * <li>{@link CompactionInstall#install}, under the index's write lock: rename it over {@code chapter-<n>} (or delete
  *     {@code chapter-<n>} when nothing live is left), and swap the summary, volume index entries, sparse cache and
  *     counts with it, so no lookup ever sees the new file through the old summary or the reverse (pages are cached
  *     per summary: {@link ChapterFile#cacheId});
@@ -58,7 +58,7 @@ final class Compactor {
     static final int SAMPLE_CHAPTERS = 16;
     static final int SAMPLE_PAGES = 2;
 
-    private final UdsIndex index;
+    private final CompactionInstall index;
     private final Fs fs;
     private final String dir;
     private final UUID indexId;
@@ -69,7 +69,7 @@ final class Compactor {
     private long samples;
     private volatile Compaction total = Compaction.NONE;
 
-    Compactor(UdsIndex index, Fs fs, String dir, UUID indexId) {
+    Compactor(CompactionInstall index, Fs fs, String dir, UUID indexId) {
         this.index = index;
         this.fs = fs;
         this.dir = dir;
@@ -129,10 +129,10 @@ final class Compactor {
             int p = (int) Math.floorMod(samples * 7919 + (long) s * c.recordPages / SAMPLE_PAGES, (long) c.recordPages);
             byte[] page = readOrNull(c, () -> c.readPage(fs, dir, ChapterFile.KIND_RECORD, p));
             if (page == null) return 0;
-            int count = ChapterFile.pageEntries(page);
+            int count = ChapterPage.count(page, 0);
             for (int i = 0; i < count; i++) {
                 seen++;
-                if (dead.dead(ChapterFile.recordWord(page, ChapterFile.PAGE_HEADER + ChapterFile.RECORD_BYTES * i, 4))) deadSeen++;
+                if (dead.dead(ChapterPage.recordWord(page, ChapterFile.PAGE_HEADER + ChapterFile.RECORD_BYTES * i, 4))) deadSeen++;
             }
         }
         return seen == 0 ? 0 : (double) deadSeen / seen;
@@ -149,8 +149,8 @@ final class Compactor {
         for (int p = 0; p < c.recordPages; p++) {
             for (int i = 0, n = c.recordsIn(file, p); i < n; i++) {
                 int off = c.recordOffset(p, i);
-                BlockName name = ChapterFile.recordName(file, off);
-                if (dead.dead(ChapterFile.recordWord(file, off, 4))) {
+                BlockName name = ChapterPage.recordName(file, off);
+                if (dead.dead(ChapterPage.recordWord(file, off, 4))) {
                     removed.add(name);
                 } else {
                     kept[keptCount++] = off;
@@ -168,7 +168,7 @@ final class Compactor {
         dead.makeDurable();
         String tmp = ChapterFile.fileName(dir, c.number) + ".tmp";
         if (image != null) writeSynced(tmp, image.bytes());
-        if (!index.installCompacted(c, image, tmp, removed, keptKeys)) return Compaction.NONE;
+        if (!index.install(c, image, tmp, removed, keptKeys)) return Compaction.NONE;
         fs.syncDir(dir);
         return new Compaction(image != null ? 1 : 0, image == null ? 1 : 0, removed.size(), oldBytes - newBytes);
     }
@@ -208,7 +208,7 @@ final class Compactor {
 
     /** The surviving records of a chapter image, in file order (arrival order across its pages). */
     private record Kept(byte[] file, int[] offsets, int count) implements ChapterFile.Records {
-        @Override public long word(int r, int w) { return ChapterFile.recordWord(file, offsets[r], w); }
-        @Override public long id(int r) { return ChapterFile.recordWord(file, offsets[r], 4); }
+        @Override public long word(int r, int w) { return ChapterPage.recordWord(file, offsets[r], w); }
+        @Override public long id(int r) { return ChapterPage.recordWord(file, offsets[r], 4); }
     }
 }

@@ -21,7 +21,7 @@ import java.util.TreeMap;
  * <li>the header: magic, format version, CRC32C, a possible geometry, and the configuration the pool expects;
  * <li>each chapter file: header and index page map, every index and record page (CRC32C, kind, page and chapter
  *     numbers, counts, sort order, targets), index page map against the pages, the index entries against the
- *     records, chunk ids against the header's max ({@link ChapterFile#verify});
+ *     records, chunk ids against the header's max ({@link ChapterVerifier#verify});
  * <li>the save: header, every block, the whole structure against the geometry (the decoder the index loads it
  *     with, {@link SaveFile#readContent}), its chapter summaries against the chapter files, its max chunk id;
  * <li>the open chapter's checkpoint: header and every block; a torn last block (a crash during an append) is a
@@ -199,7 +199,7 @@ public final class IndexVerifier {
                     continue;
                 }
                 int before = problems.size();
-                ChapterFile c = ChapterFile.verify(fs, dir, header.indexId(), number, g.chapterRecords(), m -> problems.add(Problem.of(name, m)));
+                ChapterFile c = ChapterVerifier.verify(fs, dir, header.indexId(), number, g.chapterRecords(), m -> problems.add(Problem.of(name, m)));
                 if (c != null) headerOk.put(number, Summary.of(c));
                 if (c != null && problems.size() == before) whole.put(number, Summary.of(c));
             }

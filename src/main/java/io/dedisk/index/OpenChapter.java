@@ -18,7 +18,8 @@ import java.util.Arrays;
  * All arrays are allocated once at full capacity, so memoryBytes is constant.
  *
  * Invariants: count ≤ capacity; every name appears at most once; table holds exactly the records [0, count).
- * Threads: none inside; {@link UdsIndex} reads it under its read lock and changes it under its write lock.
+ * Threads: none inside; {@link UdsIndex} and its jobs read it under the index lock ({@link IndexState#lock}) and
+ * change it under its write lock.
  */
 final class OpenChapter implements ChapterFile.Records {
     final int capacity;
@@ -99,11 +100,11 @@ final class OpenChapter implements ChapterFile.Records {
     @Override
     public long word(int r, int w) { return names[r * 4 + w]; }
 
-    /** Orders records as a chapter's record pages do ({@link ChapterFile#compareNames}), without the interface's word calls. */
+    /** Orders records as a chapter's record pages do ({@link ChapterPage#compareNames}), without the interface's word calls. */
     @Override
     public int compare(int r1, int r2) {
         int i = r1 * 4, j = r2 * 4;
-        return ChapterFile.compareNames(names[i], names[i + 1], names[i + 2], names[i + 3], names[j], names[j + 1], names[j + 2], names[j + 3]);
+        return ChapterPage.compareNames(names[i], names[i + 1], names[i + 2], names[i + 3], names[j], names[j + 1], names[j + 2], names[j + 3]);
     }
 
     BlockName name(int r) {

@@ -40,7 +40,7 @@ import java.util.function.Consumer;
  * may appear several times (its chunk id changed); the reader hands every record to the caller, which keeps the
  * largest chunk id (ids are never reused, so the largest is the newest chunk; any of them is true advice).
  *
- * Threads: none inside; {@link UdsIndex} writes under its checkpoint lock and reads at open.
+ * Threads: none inside; {@link OpenChapterCheckpoint} writes under its checkpoint lock and reads at open.
  */
 final class OpenChapterFile {
     static final String PREFIX = "open-";

@@ -33,8 +33,8 @@ import java.util.Arrays;
  * into slots 0.. of the same buckets ({@link #setBucket}); a slot's position within its bucket carries no meaning.
  * The sweep cursor is saved with them.
  *
- * Threads: none inside. The owner ({@link UdsIndex}) calls the read methods under its read lock and the
- * mutating ones under its write lock.
+ * Threads: none inside. The owner ({@link IndexState}, for {@link UdsIndex}) calls the read methods under its read
+ * lock and the mutating ones under its write lock.
  */
 final class VolumeIndex {
     static final int FP_BITS = 13;

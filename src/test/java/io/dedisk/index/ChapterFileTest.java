@@ -24,8 +24,8 @@ class ChapterFileTest {
         int key = ChapterFile.key(n);
         for (int q = c.firstIndexPage(key); q >= 0 && c.indexPageMayHold(q, key); q++) {
             byte[] ip = c.readPage(fs, "ix", ChapterFile.KIND_INDEX, q);
-            for (int i = ChapterFile.firstEntry(ip, key), p; (p = ChapterFile.recordPageAt(ip, i, key)) >= 0; i++) {
-                long id = ChapterFile.findRecord(c.readPage(fs, "ix", ChapterFile.KIND_RECORD, p), n);
+            for (int i = ChapterPage.firstEntry(ip, key), p; (p = ChapterPage.recordPageAt(ip, i, key)) >= 0; i++) {
+                long id = ChapterPage.findRecord(c.readPage(fs, "ix", ChapterFile.KIND_RECORD, p), n);
                 if (id != DedupIndex.NONE) return id;
             }
         }
@@ -62,16 +62,21 @@ class ChapterFileTest {
         assertEquals(c.indexPages, c.readIndexPages(fs, "ix").length);
     }
 
+    /** Writes {@code records} random names (chunk ids 1..records, the max) as chapter {@code number} in "ix"; returns its file. */
+    private static byte[] writeRandomChapter(Fs fs, long seed, int records, long number) throws IOException {
+        fs.mkdirs("ix");
+        OpenChapter open = new OpenChapter(records);
+        SplittableRandom r = new SplittableRandom(seed);
+        for (int i = 0; i < records; i++) open.add(new BlockName(r.nextLong(), r.nextLong(), r.nextLong(), r.nextLong()), 1 + i, -1);
+        ChapterFile.write(fs, "ix", ID, number, open, records);
+        return fs.readAll(ChapterFile.fileName("ix", number));
+    }
+
     @Test
     void damageAnywhereIsDetected() throws IOException {
         Fs fs = new LocalFs(tmp);
-        fs.mkdirs("ix");
-        OpenChapter open = new OpenChapter(300);
-        SplittableRandom r = new SplittableRandom(2);
-        for (int i = 0; i < 300; i++) open.add(new BlockName(r.nextLong(), r.nextLong(), r.nextLong(), r.nextLong()), 1 + i, -1);
-        ChapterFile.write(fs, "ix", ID, 7, open, 300);
+        byte[] good = writeRandomChapter(fs, 2, 300, 7);
         String name = ChapterFile.fileName("ix", 7);
-        byte[] good = fs.readAll(name);
         ChapterFile c = ChapterFile.readHeader(fs, "ix", ID, 7);
         int[] offsets = {3, 20, 50, ChapterFile.HEADER_BYTES + 1, ChapterFile.PAGE * c.filePage(ChapterFile.KIND_INDEX, 0) + 40,
                 ChapterFile.PAGE * c.filePage(ChapterFile.KIND_RECORD, 2) + 8, good.length - 1};
@@ -95,23 +100,17 @@ class ChapterFileTest {
         CorruptionException e = assertThrows(CorruptionException.class, () -> c.readPage(fs, "ix", ChapterFile.KIND_RECORD, 1));
         assertTrue(e.getMessage().contains("misplaced"), e.getMessage());
         assertEquals(1, c.readPage(fs, "ix", ChapterFile.KIND_RECORD, 0).length / ChapterFile.PAGE);
-        ByteBuffer.allocate(0);
     }
 
     /** Damage behind valid page CRCs: only the whole-file verification sees it. */
     @Test
     void verifyFindsWhatNoSinglePageShows() throws IOException {
         Fs fs = new LocalFs(tmp);
-        fs.mkdirs("ix");
-        OpenChapter open = new OpenChapter(1200);
-        SplittableRandom r = new SplittableRandom(3);
-        for (int i = 0; i < 1200; i++) open.add(new BlockName(r.nextLong(), r.nextLong(), r.nextLong(), r.nextLong()), 1 + i, -1);
-        ChapterFile.write(fs, "ix", ID, 9, open, 1200);
+        byte[] good = writeRandomChapter(fs, 3, 1200, 9);
         String name = ChapterFile.fileName("ix", 9);
-        byte[] good = fs.readAll(name);
         ChapterFile c = ChapterFile.readHeader(fs, "ix", ID, 9);
         List<String> problems = new ArrayList<>();
-        assertNotNull(ChapterFile.verify(fs, "ix", ID, 9, 1200, problems::add));
+        assertNotNull(ChapterVerifier.verify(fs, "ix", ID, 9, 1200, problems::add));
         assertEquals(List.of(), problems, "a good chapter");
 
         // An index entry pointing at another record page (still in range, still sorted: the last entry of page 0).
@@ -121,10 +120,10 @@ class ChapterFileTest {
         ByteBuffer b = ByteBuffer.wrap(bad).order(java.nio.ByteOrder.LITTLE_ENDIAN);
         long e = b.getLong(at);
         b.putLong(at, (e & ~0xffffffffL) | (((int) e + 1) % c.recordPages));
-        ChapterFile.sealPage(bad, ip, ChapterFile.KIND_INDEX, ChapterFile.ENTRIES_PER_INDEX_PAGE, 0, 9);
+        ChapterPage.seal(bad, ip, ChapterFile.KIND_INDEX, ChapterFile.ENTRIES_PER_INDEX_PAGE, 0, 9);
         fs.writeAtomically(name, bad);
         problems.clear();
-        ChapterFile.verify(fs, "ix", ID, 9, 1200, problems::add);
+        ChapterVerifier.verify(fs, "ix", ID, 9, 1200, problems::add);
         assertEquals(1, problems.size(), problems.toString());
         assertTrue(problems.getFirst().contains("index entries expected to be the records' (key, record page) pairs"), problems.toString());
 
@@ -132,17 +131,17 @@ class ChapterFileTest {
         bad = good.clone();
         int rp = c.filePage(ChapterFile.KIND_RECORD, 3) * ChapterFile.PAGE;
         ByteBuffer.wrap(bad).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(rp + ChapterFile.PAGE_HEADER + 32, 5000);
-        ChapterFile.sealPage(bad, rp, ChapterFile.KIND_RECORD, ChapterFile.RECORDS_PER_PAGE, 3, 9);
+        ChapterPage.seal(bad, rp, ChapterFile.KIND_RECORD, ChapterFile.RECORDS_PER_PAGE, 3, 9);
         fs.writeAtomically(name, bad);
         problems.clear();
-        ChapterFile.verify(fs, "ix", ID, 9, 1200, problems::add);
+        ChapterVerifier.verify(fs, "ix", ID, 9, 1200, problems::add);
         assertEquals(1, problems.size(), problems.toString());
         assertTrue(problems.getFirst().contains("chunk id expected in [1, 1200]") && problems.getFirst().contains("found 5000"), problems.toString());
 
         // More records than this index's chapters hold.
         fs.writeAtomically(name, good);
         problems.clear();
-        ChapterFile.verify(fs, "ix", ID, 9, 1000, problems::add);
+        ChapterVerifier.verify(fs, "ix", ID, 9, 1000, problems::add);
         assertTrue(problems.getFirst().contains("record count expected at most 1000"), problems.toString());
     }
 }
