@@ -1,7 +1,6 @@
 package io.dedisk.pool;
 
 import io.dedisk.DediskException;
-import io.dedisk.DediskException.CorruptionException;
 import io.dedisk.DediskException.InvalidRequestException;
 import io.dedisk.DediskException.ReadOnlyException;
 import io.dedisk.DediskException.StorageException;
@@ -15,12 +14,10 @@ import io.dedisk.store.DirectoryStorage;
 import io.dedisk.store.FencedException;
 import io.dedisk.store.Fs;
 import io.dedisk.store.PoolStorage;
-import io.dedisk.store.NoSpaceLeftException;
 import io.dedisk.util.Check;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Optional;
@@ -76,6 +73,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     private final TreeMap<Long, Long> segmentBytes = new TreeMap<>();
     private final SpaceReserve space;
     private final Maintenance maintenance;
+    final VolumeCatalog catalog = new VolumeCatalog(this);
     private final Snapshots snapshots = new Snapshots(this);
     private long userBytesAppended;
     private volatile String readOnlyReason;
@@ -182,7 +180,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         this.superblock = sb;
         this.backend = backend;
         Ownership.claim(backend, sb.poolId(), options.readOnly());
-        this.index = openIndex(fs, sb, options.readOnly());
+        this.index = IndexOpening.open(fs, sb, options.readOnly());
         MetadataCache cache = new MetadataCache(options.metadataCacheBytes());
         Recovery.Recovered r = Recovery.recover(backend, sb.poolId(), cache, options.readOnly() ? null : index);
         this.state = r.state();
@@ -210,7 +208,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         this.reads = new ReadPath(this);
         this.space = new SpaceReserve(backend, sb.poolId(), 2L * sb.segmentSize() + options.metadataCacheBytes() / 2 + (4 << 20));
         this.maintenance = new Maintenance(this, background);
-        if (index instanceof ExactIndex && sb.indexMemory() == 0) rebuildExactIndex();
+        if (index instanceof ExactIndex && sb.indexMemory() == 0) IndexOpening.rebuildExact(state, reads, index);
         // Advice that survived a crash may name chunk ids whose creation did not: never reuse them.
         state.chunks.skipIdsThrough(index.maxChunkId());
         // A crash left a log tail to replay: checkpoint it soon, so a second crash does not replay it all again.
@@ -219,56 +217,6 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         LOG.log(System.Logger.Level.INFO, "opened pool {0}: {1} volumes, {2} chunks, {3}",
                 sb.poolId(), state.volumesById.size(), state.chunks.liveChunks(),
                 readOnlyReason != null ? "READ-ONLY: " + readOnlyReason : log == null ? "opened read-only" : "log at segment " + log.segmentSeq() + " offset " + log.tailOffset());
-    }
-
-    /**
-     * Opens the dedup index. Read-only (`check`, offline `stats`): the UDS index is opened without writing a byte.
-     * Writable: its answers are only advice, so an index whose header is damaged is discarded and started empty
-     * (dedup restarts from nothing; no data is at risk, and with its files gone none of its advice, nor the chunk
-     * ids it named, can come back). On a full disk, where the index cannot even open, the pool serves with an
-     * in-memory index for this run; chunk ids then continue above every id the files may still advise.
-     */
-    private static DedupIndex openIndex(Fs fs, Superblock sb, boolean readOnly) throws IOException {
-        if (sb.indexMemory() == 0) return new ExactIndex();
-        IndexConfig config = new IndexConfig(sb.indexMemory(), sb.sparseIndex());
-        if (readOnly) {
-            try {
-                return UdsIndex.openReadOnly(fs, INDEX_DIR, config);
-            } catch (CorruptionException e) {
-                LOG.log(System.Logger.Level.WARNING, "dedup index unreadable (advice lost, no data): {0}", e.getMessage());
-                return new ExactIndex();
-            }
-        }
-        try {
-            return UdsIndex.open(fs, INDEX_DIR, config);
-        } catch (CorruptionException e) {
-            LOG.log(System.Logger.Level.ERROR, "dedup index discarded and started empty: {0}", e.getMessage());
-            for (String f : fs.list(INDEX_DIR)) fs.delete(INDEX_DIR + "/" + f);
-            fs.syncDir(INDEX_DIR);
-            return UdsIndex.open(fs, INDEX_DIR, config);
-        } catch (NoSpaceLeftException e) {
-            long maxId = UdsIndex.verify(fs, INDEX_DIR, config).maxChunkId();
-            LOG.log(System.Logger.Level.WARNING, "the disk is full: dedup index kept in memory for this run ({0})", e.getMessage());
-            ExactIndex inMemory = new ExactIndex();
-            inMemory.reserveIdsThrough(maxId);
-            return inMemory;
-        }
-    }
-
-    /** Names every live chunk into the exact index. A chunk that fails verification is left out (its reads fail). */
-    private void rebuildExactIndex() {
-        byte[] block = new byte[BLOCK_SIZE];
-        long[] corrupt = {0};
-        state.chunks.forEachLive(loc -> {
-            try {
-                reads.readVerified(loc, block);
-                index.insert(BlockName.of(block, 0, BLOCK_SIZE), loc.chunkId());
-            } catch (CorruptionException e) {
-                corrupt[0]++;
-                LOG.log(System.Logger.Level.ERROR, "corrupt chunk found while opening (its blocks will read as I/O errors): {0}", e.getMessage());
-            }
-        });
-        if (corrupt[0] > 0) LOG.log(System.Logger.Level.ERROR, "{0} corrupt chunks; run ''dedisk check'' for the affected volumes and LBAs", corrupt[0]);
     }
 
     public UUID poolId() { return superblock.poolId(); }
@@ -402,92 +350,20 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         } finally { meta.readLock().unlock(); }
     }
 
-    public static void validateVolumeName(String name) {
-        if (name == null || name.isEmpty() || name.length() > 128 || !name.matches("[A-Za-z0-9][A-Za-z0-9._-]*")) {
-            throw new InvalidRequestException("invalid volume name '" + name + "': expected 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit");
-        }
-    }
+    /** Refuses names that are not 1-128 of [A-Za-z0-9._-], starting with a letter or digit (see {@link VolumeCatalog}). */
+    public static void validateVolumeName(String name) { VolumeCatalog.validateName(name); }
 
-    static void validateVolumeSize(long size) {
-        if (size <= 0 || size % BLOCK_SIZE != 0) {
-            throw new InvalidRequestException("invalid volume size " + size + ": expected a positive multiple of " + BLOCK_SIZE + " bytes");
-        }
-        if (size > (8L << 50)) throw new InvalidRequestException("volume size " + size + " is larger than dedisk supports (8 PiB)");
-    }
+    public void createVolume(String name, long size) { catalog.create(name, size); }
 
-    public void createVolume(String name, long size) {
-        validateVolumeName(name);
-        validateVolumeSize(size);
-        byte[] nameBytes = name.getBytes(StandardCharsets.UTF_8);
-        mutateDurably(() -> {
-            if (state.volumesByName.containsKey(name)) throw new InvalidRequestException("volume '" + name + "' already exists");
-            ByteBuffer rec = LogRecord.newBuffer(14 + nameBytes.length);
-            rec.putInt(state.nextVolumeId).putLong(size).putShort((short) nameBytes.length).put(nameBytes);
-            return new PendingRecord(rec, LogRecord.VOLUME_CREATE);
-        });
-    }
+    public void deleteVolume(String name) { catalog.delete(name); }
 
-    public void deleteVolume(String name) {
-        mutateDurably(() -> {
-            VolumeState v = existing(name);
-            ByteBuffer rec = LogRecord.newBuffer(4);
-            rec.putInt(v.id);
-            return new PendingRecord(rec, LogRecord.VOLUME_DELETE);
-        });
-    }
-
-    public void resizeVolume(String name, long size) {
-        validateVolumeSize(size);
-        mutateDurably(() -> {
-            VolumeState v = existing(name);
-            Snapshots.checkWritable(v);
-            ByteBuffer rec = LogRecord.newBuffer(12);
-            rec.putInt(v.id).putLong(size);
-            return new PendingRecord(rec, LogRecord.VOLUME_RESIZE);
-        });
-    }
+    public void resizeVolume(String name, long size) { catalog.resize(name, size); }
 
     /**
      * Renames a volume: one durable VOLUME_RENAME record. Open handles (NBD connections to the old name) keep
      * working on the volume; new connections must use the new name.
      */
-    public void renameVolume(String from, String to) {
-        validateVolumeName(to);
-        byte[] fromBytes = from.getBytes(StandardCharsets.UTF_8);
-        byte[] toBytes = to.getBytes(StandardCharsets.UTF_8);
-        mutateDurably(() -> {
-            VolumeState v = existing(from);
-            // A snapshot's name is VOLUME@SNAP: renaming either side would break that tie, so neither is renamed.
-            if (v.snapshot) throw new InvalidRequestException("cannot rename '" + from + "': it is a snapshot (snapshots keep their volume's name)");
-            for (String other : state.volumesByName.keySet()) {
-                if (other.startsWith(from + "@")) throw new InvalidRequestException("cannot rename volume '" + from + "': it has snapshots (" + other + "); delete them first");
-            }
-            if (state.volumesByName.containsKey(to)) throw new InvalidRequestException("cannot rename volume '" + from + "' to '" + to + "': a volume named '" + to + "' exists");
-            ByteBuffer rec = LogRecord.newBuffer(8 + fromBytes.length + toBytes.length);
-            rec.putInt(v.id).putShort((short) fromBytes.length).put(fromBytes).putShort((short) toBytes.length).put(toBytes);
-            return new PendingRecord(rec, LogRecord.VOLUME_RENAME);
-        });
-    }
-
-    VolumeState existing(String name) {
-        VolumeState v = state.volumesByName.get(name);
-        if (v == null) throw new InvalidRequestException("no volume named '" + name + "' (volumes: " + String.join(", ", state.volumesByName.keySet()) + ")");
-        return v;
-    }
-
-    record PendingRecord(ByteBuffer record, int type) {}
-
-    /** Volume-level changes are durable when they return: append, apply, fsync. */
-    void mutateDurably(java.util.function.Supplier<PendingRecord> build) {
-        meta.writeLock().lock();
-        try {
-            checkWritable();
-            PendingRecord p = build.get();
-            appendAndApply(p.record(), p.type(), p.record().position() - LogRecord.HEADER_SIZE);
-        } finally { meta.writeLock().unlock(); }
-        syncLog();
-        afterMutation();
-    }
+    public void renameVolume(String from, String to) { catalog.rename(from, to); }
 
     // ---------------------------------------------------------------- snapshots and clones (see Snapshots)
 
@@ -542,7 +418,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         Check.that(blocks.length % BLOCK_SIZE == 0 && blocks.length / BLOCK_SIZE <= WritePipeline.RECORD_MAX_BLOCKS, "whole blocks, at most a record");
         VolumeState v;
         meta.readLock().lock();
-        try { v = existing(volume); } finally { meta.readLock().unlock(); }
+        try { v = catalog.existing(volume); } finally { meta.readLock().unlock(); }
         Snapshots.checkWritable(v);
         return new PreparedWrite(writes.prepare(v, lba, blocks, 0, blocks.length / BLOCK_SIZE));
     }

@@ -42,8 +42,8 @@ final class Snapshots {
         String name = volume + "@" + snapshot;
         pool.checkWritable();
         pool.checkpoint(); // the source's dirty pages become durable versions the snapshot shares instead of copying
-        pool.mutateDurably(() -> {
-            VolumeState source = pool.existing(volume);
+        pool.catalog.mutateDurably(() -> {
+            VolumeState source = pool.catalog.existing(volume);
             if (source.snapshot) throw new InvalidRequestException("'" + volume + "' is a snapshot; snapshots are taken of volumes and clones");
             return record(LogRecord.SNAPSHOT_CREATE, name, source);
         });
@@ -51,8 +51,8 @@ final class Snapshots {
 
     void clone(String snapshot, String clone) {
         Pool.validateVolumeName(clone);
-        pool.mutateDurably(() -> {
-            VolumeState source = pool.existing(snapshot);
+        pool.catalog.mutateDurably(() -> {
+            VolumeState source = pool.catalog.existing(snapshot);
             if (!source.snapshot) throw new InvalidRequestException("'" + snapshot + "' is not a snapshot: clones are made of snapshots (VOLUME@SNAP)");
             return record(LogRecord.CLONE_CREATE, clone, source);
         });
@@ -62,25 +62,25 @@ final class Snapshots {
         int at = snapshot.indexOf('@');
         if (at <= 0) throw new InvalidRequestException("'" + snapshot + "' names no snapshot: expected VOLUME@SNAP");
         String volume = snapshot.substring(0, at);
-        pool.mutateDurably(() -> {
-            VolumeState snap = pool.existing(snapshot);
-            VolumeState v = pool.existing(volume);
+        pool.catalog.mutateDurably(() -> {
+            VolumeState snap = pool.catalog.existing(snapshot);
+            VolumeState v = pool.catalog.existing(volume);
             if (!snap.snapshot) throw new InvalidRequestException("'" + snapshot + "' is not a snapshot");
             if (v.family != snap.family) {
                 throw new InvalidRequestException("'" + snapshot + "' was taken of an earlier volume named '" + volume + "' (deleted since); clone it instead");
             }
             ByteBuffer rec = LogRecord.newBuffer(8);
             rec.putInt(v.id).putInt(snap.id);
-            return new Pool.PendingRecord(rec, LogRecord.VOLUME_ROLLBACK);
+            return new VolumeCatalog.PendingRecord(rec, LogRecord.VOLUME_ROLLBACK);
         });
     }
 
-    private Pool.PendingRecord record(int type, String name, VolumeState source) {
+    private VolumeCatalog.PendingRecord record(int type, String name, VolumeState source) {
         if (pool.state.volumesByName.containsKey(name)) throw new InvalidRequestException("volume '" + name + "' already exists");
         byte[] nameBytes = name.getBytes(StandardCharsets.UTF_8);
         ByteBuffer rec = LogRecord.newBuffer(10 + nameBytes.length);
         rec.putInt(pool.state.nextVolumeId).putInt(source.id).putShort((short) nameBytes.length).put(nameBytes);
-        return new Pool.PendingRecord(rec, type);
+        return new VolumeCatalog.PendingRecord(rec, type);
     }
 
     /**
