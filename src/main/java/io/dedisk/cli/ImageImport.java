@@ -118,7 +118,7 @@ final class ImageImport implements Callable<Integer> {
         if (info.format().equals("raw")) {
             if (!s.served()) {
                 try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ)) {
-                    RawImageCopy.copy(in, info.virtualSize(), s.localVolume(partial).orElseThrow(), bar::doneBytes, stop::check);
+                    RawImageCopy.copy(in, FileExtents.of(file, info.virtualSize()), info.virtualSize(), s.localVolume(partial).orElseThrow(), bar::doneBytes, stop::check);
                 }
                 return "read directly";
             }

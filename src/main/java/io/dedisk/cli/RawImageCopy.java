@@ -19,7 +19,8 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongConsumer;
 
 /**
- * The import of a raw image by the process that holds the pool: read the file and write it straight into the
+ * The import of a raw image by the process that holds the pool: read the file's data ({@link FileExtents}: holes
+ * are not read) and write it straight into the
  * volume, with no NBD hop and no qemu-img (docs/decisions.md has the measurements). Offline the CLI runs it on the
  * pool it opened; through a server, the server runs it ({@link ServedRawImport}). All-zero 4 KiB blocks are
  * skipped (the fresh volume reads zeros there already), so holes and zeros cost nothing, as with qemu-img's
@@ -35,6 +36,7 @@ final class RawImageCopy {
     private static final byte[] ZERO = new byte[BS];
 
     private final FileChannel in;
+    private final FileExtents extents;
     private final long size;
     private final VolumeDevice volume;
     private final LongConsumer progress;
@@ -42,8 +44,9 @@ final class RawImageCopy {
     private final AtomicLong next = new AtomicLong(), done = new AtomicLong();
     private final AtomicBoolean failed = new AtomicBoolean(); // one worker failed: the others stop at their next piece
 
-    private RawImageCopy(FileChannel in, long size, VolumeDevice volume, LongConsumer progress, Runnable check) {
+    private RawImageCopy(FileChannel in, FileExtents extents, long size, VolumeDevice volume, LongConsumer progress, Runnable check) {
         this.in = in;
+        this.extents = extents;
         this.size = size;
         this.volume = volume;
         this.progress = progress;
@@ -51,13 +54,14 @@ final class RawImageCopy {
     }
 
     /**
-     * Copies the first {@code size} bytes of {@code in} into {@code volume}; {@code progress} gets the bytes done so
-     * far (from the workers, so not always in order), {@code check} runs before each piece and stops the copy by
-     * throwing.
+     * Copies the first {@code size} bytes of {@code in} into {@code volume}, reading only the pieces that meet
+     * {@code extents} (the rest are holes); {@code progress} gets the bytes done so far (from the workers, so not
+     * always in order), {@code check} runs before each piece and stops the copy by throwing.
      */
-    static void copy(FileChannel in, long size, VolumeDevice volume, LongConsumer progress, Runnable check) throws IOException, InterruptedException {
+    static void copy(FileChannel in, FileExtents extents, long size, VolumeDevice volume, LongConsumer progress, Runnable check)
+            throws IOException, InterruptedException {
         Check.that(size <= volume.size(), "the image (%d bytes) fits the volume (%d bytes)", size, volume.size());
-        RawImageCopy job = new RawImageCopy(in, size, volume, progress, check);
+        RawImageCopy job = new RawImageCopy(in, extents, size, volume, progress, check);
         int workers = Math.max(2, Runtime.getRuntime().availableProcessors());
         try (ExecutorService pool = Executors.newFixedThreadPool(workers, Thread.ofPlatform().name("import-", 0).factory())) {
             List<Future<?>> running = new ArrayList<>();
@@ -83,6 +87,10 @@ final class RawImageCopy {
             for (long off; !failed.get() && (off = next.getAndAdd(PIECE)) < size; ) {
                 check.run();
                 int len = (int) Math.min(PIECE, size - off);
+                if (!extents.hasData(off, len)) { // a hole: the fresh volume reads zeros there already
+                    progress.accept(done.addAndGet(len));
+                    continue;
+                }
                 readFully(in, buf, len, off);
                 int padded = (len + BS - 1) / BS * BS;
                 Arrays.fill(buf, len, padded, (byte) 0);

@@ -83,14 +83,15 @@ final class ServedRawImport implements AutoCloseable {
             in.close();
             throw e;
         }
-        return out -> copy(in, file, size, volume, out);
+        FileExtents extents = FileExtents.of(file, size);
+        return out -> copy(in, extents, file, size, volume, out);
     }
 
-    private void copy(FileChannel in, Path file, long size, VolumeDevice volume, ControlServer.Lines out) throws IOException {
+    private void copy(FileChannel in, FileExtents extents, Path file, long size, VolumeDevice volume, ControlServer.Lines out) throws IOException {
         AtomicBoolean stop = new AtomicBoolean();
         AtomicLong done = new AtomicLong();
         FutureTask<Void> copy = new FutureTask<>(() -> {
-            RawImageCopy.copy(in, size, volume, bytes -> done.accumulateAndGet(bytes, Math::max), () -> {
+            RawImageCopy.copy(in, extents, size, volume, bytes -> done.accumulateAndGet(bytes, Math::max), () -> {
                 if (stop.get()) throw new CancellationException("stopped");
             });
             return null;
@@ -102,7 +103,8 @@ final class ServedRawImport implements AutoCloseable {
             while (true) {
                 try {
                     copy.get(PROGRESS_MILLIS, TimeUnit.MILLISECONDS);
-                    LOG.log(Level.INFO, "imported " + file + " into " + volume.name() + " (" + size + " bytes, read by the server)");
+                    LOG.log(Level.INFO, "imported " + file + " into " + volume.name() + " (" + size + " bytes, read by the server; " + extents.dataBytes()
+                            + " bytes of data extents)");
                     out.line("progress " + done.get()); // the whole image, also when it took less than one interval
                     return;
                 } catch (TimeoutException stillCopying) {

@@ -187,7 +187,11 @@ class ImportExportTest {
             assertEquals(0, a.exit(), a.stderr());
             assertTrue(a.stdout().matches("(?s)imported " + Pattern.quote(raw.toString()) + " \\(raw, 64\\.0 MiB\\) into volume a through the server \\(control [0-9.:]+\\), read by the server,.*"), a.stdout());
             assertTrue(a.stderr().contains("import a") && a.stderr().contains("64/64MiB"), "the server's progress reaches the bar: " + a.stderr());
-            assertTrue(server.log().contains("imported " + raw + " into a.importing (67108864 bytes, read by the server)"), server.log());
+            Matcher read = Pattern.compile("imported " + Pattern.quote(raw.toString()) + " into a\\.importing \\(67108864 bytes, read by the server; (\\d+) bytes of data extents\\)")
+                    .matcher(server.log());
+            assertTrue(read.find(), server.log());
+            long extents = Long.parseLong(read.group(1));
+            assertTrue(extents >= dataBlocks * BS && extents < 64 << 20, "the holes were found (SEEK_DATA) and not read: " + extents + " bytes of data extents");
             assertSameImage(raw, "raw", server.uri("a"), "raw");
             assertEquals(dataBlocks, statsField(pool, "mappedBlocks"), "only data blocks are mapped: holes and zeros cost nothing");
             assertEquals(0, statsField(pool, "zeroBlocks"), "zero blocks are not even written");
