@@ -118,6 +118,8 @@ final class ServedRawImport implements AutoCloseable {
                         throw clientGone;
                     }
                 } catch (ExecutionException e) {
+                    LOG.log(Level.WARNING, "the import of " + file + " into " + volume.name() + " failed after " + done.get() + " of " + size + " bytes: "
+                            + e.getCause());
                     if (e.getCause() instanceof CancellationException && closed) throw new DediskException("the server is stopping");
                     if (e.getCause() instanceof RuntimeException r) throw r;
                     if (e.getCause() instanceof IOException io) throw io;

@@ -183,6 +183,10 @@ class ImportExportTest {
     @Test
     void aServedRawImportIsReadByTheServerSparseDedupedAndIdentical() throws Exception {
         try (ServerProcess server = new ServerProcess(pool).start()) {
+            // The control file (docs/format.md): "ADDRESS TOKEN\n", readable by the pool's owner only.
+            Path control = pool.resolve("control");
+            assertTrue(Files.readString(control).matches("127\\.0\\.0\\.1:[0-9]+ [0-9a-f]{64}\n"), Files.readString(control));
+            assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(control)));
             Tools.Result a = dedisk("import", "--pool", pool.toString(), raw.toString(), "a");
             assertEquals(0, a.exit(), a.stderr());
             assertTrue(a.stdout().matches("(?s)imported " + Pattern.quote(raw.toString()) + " \\(raw, 64\\.0 MiB\\) into volume a through the server \\(control [0-9.:]+\\), read by the server,.*"), a.stdout());
