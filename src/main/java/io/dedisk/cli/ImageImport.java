@@ -4,8 +4,8 @@ import io.dedisk.DediskException.InvalidRequestException;
 import io.dedisk.pool.Pool;
 import io.dedisk.util.Sizes;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
@@ -92,7 +92,7 @@ final class ImageImport implements Callable<Integer> {
                 stop.check();
                 // --replace: the old volume goes only now, with the new one complete; a crash between the two
                 // records leaves no VOLUME and a complete VOLUME.importing (docs/operations.md).
-                if (replace && names.contains(volume)) s.run("volume/delete", Map.of("name", volume));
+                if (replace && s.volumeNames().contains(volume)) s.run("volume/delete", Map.of("name", volume)); // now: it may have gone meanwhile
                 s.run("volume/rename", Map.of("from", partial, "to", volume));
                 done = true;
             } finally {
