@@ -4,11 +4,13 @@
 # options, so dedup work is the same) and is timed from the first image to the last, CLI start-up included:
 #
 #   nbdcopy   volumes created, pool served; nbdcopy --flush IMG nbd://.../VOL (as bench/run.sh writes)
-#   served    pool served; dedisk import --pool P IMG VOL (asks the server, qemu-img into its NBD listener)
-#   offline   no server; dedisk import --pool P IMG VOL (opens the pool, an in-process NBD listener)
+#   served    pool served; dedisk import --pool P IMG VOL (asks the server, which reads a raw IMG itself;
+#             other formats: qemu-img into its NBD listener)
+#   offline   no server; dedisk import --pool P IMG VOL (opens the pool, reads a raw IMG itself)
 #   qemu:FLAGS  pool served, volumes created; qemu-img convert -n --target-is-zero FLAGS into the volume: the
 #             -m / -W choice `dedisk import` makes (ImageImport.PARALLEL), measured without the CLI around it
 #
+# dedisk runs as the launcher runs it (scripts/lib.sh dedisk_java: its JVM options and AOT cache).
 # Prints per method the wall seconds, MB/s (10^6 bytes of image per second), the CPU seconds every process of
 # the copy used (copy tools, CLI, server; steadier than wall time on shared CPUs) and the MB/s ratio to nbdcopy.
 #
@@ -48,9 +50,13 @@ build_jar
 mkdir -p "$OUT"
 # The jar built now is the one measured, even if the sources change during the run (./dedisk would rebuild).
 cp "$DEDISK_JAR" "$OUT/dedisk.jar"
+# What ./dedisk runs: the launcher's JVM options and an AOT cache made for this copy of the jar (the copy's own:
+# a cache is only used with the jar it was trained with). Its training run is not timed.
+build_aot_cache "$OUT/dedisk.jar"
+dedisk_java "$OUT/dedisk.jar"
 # An array, not a function: `"${DEDISK[@]}" serve &` must leave the JVM's own pid in $!.
-read -r -a JAVA_OPTS <<<"${DEDISK_JAVA_OPTS:--Xmx512m -XX:MaxDirectMemorySize=256m}" # as the launcher
-DEDISK=("$JAVA" --enable-native-access=ALL-UNNAMED "${JAVA_OPTS[@]}" -jar "$OUT/dedisk.jar")
+DEDISK=("${DEDISK_CMD[@]}")
+log "dedisk runs as: ${DEDISK[*]}"
 LOG="$OUT/log.txt"
 : >"$LOG"
 BYTES=0

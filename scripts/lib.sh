@@ -4,7 +4,7 @@
 #     . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #
 # Defines DEDISK_ROOT (the repository directory) and the functions
-#   die, log, as_root, find_java25, ensure_packages, build_jar.
+#   die, log, as_root, find_java25, ensure_packages, build_jar, build_aot_cache, dedisk_java.
 # Nothing here changes shell options of the caller.
 
 if [[ -n "${_DEDISK_LIB_SOURCED:-}" ]]; then
@@ -14,6 +14,9 @@ _DEDISK_LIB_SOURCED=1
 
 DEDISK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 DEDISK_JAR="$DEDISK_ROOT/target/dedisk.jar"
+# The JVM options every dedisk command runs with unless DEDISK_JAVA_OPTS says otherwise: a bounded heap keeps
+# the server's memory bounded (G1 otherwise grows the heap towards 1/4 of RAM under a high allocation rate).
+DEDISK_DEFAULT_JAVA_OPTS="-Xmx512m -XX:MaxDirectMemorySize=256m"
 
 # Commands the real-client tests and the benchmark need, and the Debian
 # package that provides each of them (Debian 12 "bookworm" names).
@@ -191,6 +194,83 @@ build_jar() {
             touch "$DEDISK_JAR"
     ) 9>"$DEDISK_ROOT/target/.build.lock" ||
         die "build failed: (cd $DEDISK_ROOT && ./mvnw -B package -DskipTests) shows why"
+}
+
+# The AOT cache of a jar (JDK 25, JEP 483/514): the jar's name with .aot; it holds the classes a served
+# import loaded, loaded and linked, which cuts a one-shot command's start (docs/decisions.md).
+_aot_cache_of() { printf '%s\n' "${1%.jar}.aot"; }
+
+# build_aot_cache [JAR]: makes JAR's AOT cache (default target/dedisk.jar) when it is missing or older than the
+# jar, by a training run: a served import of a small image into a throwaway pool (server on 127.0.0.1, an
+# ephemeral port), the import run with -XX:AOTCacheOutput. Prints "building the AOT cache..." on stderr when it
+# builds. Never fails: without a cache every command still runs, only its start is slower (the note says why).
+# Needs JAVA (find_java25). Concurrent callers are serialised with flock when it exists.
+build_aot_cache() {
+    local jar="${1:-$DEDISK_JAR}" cache
+    cache="$(_aot_cache_of "$jar")"
+    _aot_settled "$jar" "$cache" && return 0
+    (
+        if command -v flock >/dev/null 2>&1; then
+            flock 9
+            _aot_settled "$jar" "$cache" && exit 0
+        fi
+        log "building the AOT cache $(basename "$cache")..."
+        _train_aot_cache "$jar" "$cache" && exit 0
+        touch "$cache.failed" # not tried again until the jar is rebuilt
+        log "note: no AOT cache for $jar (the training run failed); commands start slower"
+    ) 9>"$cache.lock"
+    rm -f "$cache.lock"
+}
+
+# True when JAR's cache is fresh, or making it failed since the jar was built.
+_aot_settled() { [[ -f "$2" && "$2" -nt "$1" ]] || [[ -f "$2.failed" && "$2.failed" -nt "$1" ]]; }
+
+_train_aot_cache() {
+    local jar="$1" cache="$2" work pid i rc=1
+    local -a cmd
+    _java_base
+    cmd=("${_DEDISK_JAVA[@]}")
+    work="$(mktemp -d)" || return 1
+    rm -f "$cache" "$cache.tmp" "$cache.failed"
+    # 4 MiB of data with repeats and a hole: the import writes, dedups and skips zeros, as a real one does.
+    head -c 2097152 /dev/urandom >"$work/data" && cat "$work/data" "$work/data" >"$work/train.raw" &&
+        truncate -s 8M "$work/train.raw" &&
+        "${cmd[@]}" -jar "$jar" create --pool "$work/pool" >/dev/null &&
+        {
+            "${cmd[@]}" -jar "$jar" serve --pool "$work/pool" --listen 127.0.0.1:0 >"$work/serve.log" 2>&1 &
+            pid=$!
+            for ((i = 0; i < 300; i++)); do
+                grep -qs "dedisk: serving pool" "$work/serve.log" && break
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+            done
+            "${cmd[@]}" -XX:AOTCacheOutput="$cache.tmp" -jar "$jar" import --pool "$work/pool" "$work/train.raw" train >/dev/null 2>&1 && rc=0
+            kill -TERM "$pid" 2>/dev/null
+            wait "$pid" 2>/dev/null
+        }
+    ((rc == 0)) && mv -f "$cache.tmp" "$cache" && touch "$cache"
+    rm -rf "$work" "$cache.tmp"
+    return "$rc"
+}
+
+# Sets the array _DEDISK_JAVA to java and the options of every dedisk command (without -jar). The training run
+# uses the same, as the cache requires (other options make the JVM skip it). -Xlog:aot=off: a stale, damaged or
+# missing cache makes the JVM print errors and run without it; the command's output stays its own.
+_java_base() {
+    local -a opts
+    read -r -a opts <<<"${DEDISK_JAVA_OPTS:-$DEDISK_DEFAULT_JAVA_OPTS}"
+    _DEDISK_JAVA=("$JAVA" --enable-native-access=ALL-UNNAMED -Xlog:aot=off -Xlog:cds=off "${opts[@]}")
+}
+
+# dedisk_java [JAR]: sets the array DEDISK_CMD to the command a user's `dedisk` runs (java, the launcher's JVM
+# options, the AOT cache when it is there and fresh, -jar JAR), so that scripts measure what users run.
+dedisk_java() {
+    local jar="${1:-$DEDISK_JAR}" cache
+    cache="$(_aot_cache_of "$jar")"
+    _java_base
+    DEDISK_CMD=("${_DEDISK_JAVA[@]}")
+    if [[ -f "$cache" && "$cache" -nt "$jar" ]]; then DEDISK_CMD+=(-XX:AOTCache="$cache"); fi
+    DEDISK_CMD+=(-jar "$jar")
 }
 
 # For a script whose header comment (line 3 to 'set -euo') is its help: prints it and exits on -h / --help.

@@ -59,7 +59,7 @@ final class ImageExport implements Callable<Integer> {
         Path part = out.resolveSibling(out.getFileName() + PART_SUFFIX);
         Interruption stop = new Interruption("export");
         try (PoolSession s = PoolSession.open(dir)) {
-            if (!volume.contains("@") && !s.hasVolume(volume)) throw new InvalidRequestException("no volume named '" + volume + "' in pool " + dir);
+            if (!volume.contains("@") && !s.volumeNames().contains(volume)) throw new InvalidRequestException("no volume named '" + volume + "' in pool " + dir);
             long size = QemuImg.info(s.uri(volume), "raw").virtualSize();
             long start = System.nanoTime();
             Files.deleteIfExists(part);

@@ -4,11 +4,16 @@ import io.dedisk.DediskException.InvalidRequestException;
 import io.dedisk.pool.Pool;
 import io.dedisk.util.Sizes;
 import java.io.IOException;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -17,15 +22,17 @@ import picocli.CommandLine.Parameters;
 
 /**
  * `dedisk import --pool P FILE VOLUME`: any image qemu-img reads becomes a new volume. The volume is created as
- * VOLUME{@value #INCOMPLETE_SUFFIX} (its virtual size, rounded up to 4 KiB, or --size), qemu-img writes the image
- * into its NBD export ({@link PoolSession}: the running server's or an in-process one) with --target-is-zero, so
- * holes and zero blocks are never sent and cost nothing, and on success it is renamed to VOLUME. The rename's
+ * VOLUME{@value #INCOMPLETE_SUFFIX} (its virtual size, rounded up to 4 KiB, or --size) and the image copied into
+ * it: a raw image by the process that holds the pool ({@link RawImageCopy}; through a server, the server reads the
+ * file: {@link ServedRawImport}), any other format (or a raw file the server cannot read) by qemu-img into the
+ * volume's NBD export ({@link PoolSession}: the running server's or an in-process one) with --target-is-zero.
+ * Either way holes and zero blocks are never written and cost nothing. On success it is renamed to VOLUME. The rename's
  * fsync covers every write before it (one log), so VOLUME exists only complete and durable. An existing VOLUME is
  * refused, or with --replace deleted just before the rename. A failed or
  * interrupted (SIGINT/SIGTERM) import deletes the incomplete volume; a killed one (kill -9, a crash) leaves it,
  * clearly named, and the next import into VOLUME refuses until it is deleted.
  *
- * Threads: the command's; an {@link Interruption} hook stops qemu-img on SIGINT/SIGTERM.
+ * Threads: the command's; an {@link Interruption} hook stops the copy on SIGINT/SIGTERM.
  */
 @Command(name = "import", description = "Import a disk image (any format qemu-img reads: raw, qcow2, vmdk, vdi, vhdx...) as a new volume;"
         + " holes and zero blocks cost nothing (works while the pool is served).")
@@ -69,8 +76,9 @@ final class ImageImport implements Callable<Integer> {
         String partial = volume + INCOMPLETE_SUFFIX;
         Interruption stop = new Interruption("import");
         try (PoolSession s = PoolSession.open(dir)) {
-            if (!replace && s.hasVolume(volume)) throw new InvalidRequestException("volume '" + volume + "' exists; import into a new name, delete it first, or use --replace");
-            if (s.hasVolume(partial)) {
+            Set<String> names = s.volumeNames();
+            if (!replace && names.contains(volume)) throw new InvalidRequestException("volume '" + volume + "' exists; import into a new name, delete it first, or use --replace");
+            if (names.contains(partial)) {
                 throw new InvalidRequestException("volume '" + partial + "' exists: an import into '" + volume + "' is running or was interrupted;"
                         + " delete it (dedisk volume delete --pool " + dir + " " + partial + ") and import again");
             }
@@ -80,20 +88,11 @@ final class ImageImport implements Callable<Integer> {
             boolean done = false;
             String copier;
             try (TransferProgress bar = new TransferProgress("import " + volume, virtual, progress, () -> s.counters().minus(before))) {
-                var local = info.format().equals("raw") ? s.localVolume(partial) : java.util.Optional.<io.dedisk.pool.VolumeDevice>empty();
-                copier = local.isPresent() ? "read directly" : "qemu-img over NBD";
-                if (local.isPresent()) {
-                    RawImageCopy.copy(file, virtual, local.get(), bar::done, stop);
-                } else {
-                    List<String> args = new java.util.ArrayList<>(List.of("-n", "--target-is-zero"));
-                    args.addAll(PARALLEL);
-                    args.addAll(List.of("-f", info.format(), "-O", "raw", file.toString(), s.uri(partial)));
-                    QemuImg.convert(args, bar::done, stop::started);
-                }
+                copier = copy(s, file, info, partial, bar, stop);
                 stop.check();
                 // --replace: the old volume goes only now, with the new one complete; a crash between the two
                 // records leaves no VOLUME and a complete VOLUME.importing (docs/operations.md).
-                if (replace && s.hasVolume(volume)) s.run("volume/delete", Map.of("name", volume));
+                if (replace && s.volumeNames().contains(volume)) s.run("volume/delete", Map.of("name", volume)); // now: it may have gone meanwhile
                 s.run("volume/rename", Map.of("from", partial, "to", volume));
                 done = true;
             } finally {
@@ -106,6 +105,32 @@ final class ImageImport implements Callable<Integer> {
         } finally {
             stop.finished(); // after the pool closed: an interrupted offline import ends with a clean checkpoint
         }
+    }
+
+    /**
+     * Copies the image into the fresh volume {@code partial}; returns how, for the summary. A raw image is read by
+     * the process holding the pool ({@link RawImageCopy}: here offline, in the server through it); anything else,
+     * or a raw image the server cannot read, goes through qemu-img into the volume's NBD export.
+     */
+    private static String copy(PoolSession s, Path file, QemuImg.Info info, String partial, TransferProgress bar, Interruption stop)
+            throws IOException, InterruptedException {
+        String fallback = "";
+        if (info.format().equals("raw")) {
+            if (!s.served()) {
+                try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ)) {
+                    RawImageCopy.copy(in, FileExtents.of(file, info.virtualSize()), info.virtualSize(), s.localVolume(partial).orElseThrow(), bar::doneBytes, stop::check);
+                }
+                return "read directly";
+            }
+            Optional<String> declined = ServedRawImport.copy(s.control(), file, info.virtualSize(), partial, bar::doneBytes, stop);
+            if (declined.isEmpty()) return "read by the server";
+            fallback = " (" + declined.get() + ")";
+        }
+        List<String> args = new ArrayList<>(List.of("-n", "--target-is-zero"));
+        args.addAll(PARALLEL);
+        args.addAll(List.of("-f", info.format(), "-O", "raw", file.toString(), s.uri(partial)));
+        QemuImg.convert(args, bar::done, stop::started);
+        return "qemu-img over NBD" + fallback;
     }
 
     private static void deleteIncomplete(PoolSession s, String partial) {

@@ -6,7 +6,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * SIGINT/SIGTERM during an import or export: a shutdown hook stops the running qemu-img, then waits (30 s at most)
+ * SIGINT/SIGTERM during an import or export: a shutdown hook stops what runs the copy (qemu-img, or the served
+ * import's request: the server stops when its client goes), then waits (30 s at most)
  * for the command to clean up (delete the incomplete volume or file, close the pool), since the JVM ends when the
  * hook returns. The command calls {@link #finished} when its cleanup is done, interrupted or not.
  *
@@ -14,7 +15,7 @@ import java.util.concurrent.atomic.AtomicReference;
  */
 final class Interruption {
     private final String what;
-    private final AtomicReference<Process> process = new AtomicReference<>();
+    private final AtomicReference<Runnable> copier = new AtomicReference<>();
     private final CountDownLatch finished = new CountDownLatch(1);
     private volatile boolean interrupted;
     private final Thread hook = new Thread(this::interrupt, "dedisk-interrupt");
@@ -26,16 +27,27 @@ final class Interruption {
 
     private void interrupt() {
         interrupted = true;
-        Process p = process.get();
+        Runnable stop = copier.get();
         try {
-            if (p != null) QemuImg.stop(p);
+            if (stop != null) stop.run();
             finished.await(30, TimeUnit.SECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
     }
 
-    void started(Process p) { process.set(p); }
+    /** The copy is running; {@code stop} ends it (from the hook's thread). */
+    void started(Runnable stop) { copier.set(stop); }
+
+    void started(Process p) {
+        started(() -> {
+            try {
+                QemuImg.stop(p);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+    }
 
     /** Throws when the command was interrupted (qemu-img may have ended "successfully" when stopped). */
     void check() {

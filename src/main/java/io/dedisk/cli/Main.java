@@ -50,8 +50,8 @@ public final class Main {
 
     /** Runs a pool operation: in the server that holds the pool if there is one, else on the pool opened here. */
     static String poolOperation(PoolLocation dir, String op, Map<String, String> args) throws IOException, InterruptedException {
-        Optional<String> control = PoolDirectory.runningControl(dir);
-        if (control.isPresent()) return ControlClient.call(control.get(), op, args);
+        Optional<ControlClient> control = PoolDirectory.runningControl(dir);
+        if (control.isPresent()) return control.get().call(op, args);
         Pool.OpenOptions options = PoolCommands.readsOnly(op) ? Pool.OpenOptions.defaults().withReadOnly() : Pool.OpenOptions.defaults();
         try (PoolDirectory p = PoolDirectory.open(dir, options)) {
             return PoolCommands.run(p.pool, op, args);
@@ -81,13 +81,15 @@ public final class Main {
         NbdServer nbd = new NbdServer(p.pool, address, limits, tls);
         ControlServer control = new ControlServer(p.pool);
         control.register(PoolSession.NBD_OPERATION, args -> PoolSession.describeListener(nbd.localAddress(), tls.mode()));
+        ServedRawImport imports = new ServedRawImport(p.pool);
+        control.registerStreaming(ServedRawImport.OPERATION, imports::start);
         CountDownLatch stopped = new CountDownLatch(1);
         Observability observability = null;
         try {
             observability = Observability.start(p, nbd, control, watch);
             nbd.start();
             control.start();
-            p.advertiseControl(control.address()).ifPresent(w -> System.err.println("dedisk: warning: " + w));
+            p.advertiseControl(control.client()).ifPresent(w -> System.err.println("dedisk: warning: " + w));
             p.pool.startBackgroundWork();
         } catch (IOException | RuntimeException e) {
             nbd.close();
@@ -101,6 +103,7 @@ public final class Main {
             nbd.close();
             watching.close();
             control.close();
+            imports.close(); // its copies write into the pool: they stop before it closes
             try {
                 p.close();
             } catch (IOException | RuntimeException e) {
@@ -118,7 +121,7 @@ public final class Main {
         }
         InetSocketAddress bound = nbd.localAddress();
         System.out.println("dedisk: serving pool " + dir + " on nbd://" + bound.getHostString() + ":" + bound.getPort()
-                + "/ (volumes: " + String.join(", ", p.pool.volumeNames()) + "; control " + control.address() + "; metadata cache "
+                + "/ (volumes: " + String.join(", ", p.pool.volumeNames()) + "; control " + control.client() + "; metadata cache "
                 + Sizes.format(cache) + watching.describe() + ")");
         System.out.flush();
         stopped.await();

@@ -14,14 +14,18 @@ import java.util.Map;
 final class PoolCommands {
     private PoolCommands() {}
 
+    /** The names of the volumes and snapshots, one a line (import and export check names with it, cheaply). */
+    static final String VOLUME_NAMES = "volume/names";
+
     /** Operations that only read: run offline, they open the pool read-only (nothing on disk changes). */
-    static boolean readsOnly(String op) { return op.equals("stats") || op.equals("volume/list") || op.equals("snapshot/list"); }
+    static boolean readsOnly(String op) { return op.equals("stats") || op.equals("volume/list") || op.equals("snapshot/list") || op.equals(VOLUME_NAMES); }
 
     static String run(Pool pool, String op, Map<String, String> args) {
         boolean json = "true".equals(args.get("json"));
         return switch (op) {
             case "stats" -> json ? pool.stats().toJson() + "\n" : pool.stats().toText();
             case "volume/list" -> listVolumes(pool.volumeInfos(), null, json);
+            case VOLUME_NAMES -> pool.volumeNames().stream().map(n -> n + "\n").collect(java.util.stream.Collectors.joining());
             case "snapshot/list" -> listVolumes(pool.volumeInfos(), args.getOrDefault("volume", ""), json);
             case "snapshot/create" -> {
                 String volume = required(args, "volume");

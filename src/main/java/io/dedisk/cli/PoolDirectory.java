@@ -3,19 +3,22 @@ package io.dedisk.cli;
 import io.dedisk.DediskException.InvalidRequestException;
 import io.dedisk.pool.Pool;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Optional;
 
 /**
  * A pool opened by this process, at a {@link PoolLocation}: takes the ownership lock (file {@code lock} in the
  * location's local directory — the pool directory, or a bucket pool's cache directory — an OS file lock, so a second
  * dedisk process on it is refused instead of corrupting it; a bucket pool is also owned through its manifest's epoch,
- * across hosts) and, while serving, advertises the control endpoint in {@code control} there so other CLI
- * invocations can ask the running server.
+ * across hosts) and, while serving, advertises the control endpoint in {@code control} there ("ADDRESS TOKEN\n",
+ * mode 0600) so other CLI invocations can ask the running server.
  */
 final class PoolDirectory implements AutoCloseable {
     static final String LOCK_FILE = "lock";
@@ -95,14 +98,14 @@ final class PoolDirectory implements AutoCloseable {
         }
     }
 
-    /** The control address of the server holding the pool at this location, if one runs on this host. */
-    static Optional<String> runningControl(PoolLocation location) throws IOException {
+    /** The control endpoint of the server holding the pool at this location, if one runs on this host. */
+    static Optional<ControlClient> runningControl(PoolLocation location) throws IOException {
         Path dir = location.localDir();
         return dir == null ? Optional.empty() : runningControl(dir);
     }
 
-    /** The control address of the server holding the pool whose local directory is dir, if one is running. */
-    static Optional<String> runningControl(Path dir) {
+    /** The control endpoint of the server holding the pool whose local directory is dir, if one is running. */
+    static Optional<ControlClient> runningControl(Path dir) {
         Path control = dir.resolve(CONTROL_FILE);
         if (!Files.exists(control)) return Optional.empty();
         try (FileChannel ch = FileChannel.open(dir.resolve(LOCK_FILE), StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
@@ -111,20 +114,26 @@ final class PoolDirectory implements AutoCloseable {
                 probe.release();
                 return Optional.empty();
             }
-            return Optional.of(Files.readString(control).trim());
+            return Optional.of(ControlClient.parse(Files.readString(control)));
         } catch (IOException | java.nio.channels.OverlappingFileLockException e) {
             return Optional.empty();
         }
     }
 
     /**
-     * Writes the control address for other CLI invocations. On a full disk this fails: the server still serves
-     * (reads need no space), only the CLI cannot reach it, which the returned message says.
+     * Writes the control address and token for other CLI invocations, readable by this user only (mode 0600, from
+     * its creation on: the token lets its holder make the server read files). On a full disk this fails: the server
+     * still serves (reads need no space), only the CLI cannot reach it, which the returned message says.
      */
-    Optional<String> advertiseControl(String address) {
+    Optional<String> advertiseControl(ControlClient control) {
         Path tmp = dir.resolve(CONTROL_FILE + ".tmp");
         try {
-            Files.writeString(tmp, address + "\n");
+            Files.deleteIfExists(tmp); // a leftover might have other permissions
+            try (var out = Files.newByteChannel(tmp, java.util.EnumSet.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE),
+                    PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")))) {
+                ByteBuffer line = ByteBuffer.wrap(control.fileLine().getBytes(StandardCharsets.US_ASCII));
+                while (line.hasRemaining()) out.write(line);
+            }
             Files.move(tmp, dir.resolve(CONTROL_FILE), java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
             return Optional.empty();
         } catch (IOException e) {

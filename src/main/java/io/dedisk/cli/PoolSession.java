@@ -5,10 +5,12 @@ import io.dedisk.nbd.NbdServer;
 import io.dedisk.nbd.NbdTls;
 import io.dedisk.pool.PoolStats;
 import io.dedisk.pool.VolumeDevice;
+import io.dedisk.util.Check;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -33,12 +35,12 @@ final class PoolSession implements AutoCloseable {
         double dedupShare() { return dedupHits + dedupMisses == 0 ? 0 : (double) dedupHits / (dedupHits + dedupMisses); }
     }
 
-    private final String control;        // served: the control address; else null
+    private final ControlClient control; // served: the server's control endpoint; else null
     private final PoolDirectory opened;  // offline: the pool opened here; else null
     private final NbdServer nbd;         // offline: the in-process listener; else null
     private final InetSocketAddress nbdAddress;
 
-    private PoolSession(String control, PoolDirectory opened, NbdServer nbd, InetSocketAddress nbdAddress) {
+    private PoolSession(ControlClient control, PoolDirectory opened, NbdServer nbd, InetSocketAddress nbdAddress) {
         this.control = control;
         this.opened = opened;
         this.nbd = nbd;
@@ -46,9 +48,9 @@ final class PoolSession implements AutoCloseable {
     }
 
     static PoolSession open(PoolLocation dir) throws IOException, InterruptedException {
-        Optional<String> control = PoolDirectory.runningControl(dir);
+        Optional<ControlClient> control = PoolDirectory.runningControl(dir);
         if (control.isPresent()) {
-            String answer = ControlClient.call(control.get(), NBD_OPERATION, Map.of()).trim();
+            String answer = control.get().call(NBD_OPERATION, Map.of()).trim();
             String[] parts = answer.split(" ");
             if (parts.length != 2) throw new InvalidRequestException("the server at " + control.get() + " answered '" + answer + "' to " + NBD_OPERATION + "; expected HOST:PORT TLS-MODE");
             if (parts[1].equals(NbdTls.Mode.REQUIRE.name())) {
@@ -76,6 +78,12 @@ final class PoolSession implements AutoCloseable {
 
     boolean served() { return control != null; }
 
+    /** Served only: the server's control endpoint. */
+    ControlClient control() {
+        Check.that(served(), "a served session");
+        return control;
+    }
+
     /** Offline only: the volume itself, for writing without the NBD hop ({@link RawImageCopy}). */
     Optional<VolumeDevice> localVolume(String name) { return served() ? Optional.empty() : opened.pool.volume(name); }
 
@@ -88,12 +96,12 @@ final class PoolSession implements AutoCloseable {
     }
 
     String run(String op, Map<String, String> args) throws IOException, InterruptedException {
-        return served() ? ControlClient.call(control, op, args) : PoolCommands.run(opened.pool, op, args);
+        return served() ? control.call(op, args) : PoolCommands.run(opened.pool, op, args);
     }
 
-    /** Whether a volume of this name exists now. */
-    boolean hasVolume(String name) throws IOException, InterruptedException {
-        return run("volume/list", Map.of("json", "true")).contains("\"name\":\"" + name + "\"");
+    /** The names of the volumes and snapshots now (not `volume list`, which walks what each holds alone). */
+    Set<String> volumeNames() throws IOException, InterruptedException {
+        return Set.of(run(PoolCommands.VOLUME_NAMES, Map.of()).lines().toArray(String[]::new));
     }
 
     private static final Pattern INDEX_COUNTERS = Pattern.compile("\"index\":\\{.*?\"hits\":(\\d+),\"misses\":(\\d+)");

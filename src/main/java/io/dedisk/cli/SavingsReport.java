@@ -43,7 +43,7 @@ final class SavingsReport {
         }
         String html;
         String source;
-        Optional<String> control = PoolDirectory.runningControl(dir);
+        Optional<ControlClient> control = PoolDirectory.runningControl(dir);
         if (control.isPresent()) {
             html = Main.poolOperation(location, OPERATION, Map.of("scan", Boolean.toString(scan)));
             source = "from the running server at " + control.get();

@@ -54,8 +54,11 @@ final class TransferProgress implements AutoCloseable {
     }
 
     /** The share of the image done, 0..1. */
-    void done(double share) {
-        if (bar != null) bar.stepTo(Math.round(share * total));
+    void done(double share) { doneBytes(Math.round(share * total)); }
+
+    /** Bytes of the image done. */
+    void doneBytes(long bytes) {
+        if (bar != null) bar.stepTo(bytes);
     }
 
     @Override

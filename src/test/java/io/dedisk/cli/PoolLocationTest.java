@@ -85,8 +85,10 @@ class PoolLocationTest {
         try (PoolDirectory p = PoolDirectory.open(a, Pool.OpenOptions.defaults())) {
             p.pool.createVolume("v", 1 << 20);
             assertTrue(Files.exists(cacheA.resolve("lock")) && Files.exists(cacheA.resolve("identity")), "lock and identity in the cache directory");
-            assertTrue(p.advertiseControl("127.0.0.1:1").isEmpty());
-            assertEquals("127.0.0.1:1", Files.readString(cacheA.resolve("control")).trim(), "the control endpoint is advertised in the cache directory");
+            assertTrue(p.advertiseControl(new ControlClient("127.0.0.1:1", "t0ken")).isEmpty());
+            assertEquals("127.0.0.1:1 t0ken", Files.readString(cacheA.resolve("control")).trim(), "the control endpoint is advertised in the cache directory");
+            assertEquals("rw-------", java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(cacheA.resolve("control"))),
+                    "only the pool's owner reads the token");
             assertEquals(cacheA, PoolLocation.of("s3://bkt/p", cache(cacheA), sim, Map.of()).localDir(),
                     "where another CLI invocation looks for it (found from the bucket's superblock)");
             InvalidRequestException second = assertThrows(InvalidRequestException.class,

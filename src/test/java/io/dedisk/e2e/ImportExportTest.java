@@ -180,6 +180,113 @@ class ImportExportTest {
         assertEquals(0, dedisk("check", "--pool", pool.toString()).exit());
     }
 
+    @Test
+    void aServedRawImportIsReadByTheServerSparseDedupedAndIdentical() throws Exception {
+        try (ServerProcess server = new ServerProcess(pool).start()) {
+            // The control file (docs/format.md): "ADDRESS TOKEN\n", readable by the pool's owner only.
+            Path control = pool.resolve("control");
+            assertTrue(Files.readString(control).matches("127\\.0\\.0\\.1:[0-9]+ [0-9a-f]{64}\n"), Files.readString(control));
+            assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(control)));
+            Tools.Result a = dedisk("import", "--pool", pool.toString(), raw.toString(), "a");
+            assertEquals(0, a.exit(), a.stderr());
+            assertTrue(a.stdout().matches("(?s)imported " + Pattern.quote(raw.toString()) + " \\(raw, 64\\.0 MiB\\) into volume a through the server \\(control [0-9.:]+\\), read by the server,.*"), a.stdout());
+            assertTrue(a.stderr().contains("import a") && a.stderr().contains("64/64MiB"), "the server's progress reaches the bar: " + a.stderr());
+            Matcher read = Pattern.compile("imported " + Pattern.quote(raw.toString()) + " into a\\.importing \\(67108864 bytes, read by the server; (\\d+) bytes of data extents\\)")
+                    .matcher(server.log());
+            assertTrue(read.find(), server.log());
+            long extents = Long.parseLong(read.group(1));
+            assertTrue(extents >= dataBlocks * BS && extents < 64 << 20, "the holes were found (SEEK_DATA) and not read: " + extents + " bytes of data extents");
+            assertSameImage(raw, "raw", server.uri("a"), "raw");
+            assertEquals(dataBlocks, statsField(pool, "mappedBlocks"), "only data blocks are mapped: holes and zeros cost nothing");
+            assertEquals(0, statsField(pool, "zeroBlocks"), "zero blocks are not even written");
+            assertEquals(distinctBlocks, statsField(pool, "uniqueChunks"), "the repeated 2 MiB is stored once");
+            // A relative path: the CLI names the file absolutely (the server's directory is not the CLI's).
+            ProcessBuilder relative = new ProcessBuilder(ServerProcess.dediskCommand("import", "--pool", pool.toString(), "--no-progress", raw.getFileName().toString(), "b"))
+                    .directory(tmp.toFile()).redirectErrorStream(true);
+            Process r = relative.start();
+            String said = new String(r.getInputStream().readAllBytes());
+            assertTrue(r.waitFor(60, TimeUnit.SECONDS) && r.exitValue() == 0, said);
+            assertTrue(said.contains("read by the server") && said.contains(String.format(java.util.Locale.ROOT, "dedup 100%% of %,d blocks", dataBlocks)), said);
+            assertSameImage(raw, "raw", server.uri("b"), "raw");
+            assertFalse(dedisk("volume", "list", "--pool", pool.toString()).stdout().contains(".importing"));
+        }
+        assertEquals(0, dedisk("check", "--pool", pool.toString()).exit());
+    }
+
+    @Test
+    void aKilledServedImportStopsTheServersCopyAndLeavesNoVolume() throws Exception {
+        // 512 MiB of distinct (compressible) blocks: long enough to kill the CLI in the middle of the copy.
+        Path big = tmp.resolve("big.raw");
+        long size = 512L << 20;
+        try (var out = java.nio.channels.FileChannel.open(big, java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE)) {
+            java.nio.ByteBuffer piece = java.nio.ByteBuffer.allocate(1 << 20);
+            for (long off = 0; off < size; off += piece.capacity()) {
+                piece.clear();
+                for (int b = 0; b < piece.capacity(); b += BS) piece.putLong(b, off + b + 1);
+                while (piece.hasRemaining()) out.write(piece, off + piece.position());
+            }
+        }
+        try (ServerProcess server = new ServerProcess(pool).start()) {
+            Path log = tmp.resolve("killed-import.log");
+            Process cli = start(Map.of(), log, "import", "--pool", pool.toString(), big.toString(), "v");
+            Pattern progressed = Pattern.compile("\\b([1-9][0-9]*)/512MiB");
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (!progressed.matcher(Files.readString(log)).find()) {
+                assertTrue(cli.isAlive() && System.nanoTime() < deadline, "the import shows progress: " + Files.readString(log));
+                Thread.sleep(20);
+            }
+            cli.destroyForcibly().waitFor();
+            long stopDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            Pattern stopped = Pattern.compile("the import of " + Pattern.quote(big.toString()) + " into v\\.importing stopped after (\\d+) of (\\d+) bytes: the client went away");
+            Matcher m;
+            while (!(m = stopped.matcher(server.log())).find()) {
+                assertFalse(server.log().contains("imported " + big), "the copy ended before the kill; the test needs a larger image: " + server.log());
+                assertTrue(System.nanoTime() < stopDeadline, "the server stopped its copy within 10 s of the kill: " + server.log());
+                Thread.sleep(50);
+            }
+            assertTrue(Long.parseLong(m.group(1)) < size, "stopped before the end: " + m.group());
+            long written = statsField(pool, "blocksWritten");
+            Thread.sleep(1000);
+            assertEquals(written, statsField(pool, "blocksWritten"), "nothing is written after the copy stopped");
+            String list = dedisk("volume", "list", "--pool", pool.toString()).stdout();
+            assertTrue(list.contains("v.importing") && !list.matches("(?s).*\\nv +.*"), "no VOLUME, only the clearly named incomplete one: " + list);
+            Tools.Result again = dedisk("import", "--pool", pool.toString(), big.toString(), "v");
+            assertTrue(again.exit() == 1 && again.stderr().contains("volume 'v.importing' exists: an import into 'v' is running or was interrupted"), again.stderr());
+        }
+    }
+
+    /**
+     * The server cannot read what the CLI names: the CLI runs in a mount namespace of its own (unshare, as root)
+     * where FILE is on a tmpfs. First nothing is at that path for the server, then another file is: both times the
+     * server declines and the CLI copies with qemu-img over NBD, saying why.
+     */
+    @Test
+    void whenTheServerCannotReadTheFileTheImportFallsBackToQemuImg() throws Exception {
+        Tools.Result unshare = Tools.runAllowingFailure(List.of("unshare", "-m", "--propagation", "private", "true"), 10);
+        org.junit.jupiter.api.Assumptions.assumeTrue(unshare.exit() == 0, "needs unshare -m (root): " + unshare.stderr());
+        Path hidden = Files.createDirectory(tmp.resolve("hidden"));
+        Path inside = hidden.resolve("image.raw");
+        List<String> cmd = new ArrayList<>(List.of("unshare", "-m", "--propagation", "private", "sh", "-c",
+                "mount -t tmpfs none \"$0\" && cp \"$1\" \"$0/image.raw\" && shift && exec \"$@\"", hidden.toString(), raw.toString()));
+        try (ServerProcess server = new ServerProcess(pool).start()) {
+            List<String> missing = new ArrayList<>(cmd);
+            missing.addAll(ServerProcess.dediskCommand("import", "--pool", pool.toString(), "--no-progress", inside.toString(), "a"));
+            Tools.Result a = Tools.runAllowingFailure(missing, 120);
+            assertEquals(0, a.exit(), a.stderr());
+            assertTrue(a.stdout().contains("qemu-img over NBD (the server (user " + System.getProperty("user.name") + ") cannot open " + inside), a.stdout());
+            assertSameImage(raw, "raw", server.uri("a"), "raw");
+
+            Files.write(inside, new byte[64 << 20]); // what the server sees at that path: zeros
+            List<String> decoy = new ArrayList<>(cmd);
+            decoy.addAll(ServerProcess.dediskCommand("import", "--pool", pool.toString(), "--no-progress", inside.toString(), "b"));
+            Tools.Result b = Tools.runAllowingFailure(decoy, 120);
+            assertEquals(0, b.exit(), b.stderr());
+            assertTrue(b.stdout().contains("qemu-img over NBD (the server (user " + System.getProperty("user.name") + ") sees another file at " + inside), b.stdout());
+            assertSameImage(raw, "raw", server.uri("b"), "raw");
+            assertEquals(2 * dataBlocks, statsField(pool, "mappedBlocks"), "the fallback is sparse too");
+        }
+    }
+
     /** A stand-in for qemu-img: `info` is the real one, `convert` runs {@code convert} (shell) instead. */
     Map<String, String> fakeQemuImg(String convert) throws Exception {
         Path script = tmp.resolve("fake-qemu-img");

@@ -1,0 +1,97 @@
+package io.dedisk.cli;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.dedisk.DediskException;
+import io.dedisk.pool.Pool;
+import java.net.HttpURLConnection;
+import java.net.URI;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The control endpoint's token (a real HTTP server on loopback over a real pool): a request without it or with a
+ * wrong one is answered 403 and changes nothing; and the streaming answer's last line carries a failure's status.
+ */
+class ControlServerTest {
+    @TempDir Path tmp;
+
+    /** Sends op to the endpoint with the given token header (null: none); returns the status. */
+    static int send(ControlClient right, String op, String token) throws Exception {
+        HttpURLConnection c = (HttpURLConnection) URI.create("http://" + right.address + "/" + op).toURL().openConnection();
+        if (token != null) c.setRequestProperty(ControlServer.TOKEN_HEADER, token);
+        try {
+            return c.getResponseCode();
+        } finally {
+            c.disconnect();
+        }
+    }
+
+    @Test
+    void requestsWithoutTheRightTokenAreRefusedAndChangeNothing() throws Exception {
+        PoolDirectory.create(tmp.resolve("pool"), new Pool.Options(1 << 20, 1 << 20, 0, false));
+        try (PoolDirectory p = PoolDirectory.open(tmp.resolve("pool")); ControlServer control = new ControlServer(p.pool)) {
+            control.start();
+            ControlClient right = control.client();
+            String create = "volume/create?name=v&size=1M";
+            assertEquals(403, send(right, create, null), "no token");
+            assertEquals(403, send(right, create, ""), "an empty token");
+            String token = right.fileLine().trim().split(" ")[1];
+            assertEquals(64, token.length(), "32 random bytes in hex");
+            String wrong = (token.charAt(0) == 'a' ? "b" : "a") + token.substring(1);
+            assertEquals(403, send(right, create, wrong), "a token differing in one character");
+            assertEquals(403, send(right, create, token + "0"), "a longer token");
+            assertEquals(List.of(), p.pool.volumeNames(), "no refused request created a volume");
+
+            DediskException refused = assertThrows(DediskException.class,
+                    () -> new ControlClient(right.address, wrong).call("volume/create", Map.of("name", "v", "size", "1M")));
+            assertTrue(refused.getMessage().contains("refused the control token"), refused.getMessage());
+            assertEquals(List.of(), p.pool.volumeNames());
+
+            assertEquals("created volume v (1.0 MiB)\n", right.call("volume/create", Map.of("name", "v", "size", "1M")));
+            assertEquals(List.of("v"), p.pool.volumeNames());
+            try (ControlServer other = new ControlServer(p.pool)) {
+                assertNotEquals(token, other.client().fileLine().trim().split(" ")[1], "each server makes its own token");
+            }
+        }
+    }
+
+    @Test
+    void aStreamingOperationSendsLinesThenHowItEnded() throws Exception {
+        PoolDirectory.create(tmp.resolve("pool"), new Pool.Options(1 << 20, 1 << 20, 0, false));
+        try (PoolDirectory p = PoolDirectory.open(tmp.resolve("pool")); ControlServer control = new ControlServer(p.pool)) {
+            control.registerStreaming("count", args -> {
+                if (args.containsKey("decline")) throw new ControlServer.Declined("not here");
+                return out -> {
+                    for (int i = 0; i < 3; i++) out.line("line " + i);
+                    if (args.containsKey("fail")) throw new DediskException.InvalidRequestException("failed after three");
+                };
+            });
+            control.start();
+            ControlClient c = control.client();
+            List<String> lines = new ArrayList<>();
+            c.stream("count", Map.of(), lines::add, stop -> {});
+            assertEquals(List.of("line 0", "line 1", "line 2"), lines);
+            lines.clear();
+            var failed = assertThrows(DediskException.InvalidRequestException.class, () -> c.stream("count", Map.of("fail", "1"), lines::add, stop -> {}));
+            assertEquals("failed after three", failed.getMessage());
+            assertEquals(3, lines.size(), "the lines before the failure arrived");
+            var declined = assertThrows(ControlClient.DeclinedException.class, () -> c.stream("count", Map.of("decline", "1"), lines::add, stop -> {}));
+            assertEquals("not here", declined.getMessage());
+            assertEquals(403, send(c, "count", null), "streaming operations need the token too");
+        }
+    }
+
+    @Test
+    void theControlFileLineRoundTripsAndAnEmptyOneIsAClearError() {
+        ControlClient c = ControlClient.parse("127.0.0.1:5 abc\n");
+        assertEquals("127.0.0.1:5", c.address);
+        assertEquals("127.0.0.1:5 abc\n", c.fileLine());
+        var empty = assertThrows(DediskException.InvalidRequestException.class, () -> ControlClient.parse(" \n"));
+        assertTrue(empty.getMessage().contains("control file is empty"), empty.getMessage());
+    }
+}
