@@ -39,12 +39,15 @@ final class PoolSession implements AutoCloseable {
     private final PoolDirectory opened;  // offline: the pool opened here; else null
     private final NbdServer nbd;         // offline: the in-process listener; else null
     private final InetSocketAddress nbdAddress;
+    /** Why qemu-img cannot reach the listener (a server that requires TLS), or null. A served raw import needs no NBD. */
+    private final String noNbdReason;
 
-    private PoolSession(ControlClient control, PoolDirectory opened, NbdServer nbd, InetSocketAddress nbdAddress) {
+    private PoolSession(ControlClient control, PoolDirectory opened, NbdServer nbd, InetSocketAddress nbdAddress, String noNbdReason) {
         this.control = control;
         this.opened = opened;
         this.nbd = nbd;
         this.nbdAddress = nbdAddress;
+        this.noNbdReason = noNbdReason;
     }
 
     static PoolSession open(PoolLocation dir) throws IOException, InterruptedException {
@@ -53,11 +56,9 @@ final class PoolSession implements AutoCloseable {
             String answer = control.get().call(NBD_OPERATION, Map.of()).trim();
             String[] parts = answer.split(" ");
             if (parts.length != 2) throw new InvalidRequestException("the server at " + control.get() + " answered '" + answer + "' to " + NBD_OPERATION + "; expected HOST:PORT TLS-MODE");
-            if (parts[1].equals(NbdTls.Mode.REQUIRE.name())) {
-                throw new InvalidRequestException("the server holding pool " + dir + " requires TLS on NBD (--tls=require), and qemu-img is run without"
-                        + " certificates; stop the server and run this offline, or serve with --tls=on");
-            }
-            return new PoolSession(control.get(), null, null, Main.parseListen(parts[0]));
+            String tlsRequired = parts[1].equals(NbdTls.Mode.REQUIRE.name()) ? "the server holding pool " + dir + " requires TLS on NBD (--tls=require),"
+                    + " and qemu-img is run without certificates; stop the server and run this offline, or serve with --tls=on" : null;
+            return new PoolSession(control.get(), null, null, Main.parseListen(parts[0]), tlsRequired);
         }
         PoolDirectory p = PoolDirectory.open(dir, io.dedisk.pool.Pool.OpenOptions.defaults());
         NbdServer server = new NbdServer(p.pool, new InetSocketAddress("127.0.0.1", 0));
@@ -67,7 +68,7 @@ final class PoolSession implements AutoCloseable {
             p.close();
             throw e;
         }
-        return new PoolSession(null, p, server, server.localAddress());
+        return new PoolSession(null, p, server, server.localAddress(), null);
     }
 
     /** What the running server answers to {@value #NBD_OPERATION}: its listener, reachable from this machine, and its TLS mode. */
@@ -90,7 +91,9 @@ final class PoolSession implements AutoCloseable {
     /** Where the pool is, for messages. */
     String where() { return served() ? "through the server (control " + control + ")" : "offline"; }
 
+    /** The NBD URI of {@code export} for qemu-img; refused when the server requires TLS. */
     String uri(String export) {
+        if (noNbdReason != null) throw new InvalidRequestException(noNbdReason);
         String host = nbdAddress.getHostString();
         return "nbd://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + nbdAddress.getPort() + "/" + export;
     }

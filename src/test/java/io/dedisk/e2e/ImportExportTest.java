@@ -180,6 +180,26 @@ class ImportExportTest {
         assertEquals(0, dedisk("check", "--pool", pool.toString()).exit());
     }
 
+    /** A server that requires TLS on NBD: a raw image is still imported (the server reads it); what needs qemu-img over NBD is refused, leaving nothing. */
+    @Test
+    void aServerRequiringTlsImportsRawImagesAndRefusesWhatNeedsQemuImg() throws Exception {
+        io.dedisk.nbd.TestCertificates certs = io.dedisk.nbd.TestCertificates.make(Files.createDirectories(tmp.resolve("certs")));
+        try (ServerProcess server = new ServerProcess(pool).start("--tls=require", "--tls-cert", certs.serverCert.toString(), "--tls-key", certs.serverKey.toString())) {
+            Tools.Result a = dedisk("import", "--pool", pool.toString(), "--no-progress", raw.toString(), "a");
+            assertEquals(0, a.exit(), a.stderr());
+            assertTrue(a.stdout().contains("read by the server"), a.stdout());
+            Tools.Result q = dedisk("import", "--pool", pool.toString(), "--no-progress", qcow2.toString(), "q");
+            assertEquals(1, q.exit(), q.stdout());
+            assertTrue(q.stderr().contains("requires TLS on NBD (--tls=require)"), q.stderr());
+            Tools.Result e = dedisk("export", "--pool", pool.toString(), "--no-progress", "a", tmp.resolve("out.raw").toString());
+            assertEquals(1, e.exit(), e.stdout());
+            assertTrue(e.stderr().contains("requires TLS on NBD (--tls=require)"), e.stderr());
+            String volumes = dedisk("volume", "list", "--pool", pool.toString()).stdout();
+            assertTrue(volumes.contains("a ") && !volumes.contains("q.importing") && !volumes.contains("q "), volumes);
+        }
+        assertEquals(0, dedisk("check", "--pool", pool.toString()).exit());
+    }
+
     @Test
     void aServedRawImportIsReadByTheServerSparseDedupedAndIdentical() throws Exception {
         try (ServerProcess server = new ServerProcess(pool).start()) {

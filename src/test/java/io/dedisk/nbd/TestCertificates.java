@@ -21,11 +21,11 @@ import javax.net.ssl.TrustManagerFactory;
  * directory is what qemu's tls-creds-x509 and libnbd's tls-certificates expect: ca-cert.pem, client-cert.pem,
  * client-key.pem. Keys are EC P-256 in PKCS#8 (OpenSSL 3's default output).
  */
-final class TestCertificates {
+public final class TestCertificates {
     final Path dir;
     final Path caCert;
-    final Path serverCert;
-    final Path serverKey;
+    public final Path serverCert;
+    public final Path serverKey;
 
     private TestCertificates(Path dir) {
         this.dir = dir;
@@ -35,7 +35,7 @@ final class TestCertificates {
     }
 
     /** A CA and a server certificate in {@code dir}. */
-    static TestCertificates make(Path dir) throws IOException, InterruptedException {
+    public static TestCertificates make(Path dir) throws IOException, InterruptedException {
         TestCertificates c = new TestCertificates(dir);
         c.openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                 "-keyout", "ca-key.pem", "-out", "ca-cert.pem", "-days", "2", "-subj", "/CN=dedisk test CA",
