@@ -104,6 +104,12 @@ final class ControlClient {
         // HttpURLConnection, not java.net.http: a one-shot CLI pays ~0.6 s of CPU to start the latter (measured).
         HttpURLConnection c = (HttpURLConnection) URI.create("http://" + address + "/" + op + q).toURL().openConnection();
         c.setRequestProperty(ControlServer.TOKEN_HEADER, token);
+        // A POST in streaming mode: HttpURLConnection silently sends a GET (or a buffered POST) again when reading its
+        // answer fails, and an operation must run at most once (a create, a delete, an import).
+        c.setRequestMethod("POST");
+        c.setDoOutput(true);
+        c.setFixedLengthStreamingMode(0);
+        c.getOutputStream().close();
         return c;
     }
 

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import io.dedisk.DediskException;
 import io.dedisk.pool.Pool;
+import java.io.IOException;
 import java.net.HttpURLConnection;
 import java.net.URI;
 import java.nio.file.Path;
@@ -93,5 +94,33 @@ class ControlServerTest {
         assertEquals("127.0.0.1:5 abc\n", c.fileLine());
         var empty = assertThrows(DediskException.InvalidRequestException.class, () -> ControlClient.parse(" \n"));
         assertTrue(empty.getMessage().contains("control file is empty"), empty.getMessage());
+    }
+
+    /**
+     * A control call is sent once even when its answer never comes: HttpURLConnection resends a GET (and a buffered
+     * POST) by itself when reading the answer fails, which would run a create, a delete or an import twice.
+     */
+    @Test
+    void aCallWhoseAnswerIsLostIsNotSentAgain() throws Exception {
+        try (java.net.ServerSocket listener = new java.net.ServerSocket(0, 8, java.net.InetAddress.getLoopbackAddress())) {
+            java.util.concurrent.atomic.AtomicInteger requests = new java.util.concurrent.atomic.AtomicInteger();
+            Thread server = Thread.ofVirtual().start(() -> {
+                try {
+                    listener.setSoTimeout(3000);
+                    while (true) {
+                        try (java.net.Socket s = listener.accept()) {
+                            s.getInputStream().read(new byte[4096]); // the request; then the connection drops, no answer
+                            requests.incrementAndGet();
+                        }
+                    }
+                } catch (IOException ended) {
+                    // the accept timed out: no more requests
+                }
+            });
+            ControlClient c = new ControlClient("127.0.0.1:" + listener.getLocalPort(), "token");
+            assertThrows(IOException.class, () -> c.call("volume/delete", Map.of("name", "v")));
+            server.join();
+            assertEquals(1, requests.get(), "requests the server saw");
+        }
     }
 }
