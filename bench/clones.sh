@@ -62,9 +62,13 @@ segment_bytes() { du -sb "$POOL/segments" | cut -f1; }
 uri() { echo "nbd://127.0.0.1:$PORT/$1"; }
 now() { date +%s.%N; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+control() { # curl ARGS... PATH: a POST to the server's control endpoint with its token (docs/format.md, control file)
+    local path="${*: -1}"
+    curl -sS -f -X POST -H "X-Dedisk-Token: $CONTROL_TOKEN" "${@:1:$#-1}" "http://$CONTROL/$path"
+}
 op() { # OP QUERY: one pool operation through the server's control endpoint; prints its time in seconds
     local t
-    t=$(curl -sS -f -o "$RUN/op.out" -w '%{time_total}' "http://$CONTROL/$1?$2") || { cat "$RUN/op.out" >&2; die "control $1 failed"; }
+    t=$(control -o "$RUN/op.out" -w '%{time_total}' "$1?$2") || { cat "$RUN/op.out" >&2; die "control $1 failed"; }
     echo "$t"
 }
 
@@ -80,7 +84,7 @@ for ((i = 0; i < 600; i++)); do
     kill -0 "$SERVER_PID" 2>/dev/null || { tail "$RUN/server.log" >&2; die "server exited"; }
     sleep 0.2
 done
-CONTROL=$(cat "$POOL/control")
+read -r CONTROL CONTROL_TOKEN <"$POOL/control"
 t0=$(now)
 nbdcopy --flush "$IMAGE" "$(uri gold)"
 t1=$(now)
@@ -117,12 +121,12 @@ if [[ -n "$WRITE_LOAD" ]]; then
         --refill_buffers --randrepeat=0 --output-format=json --output="$RUN/fio-load.json" >"$RUN/fio-load.log" 2>&1 &
     FIO_PID=$!
     sleep 5 # the dirty pages build up to the first checkpoint
-    ck0=$(curl -sS -f "http://$CONTROL/stats?json=true" | python3 -c 'import json, sys; print(json.load(sys.stdin)["log"]["checkpoints"])')
+    ck0=$(control "stats?json=true" | python3 -c 'import json, sys; print(json.load(sys.stdin)["log"]["checkpoints"])')
     : >"$RUN/clone-times-load"
     for ((i = 0; i < CLONES; i++)); do
         op clone "snapshot=gold%40img&name=vml$i" >>"$RUN/clone-times-load"
     done
-    ck1=$(curl -sS -f "http://$CONTROL/stats?json=true" | python3 -c 'import json, sys; print(json.load(sys.stdin)["log"]["checkpoints"])')
+    ck1=$(control "stats?json=true" | python3 -c 'import json, sys; print(json.load(sys.stdin)["log"]["checkpoints"])')
     kill -INT "$FIO_PID" 2>/dev/null || true
     wait "$FIO_PID" || true
     for ((i = 0; i < CLONES; i++)); do op volume/delete "name=vml$i" >/dev/null; done
