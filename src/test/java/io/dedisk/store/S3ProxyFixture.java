@@ -3,6 +3,7 @@ package io.dedisk.store;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.net.URI;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
 import java.util.Properties;
@@ -17,7 +18,8 @@ import org.junit.jupiter.api.extension.ExtensionContext;
 
 /**
  * A real S3 server for tests: S3Proxy 4.x in this JVM on 127.0.0.1 and an ephemeral port, in-memory ("transient"
- * provider), AWS SigV2/V4 authentication with fixed test keys, one bucket. Use it as a JUnit 5 extension, one
+ * provider) or in a directory ({@link #onDisk}: "filesystem" provider, for benchmarks, so the bucket's bytes are not
+ * in this JVM's heap), AWS SigV2/V4 authentication with fixed test keys, one bucket. Use it as a JUnit 5 extension, one
  * server per test class:
  *
  * <pre>
@@ -40,17 +42,29 @@ public final class S3ProxyFixture implements BeforeAllCallback, AfterAllCallback
 
     private static final AtomicInteger PREFIXES = new AtomicInteger();
     private final AuthenticationType authentication;
+    /** Where the objects live: null for memory. */
+    private final Path directory;
     private BlobStore blobs;
     private S3Proxy proxy;
     private URI endpoint;
 
     /** A server checking SigV2/V4 signatures made with the test keys. */
-    public S3ProxyFixture() { this(AuthenticationType.AWS_V2_OR_V4); }
+    public S3ProxyFixture() { this(AuthenticationType.AWS_V2_OR_V4, null); }
 
-    private S3ProxyFixture(AuthenticationType authentication) { this.authentication = authentication; }
+    private S3ProxyFixture(AuthenticationType authentication, Path directory) {
+        this.authentication = authentication;
+        this.directory = directory;
+    }
 
     /** A server that checks no signature, so a test may rewrite requests on their way (see FlakyTcpProxy). */
-    public static S3ProxyFixture unauthenticated() { return new S3ProxyFixture(AuthenticationType.NONE); }
+    public static S3ProxyFixture unauthenticated() { return new S3ProxyFixture(AuthenticationType.NONE, null); }
+
+    /**
+     * A server checking signatures that keeps its objects as files under {@code directory} (which must exist), as a
+     * real server keeps them on its disks: the in-memory provider would hold the whole bucket in this JVM's heap,
+     * and its garbage collection would be charged to the pool under test.
+     */
+    public static S3ProxyFixture onDisk(Path directory) { return new S3ProxyFixture(AuthenticationType.AWS_V2_OR_V4, directory); }
 
     /** Starts the server and creates the bucket. */
     public S3ProxyFixture start() throws Exception {
@@ -58,7 +72,8 @@ public final class S3ProxyFixture implements BeforeAllCallback, AfterAllCallback
         Properties p = new Properties();
         p.setProperty("jclouds.identity", ACCESS_KEY);
         p.setProperty("jclouds.credential", SECRET_KEY);
-        blobs = BlobStores.create("transient", p);
+        if (directory != null) p.setProperty("jclouds.filesystem.basedir", directory.toString());
+        blobs = BlobStores.create(directory == null ? "transient" : "filesystem", p);
         proxy = S3Proxy.builder().blobStore(blobs).awsAuthentication(authentication, ACCESS_KEY, SECRET_KEY)
                 .endpoint(URI.create("http://127.0.0.1:0")).build();
         proxy.start();

@@ -10,14 +10,19 @@ import io.dedisk.store.ObjectBackend;
 import io.dedisk.store.ObjectStorage;
 import io.dedisk.store.ObjectStore;
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadInfo;
+import java.lang.management.ThreadMXBean;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Random;
 import java.util.Set;
 import java.util.UUID;
@@ -81,7 +86,8 @@ public final class BucketPoolBench {
         return out;
     }
 
-    record Run(String name, double importMiBs, double readMiBs, double flushMedianMs, double flushP99Ms, long storedBytes, double importCpuS, double readCpuS) {}
+    record Run(String name, double importMiBs, double readMiBs, double flushMedianMs, double flushP99Ms, long storedBytes, double importCpuS, double readCpuS,
+            Map<String, Double> importCpuByGroup) {}
 
     /** Where the bucket runs: a fresh, empty store per call, and the bytes a store holds. */
     interface Buckets extends AutoCloseable {
@@ -105,8 +111,9 @@ public final class BucketPoolBench {
         };
     }
 
-    static Buckets s3proxy() throws Exception {
-        io.dedisk.store.S3ProxyFixture s3 = new io.dedisk.store.S3ProxyFixture().start();
+    static Buckets s3proxy(Path objects) throws Exception {
+        Files.createDirectories(objects);
+        io.dedisk.store.S3ProxyFixture s3 = io.dedisk.store.S3ProxyFixture.onDisk(objects).start();
         return new Buckets() {
             @Override public ObjectStore fresh() { return s3.newStore(io.dedisk.store.S3ObjectStore.Settings.defaults()); }
             @Override public long bytes(ObjectStore store) throws IOException { return store.list("").stream().mapToLong(ObjectStore.Info::size).sum(); }
@@ -117,6 +124,38 @@ public final class BucketPoolBench {
     /** CPU seconds of this process so far (pool, client and an in-JVM S3Proxy alike). */
     static double cpuSeconds() {
         return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime() / 1e9;
+    }
+
+    /** The groups a CPU breakdown names, in print order; "JVM" is the process's CPU not on a Java thread (GC, JIT). */
+    static final List<String> GROUPS = List.of("pool (writer, checkpoints)", "uploader (S3 client)", "S3Proxy (server)", "JVM (GC, JIT)");
+
+    static String group(String thread) {
+        if (thread.startsWith("dedisk-upload")) return GROUPS.get(1);
+        if (thread.startsWith("S3Proxy") || thread.startsWith("qtp")) return GROUPS.get(2);
+        return GROUPS.get(0);
+    }
+
+    /** CPU seconds so far per group: each live platform thread's, and the process's rest as "JVM". */
+    static Map<String, Double> cpuByGroup() {
+        ThreadMXBean threads = ManagementFactory.getThreadMXBean();
+        Map<String, Double> out = new LinkedHashMap<>();
+        for (String g : GROUPS) out.put(g, 0.0);
+        double javaThreads = 0;
+        for (ThreadInfo t : threads.getThreadInfo(threads.getAllThreadIds())) {
+            if (t == null) continue;
+            long ns = threads.getThreadCpuTime(t.getThreadId());
+            if (ns < 0) continue;
+            out.merge(group(t.getThreadName()), ns / 1e9, Double::sum);
+            javaThreads += ns / 1e9;
+        }
+        out.put(GROUPS.get(3), cpuSeconds() - javaThreads);
+        return out;
+    }
+
+    static Map<String, Double> minus(Map<String, Double> after, Map<String, Double> before) {
+        Map<String, Double> out = new LinkedHashMap<>();
+        after.forEach((g, s) -> out.put(g, s - before.getOrDefault(g, 0.0)));
+        return out;
     }
 
     public static void main(String[] args) throws Exception {
@@ -141,7 +180,7 @@ public final class BucketPoolBench {
         int mibs = (int) (size >> 20);
         Path work = Files.createTempDirectory(base, "dedisk-bucket-bench");
         try (Buckets buckets = switch (bucketKind) {
-            case "s3proxy" -> s3proxy();
+            case "s3proxy" -> s3proxy(work.resolve("s3proxy"));
             case "memory" -> memory(latency);
             default -> throw new IllegalArgumentException("bucket: expected s3proxy or memory, found " + bucketKind);
         }) {
@@ -165,6 +204,7 @@ public final class BucketPoolBench {
             System.out.printf(Locale.ROOT, "%-34s %12.1f %12.1f %11.2fx  (target >= 0.8)%n", "import MiB/s", dir.importMiBs(), b.importMiBs(), b.importMiBs() / dir.importMiBs());
             System.out.printf(Locale.ROOT, "%-34s %12.1f %12.1f %11.2fx  (target >= 0.9)%n", "warm read MiB/s", dir.readMiBs(), b.readMiBs(), b.readMiBs() / dir.readMiBs());
             System.out.printf(Locale.ROOT, "%-34s %12.2f %12.2f %11.2fx%n", "import CPU s (process)", dir.importCpuS(), b.importCpuS(), b.importCpuS() / dir.importCpuS());
+            for (String g : GROUPS) System.out.printf(Locale.ROOT, "  %-32s %12.2f %12.2f%n", g, dir.importCpuByGroup().get(g), b.importCpuByGroup().get(g));
             System.out.printf(Locale.ROOT, "%-34s %12.2f %12.2f %11.2fx%n", "warm read CPU s (process)", dir.readCpuS(), b.readCpuS(), b.readCpuS() / dir.readCpuS());
             System.out.printf(Locale.ROOT, "%-34s %12.3f %12.3f %11.2fx%n", "FLUSH after 4 KiB write, median ms", dir.flushMedianMs(), b.flushMedianMs(), b.flushMedianMs() / dir.flushMedianMs());
             System.out.printf(Locale.ROOT, "%-34s %12.3f %12.3f%n", "FLUSH p99 ms", dir.flushP99Ms(), b.flushP99Ms());
@@ -181,7 +221,7 @@ public final class BucketPoolBench {
         if (a == null) return b;
         Run fasterImport = a.importMiBs() >= b.importMiBs() ? a : b, fasterRead = a.readMiBs() >= b.readMiBs() ? a : b;
         return new Run(a.name(), fasterImport.importMiBs(), fasterRead.readMiBs(), Math.min(a.flushMedianMs(), b.flushMedianMs()),
-                Math.min(a.flushP99Ms(), b.flushP99Ms()), a.storedBytes(), fasterImport.importCpuS(), fasterRead.readCpuS());
+                Math.min(a.flushP99Ms(), b.flushP99Ms()), a.storedBytes(), fasterImport.importCpuS(), fasterRead.readCpuS(), fasterImport.importCpuByGroup());
     }
 
     static long ideal(int mibs) {
@@ -207,6 +247,7 @@ public final class BucketPoolBench {
                 }, ObjectBackend.Options.defaults().withSyncToBackend(sync).withReadCache(2L * mibs << 20), name);
         Pool.create(storage, Pool.Options.defaults());
         double importRate = 0, readRate = 0, importCpu = 0, readCpu = 0;
+        Map<String, Double> importGroups = Map.of();
         long stored;
         double[] lat = new double[flushes];
         try (Pool p = Pool.open(storage, Pool.OpenOptions.defaults())) {
@@ -216,12 +257,14 @@ public final class BucketPoolBench {
             if (mibs > 0) {
                 byte[][] image = new byte[mibs][];
                 for (int m = 0; m < mibs; m++) image[m] = imageMiB(7, m); // made before the clock starts: not the pool's CPU
+                Map<String, Double> g0 = cpuByGroup();
                 double c0 = cpuSeconds();
                 long t0 = System.nanoTime();
                 for (int m = 0; m < mibs; m++) v.write((long) m << 20, ByteBuffer.wrap(image[m]), false);
                 v.flush();
                 importRate = mibs / ((System.nanoTime() - t0) / 1e9);
                 importCpu = cpuSeconds() - c0;
+                importGroups = minus(cpuByGroup(), g0);
                 ByteBuffer buf = ByteBuffer.allocate(1 << 20);
                 for (int pass = 0; pass < 2; pass++) { // the first pass warms the caches (the read cache, for a bucket)
                     double c1 = cpuSeconds();
@@ -246,6 +289,6 @@ public final class BucketPoolBench {
             stored = p.stats().logBytes();
         }
         Arrays.sort(lat);
-        return new Run(name, importRate, readRate, lat[lat.length / 2], lat[(int) (lat.length * 0.99)], stored, importCpu, readCpu);
+        return new Run(name, importRate, readRate, lat[lat.length / 2], lat[(int) (lat.length * 0.99)], stored, importCpu, readCpu, importGroups);
     }
 }
