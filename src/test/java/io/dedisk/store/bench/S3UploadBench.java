@@ -20,7 +20,7 @@ import java.util.stream.Stream;
  * client settings on a shared machine (where wall-clock rates are noise).
  *
  * <pre>
- *   java -cp ... io.dedisk.store.bench.S3UploadBench [count=16] [size=16M] [dir=/var/tmp]
+ *   java -cp ... io.dedisk.store.bench.S3UploadBench [count=16] [size=16M] [scheme=https|http] [dir=/var/tmp]
  * </pre>
  */
 public final class S3UploadBench {
@@ -30,12 +30,18 @@ public final class S3UploadBench {
         int count = 16;
         int size = 16 << 20;
         Path base = Path.of("/var/tmp");
+        boolean https = true;
         for (String a : args) {
             String[] kv = a.split("=", 2);
             switch (kv[0]) {
                 case "count" -> count = Integer.parseInt(kv[1]);
                 case "size" -> size = (int) io.dedisk.util.Sizes.parse(kv[1]);
                 case "dir" -> base = Path.of(kv[1]);
+                case "scheme" -> https = switch (kv[1]) {
+                    case "http" -> false;
+                    case "https" -> true;
+                    default -> throw new IllegalArgumentException("scheme: expected http or https, found " + kv[1]);
+                };
                 default -> throw new IllegalArgumentException("unknown argument " + a);
             }
         }
@@ -44,7 +50,7 @@ public final class S3UploadBench {
         r.nextBytes(segment);
         for (int i = size / 2; i < size; i++) segment[i] = (byte) ('a' + (i % 61) % 26); // the other half: text-like
         Path work = Files.createTempDirectory(base, "dedisk-upload-bench");
-        try (S3ProxyFixture s3 = S3ProxyFixture.onDisk(work).start(); S3ObjectStore store = s3.newStore(S3ObjectStore.Settings.defaults())) {
+        try (S3ProxyFixture s3 = (https ? S3ProxyFixture.onDiskHttps(work) : S3ProxyFixture.onDisk(work)).start(); S3ObjectStore store = s3.newStore(S3ObjectStore.Settings.defaults())) {
             for (int i = 0; i < count; i++) store.putIfAbsent("warm/" + i, segment);
             Map<String, Double> g0 = BucketPoolBench.cpuByGroup();
             long t0 = System.nanoTime();
@@ -52,7 +58,7 @@ public final class S3UploadBench {
             double seconds = (System.nanoTime() - t0) / 1e9;
             Map<String, Double> used = BucketPoolBench.minus(BucketPoolBench.cpuByGroup(), g0);
             double gib = (double) count * size / (1L << 30);
-            System.out.printf(Locale.ROOT, "S3 upload bench: %d x %d MiB put-if-absent, load average %s%n", count, size >> 20,
+            System.out.printf(Locale.ROOT, "S3 upload bench: %d x %d MiB put-if-absent over %s, load average %s%n", count, size >> 20, https ? "https" : "http",
                     Files.readString(Path.of("/proc/loadavg")).substring(0, 14));
             System.out.printf(Locale.ROOT, "%-34s %8.1f%n", "MiB/s (wall clock)", count * (size >> 20) / seconds);
             for (var e : used.entrySet()) {
