@@ -33,12 +33,13 @@ import java.util.stream.Stream;
  * random blocks, seeded): import speed (1 MiB writes, one FLUSH), warm reads (second pass), FLUSH latency after a
  * 4 KiB write (directory; bucket; bucket with --sync-to-backend), and the bucket's bytes against the ideal (exact
  * 4 KiB dedup + per-block LZ4). The bucket is S3Proxy in this JVM on loopback through the real S3 client
- * ({@code bucket=s3proxy}, the default; S3Proxy's request handling shares the CPUs with the pool, so the CPU seconds
- * of the process are printed per run), or an in-memory object store with a fixed latency per request
+ * ({@code bucket=s3proxy}, the default: objects on disk under the work directory, over https as AWS is reached, or
+ * {@code scheme=http}; its request handling shares the CPUs with the pool, so the import window's CPU seconds are
+ * printed per thread group), or an in-memory object store with a fixed latency per request
  * ({@code bucket=memory latencyMs=2}).
  *
  * <pre>
- *   bench/bucket.sh [bucket=s3proxy|memory] [size=256M] [latencyMs=2] [flushes=200] [rounds=2] [dir=/var/tmp]
+ *   bench/bucket.sh [bucket=s3proxy|memory] [scheme=https|http] [size=256M] [latencyMs=2] [flushes=200] [rounds=2] [dir=/var/tmp]
  * </pre>
  */
 public final class BucketPoolBench {
