@@ -16,8 +16,9 @@ import software.amazon.awssdk.services.s3.model.S3Exception;
  * Transient (a plain IOException, worth another attempt): throttling (429, 503 SlowDown), other 5xx, 408 /
  * RequestTimeout, 409 ConditionalRequestConflict (AWS: a concurrent conditional write, "retry"), 400 BadDigest and
  * XAmzContentSHA256Mismatch (the body arrived damaged and was not stored: the next attempt sends it again), attempt
- * timeouts and connection errors (any IOException under the SDK's exception). Anything else (403, 404, 400, credentials) is final: a
- * {@link RequestRefusedException}, unless the request makes an answer of it first (412, a missing object).
+ * timeouts and connection errors (any IOException under the SDK's exception). Anything else (403, 404, other 400s,
+ * credentials) is final: a {@link RequestRefusedException}, unless the request makes an answer of it first (412, a
+ * missing object).
  *
  * Stateless; any thread.
  */
