@@ -2,9 +2,11 @@
 # dedisk bucket-pool benchmark: a pool in a bucket against a pool directory, same run, same synthetic VM image;
 # prints import and warm-read speed, FLUSH latency (with and without --sync-to-backend) and the bucket's bytes
 # against the ideal, and CPU seconds (BucketPoolBench). The bucket is S3Proxy in the JVM on loopback (bucket=s3proxy,
-# the default) or in memory with a fixed latency per request (bucket=memory latencyMs=2).
+# the default: objects on disk, https; scheme=http for plain HTTP) or in memory with a fixed latency per request
+# (bucket=memory latencyMs=2).
 #
-#   bench/bucket.sh                       # 256 MiB image on S3Proxy, 200 flushes
+#   bench/bucket.sh                       # 256 MiB image on S3Proxy over https, 200 flushes
+#   bench/bucket.sh scheme=http
 #   bench/bucket.sh size=1G flushes=500 dir=/var/tmp
 #   bench/bucket.sh bucket=memory latencyMs=5
 set -euo pipefail

@@ -14,9 +14,11 @@ import software.amazon.awssdk.services.s3.model.S3Exception;
  * request the retrying layer sees and counts.
  *
  * Transient (a plain IOException, worth another attempt): throttling (429, 503 SlowDown), other 5xx, 408 /
- * RequestTimeout, 409 ConditionalRequestConflict (AWS: a concurrent conditional write, "retry"), attempt timeouts and
- * connection errors (any IOException under the SDK's exception). Anything else (403, 404, 400, credentials) is final: a
- * {@link RequestRefusedException}, unless the request makes an answer of it first (412, a missing object).
+ * RequestTimeout, 409 ConditionalRequestConflict (AWS: a concurrent conditional write, "retry"), 400 BadDigest and
+ * XAmzContentSHA256Mismatch (the body arrived damaged and was not stored: the next attempt sends it again), attempt
+ * timeouts and connection errors (any IOException under the SDK's exception). Anything else (403, 404, other 400s,
+ * credentials) is final: a {@link RequestRefusedException}, unless the request makes an answer of it first (412, a
+ * missing object).
  *
  * Stateless; any thread.
  */
@@ -45,7 +47,8 @@ final class S3Errors {
             int status = s.statusCode();
             String code = s.awsErrorDetails() == null ? null : s.awsErrorDetails().errorCode();
             return status >= 500 || status == 429 || status == 408 || "RequestTimeout".equals(code) || "SlowDown".equals(code)
-                    || (status == 409 && "ConditionalRequestConflict".equals(code));
+                    || (status == 409 && "ConditionalRequestConflict".equals(code))
+                    || (status == 400 && ("BadDigest".equals(code) || "XAmzContentSHA256Mismatch".equals(code)));
         }
         if (e instanceof ApiCallAttemptTimeoutException || e instanceof ApiCallTimeoutException) return true;
         if (e instanceof SdkClientException) {

@@ -9,6 +9,7 @@ import java.nio.file.NoSuchFileException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Base64;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
@@ -18,6 +19,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.Semaphore;
+import java.util.zip.CRC32C;
 import software.amazon.awssdk.awscore.retry.AwsRetryStrategy;
 import software.amazon.awssdk.core.ResponseBytes;
 import software.amazon.awssdk.core.checksums.RequestChecksumCalculation;
@@ -27,6 +29,7 @@ import software.amazon.awssdk.http.ContentStreamProvider;
 import software.amazon.awssdk.http.apache5.Apache5HttpClient;
 import software.amazon.awssdk.services.s3.S3Client;
 import software.amazon.awssdk.services.s3.S3ClientBuilder;
+import software.amazon.awssdk.services.s3.model.ChecksumAlgorithm;
 import software.amazon.awssdk.services.s3.model.CompletedPart;
 import software.amazon.awssdk.services.s3.model.GetObjectResponse;
 import software.amazon.awssdk.services.s3.model.ListObjectsV2Response;
@@ -46,6 +49,11 @@ import software.amazon.awssdk.services.s3.model.S3Object;
  * <li>getRange: GetObject with a Range header; a range past the end gives fewer (or no) bytes;</li>
  * <li>list: ListObjectsV2 pages of {@link Settings#listPageSize} keys.</li>
  * </ul>
+ * Integrity in flight: each PUT and part carries {@code x-amz-checksum-crc32c} of its bytes, which the server
+ * recomputes and refuses on mismatch (400 BadDigest, transient: sent again); over http:// the SDK also signs the payload
+ * (SigV4 streaming signatures, SHA-256 per 128 KiB chunk, which it cannot be told not to), over https:// it sends
+ * UNSIGNED-PAYLOAD and TLS guards the bytes. What is read back is checked by the segments' own CRCs.
+ *
  * Every call sends its requests once (SDK retries off): a failure is a plain IOException when it is worth another
  * attempt, a {@link RequestRefusedException} when it is final ({@link S3Errors}). Retrying, and resolving an ambiguous
  * conditional PUT, is the pool's one retrying layer's ({@link RetryingObjectStore}); a multipart put whose part fails
@@ -102,8 +110,10 @@ public final class S3ObjectStore implements ObjectStore {
                 .connectionTimeout(settings.connectTimeout()).socketTimeout(settings.socketTimeout()))
                 .overrideConfiguration(b.overrideConfiguration().toBuilder()
                         .retryStrategy(AwsRetryStrategy.doNotRetry()).apiCallAttemptTimeout(settings.attemptTimeout()).build())
-                // dedisk checksums every object itself (CRC32C, verified on read); the SDK's default trailing
-                // checksums (2.30+) are refused by some S3-compatible servers.
+                // Every body carries the x-amz-checksum-crc32c header computed here (crc32c), which the server
+                // checks as the body arrives; the SDK's own default (2.30+) is a CRC32 in an aws-chunked trailer,
+                // which some S3-compatible servers refuse, and would checksum the bytes a second time.
+                // docs/decisions.md "S3 upload integrity and cost".
                 .requestChecksumCalculation(RequestChecksumCalculation.WHEN_REQUIRED)
                 .responseChecksumValidation(ResponseChecksumValidation.WHEN_REQUIRED);
         return new S3ObjectStore(b.build(), location, settings);
@@ -118,13 +128,15 @@ public final class S3ObjectStore implements ObjectStore {
             return;
         }
         String k = location.key(key);
-        S3Errors.once("PUT " + k, () -> s3.putObject(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS), body(content, 0, content.length)));
+        String crc = crc32c(content, 0, content.length);
+        S3Errors.once("PUT " + k, () -> s3.putObject(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS).checksumCRC32C(crc),
+                body(content, 0, content.length)));
     }
 
     private void putMultipart(String key, byte[] content) throws IOException {
         String k = location.key(key);
         String uploadId = S3Errors.once("CreateMultipartUpload " + k,
-                () -> s3.createMultipartUpload(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS)).uploadId());
+                () -> s3.createMultipartUpload(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS).checksumAlgorithm(ChecksumAlgorithm.CRC32_C)).uploadId());
         try {
             List<CompletedPart> parts = uploadParts(k, uploadId, content);
             S3Errors.once("CompleteMultipartUpload " + k, () -> s3.completeMultipartUpload(b -> b.bucket(location.bucket()).key(k).uploadId(uploadId)
@@ -140,18 +152,20 @@ public final class S3ObjectStore implements ObjectStore {
         int size = settings.partSize();
         int count = (int) ((content.length + (long) size - 1) / size);
         Semaphore slots = new Semaphore(settings.partConcurrency());
-        List<Future<String>> etags = new ArrayList<>(count);
+        List<Future<CompletedPart>> done = new ArrayList<>(count);
         try (ExecutorService uploads = Executors.newVirtualThreadPerTaskExecutor()) {
             for (int i = 0; i < count; i++) {
                 int part = i + 1;
                 int off = i * size;
                 int len = Math.min(size, content.length - off);
-                etags.add(uploads.submit(() -> {
+                done.add(uploads.submit(() -> {
                     slots.acquire();
                     try {
-                        return S3Errors.once("UploadPart " + part + "/" + count + " of " + k, () -> s3.uploadPart(
-                                b -> b.bucket(location.bucket()).key(k).uploadId(uploadId).partNumber(part).contentLength((long) len),
+                        String crc = crc32c(content, off, len);
+                        String etag = S3Errors.once("UploadPart " + part + "/" + count + " of " + k, () -> s3.uploadPart(
+                                b -> b.bucket(location.bucket()).key(k).uploadId(uploadId).partNumber(part).contentLength((long) len).checksumCRC32C(crc),
                                 body(content, off, len)).eTag());
+                        return CompletedPart.builder().partNumber(part).eTag(etag).checksumCRC32C(crc).build();
                     } finally {
                         slots.release();
                     }
@@ -159,7 +173,7 @@ public final class S3ObjectStore implements ObjectStore {
             }
             List<CompletedPart> parts = new ArrayList<>(count);
             try {
-                for (int i = 0; i < count; i++) parts.add(CompletedPart.builder().partNumber(i + 1).eTag(result(etags.get(i))).build());
+                for (int i = 0; i < count; i++) parts.add(result(done.get(i)));
             } catch (IOException | RuntimeException e) {
                 uploads.shutdownNow(); // interrupts the other parts' requests
                 throw e;
@@ -168,7 +182,7 @@ public final class S3ObjectStore implements ObjectStore {
         }
     }
 
-    private static String result(Future<String> part) throws IOException {
+    private static CompletedPart result(Future<CompletedPart> part) throws IOException {
         try {
             return part.get();
         } catch (InterruptedException e) {
@@ -195,9 +209,10 @@ public final class S3ObjectStore implements ObjectStore {
     @Override
     public String putIfAbsent(String key, byte[] content) throws IOException {
         String k = location.key(key);
+        String crc = crc32c(content, 0, content.length);
         return S3Errors.once("PUT If-None-Match " + k, () -> {
             try {
-                return s3.putObject(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS).ifNoneMatch("*"), body(content, 0, content.length)).eTag();
+                return s3.putObject(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS).ifNoneMatch("*").checksumCRC32C(crc), body(content, 0, content.length)).eTag();
             } catch (S3Exception e) {
                 if (e.statusCode() != 412) throw e;
                 throw new PreconditionFailedException(k, "an object with this key exists");
@@ -208,9 +223,10 @@ public final class S3ObjectStore implements ObjectStore {
     @Override
     public String replaceIfMatch(String key, byte[] content, String etag) throws IOException {
         String k = location.key(key);
+        String crc = crc32c(content, 0, content.length);
         return S3Errors.once("PUT If-Match " + k, () -> {
             try {
-                return s3.putObject(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS).ifMatch(etag), body(content, 0, content.length)).eTag();
+                return s3.putObject(b -> b.bucket(location.bucket()).key(k).contentType(OCTETS).ifMatch(etag).checksumCRC32C(crc), body(content, 0, content.length)).eTag();
             } catch (S3Exception e) {
                 // AWS answers If-Match on a missing key with 404 NoSuchKey; S3Proxy with 412.
                 if (e.statusCode() != 412 && !missing(e)) throw e;
@@ -331,6 +347,17 @@ public final class S3ObjectStore implements ObjectStore {
         if (e instanceof NoSuchKeyException) return true;
         String code = e.awsErrorDetails() == null ? null : e.awsErrorDetails().errorCode();
         return e.statusCode() == 404 && !"NoSuchBucket".equals(code) && !"NoSuchUpload".equals(code);
+    }
+
+    /**
+     * The x-amz-checksum-crc32c value of the bytes (base64 of the big-endian CRC32C): the server recomputes it as the
+     * body arrives and refuses the request (400 BadDigest) when they differ, so no damaged byte is stored.
+     */
+    static String crc32c(byte[] content, int off, int len) {
+        CRC32C crc = new CRC32C();
+        crc.update(content, off, len);
+        int v = (int) crc.getValue();
+        return Base64.getEncoder().encodeToString(new byte[] {(byte) (v >>> 24), (byte) (v >>> 16), (byte) (v >>> 8), (byte) v});
     }
 
     /** The bytes as a request body without copying them (each attempt re-reads the array). */

@@ -24,6 +24,8 @@ import java.util.regex.Pattern;
  * <li>{@link #stripConditionalHeaders}: remove If-None-Match / If-Match, as a server without conditional writes
  * ignores them (needs a server that does not check signatures: {@link S3ProxyFixture#unauthenticated});</li>
  * <li>{@link #throttleNext}: answer matching requests with 503 SlowDown, as S3 does under load;</li>
+ * <li>{@link #corruptNextBodies}: flip one byte in the body of the next PUTs, as a bad NIC or memory does (the
+ * request still reaches the server: only a checksum or signature over the body can tell);</li>
  * <li>{@link #loseResponseNext}: forward the request, let the server act on it, then reset the connection
  * instead of forwarding the final response (an interim "100 Continue" still passes) — the ambiguous outcome:
  * stored, but the client sees an error.</li>
@@ -38,6 +40,8 @@ final class FlakyTcpProxy implements AutoCloseable {
     final AtomicInteger reset = new AtomicInteger();
     final AtomicInteger lost = new AtomicInteger();
     private final AtomicInteger toThrottle = new AtomicInteger();
+    private final AtomicInteger toCorrupt = new AtomicInteger();
+    final AtomicInteger corrupted = new AtomicInteger();
     final AtomicInteger throttled = new AtomicInteger();
     private static final byte[] SLOW_DOWN = slowDown();
     /** Request lines ("PUT /bucket/key?partNumber=1&uploadId=...") in the order the proxy saw them. */
@@ -65,6 +69,9 @@ final class FlakyTcpProxy implements AutoCloseable {
 
     /** Answers the next requests with S3's throttling error itself, without forwarding them. */
     void throttleNext(int requests) { toThrottle.set(requests); }
+
+    /** Flips a byte of the body of each of the next PUT requests (once per request) on its way to the server. */
+    void corruptNextBodies(int requests) { toCorrupt.set(requests); }
 
     /** Resets the connection of every request whose request line matches, before the server sees it. */
     void breakRequests(Predicate<String> requestLine) { broken = requestLine; }
@@ -98,11 +105,26 @@ final class FlakyTcpProxy implements AutoCloseable {
      */
     private void pump(Socket from, Socket to, boolean fromClient, boolean loseResponse) {
         byte[] buf = new byte[64 << 10];
+        // A PUT to damage was seen: flip its body's byte at this offset (past an aws-chunked chunk header of about
+        // 90 bytes, into the data), counting down as the body arrives; -1 when none.
+        int flipAt = -1;
         try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
             int n;
             while ((n = in.read(buf)) > 0) {
                 int pass = n;
                 String request = fromClient ? requestLine(buf, n) : null;
+                if (request != null) flipAt = -1; // a body shorter than the offset is left alone, not the next request
+                if (request != null && request.startsWith("PUT ") && take(toCorrupt)) flipAt = 1000;
+                if (flipAt >= 0) {
+                    int body = request != null ? headerEnd(buf, n) : 0;
+                    if (body + flipAt < n) {
+                        buf[body + flipAt] ^= 0x40;
+                        flipAt = -1;
+                        corrupted.incrementAndGet();
+                    } else {
+                        flipAt -= n - body;
+                    }
+                }
                 if (request != null && broken.test(request)) {
                     abort(to);
                     abort(from);
@@ -147,6 +169,12 @@ final class FlakyTcpProxy implements AutoCloseable {
         String line = m.group(1) + " " + m.group(2);
         requests.add(line);
         return line;
+    }
+
+    /** Where the body starts in a chunk that starts with a request's headers (n when the body is not in it). */
+    private static int headerEnd(byte[] buf, int n) {
+        int end = new String(buf, 0, n, StandardCharsets.ISO_8859_1).indexOf("\r\n\r\n");
+        return end < 0 ? n : end + 4;
     }
 
     /** How many leading bytes of the chunk are interim "HTTP/1.1 100 ..." responses (forwarded untouched). */

@@ -150,6 +150,62 @@ class S3ObjectStoreTest {
         }
     }
 
+    /**
+     * A body damaged on its way is refused by the server, not stored: every PUT and part carries x-amz-checksum-crc32c,
+     * which S3Proxy (as S3) recomputes over the body it receives. The server here checks no signature, so the
+     * checksum is the only guard (over https the SDK does not sign the payload either): before the checksum header,
+     * the damaged bytes were stored and acknowledged. The refusal is worth another attempt, which sends the bytes again.
+     */
+    @Test
+    void aBodyDamagedInFlightIsRefusedByTheServerAndSentAgain() throws Exception {
+        byte[] segment = new byte[256 << 10];
+        new Random(11).nextBytes(segment);
+        try (S3ProxyFixture open = S3ProxyFixture.unauthenticated().start(); FlakyTcpProxy proxy = new FlakyTcpProxy(open.endpoint())) {
+            S3Location at = open.freshLocation();
+            try (S3ObjectStore once = S3ObjectStore.open(at, S3ProxyFixture.environment(proxy.endpoint()), S3ProxyFixture.fastSettings());
+                    S3ObjectStore direct = S3ObjectStore.open(at, open.environment(), S3ProxyFixture.fastSettings())) {
+                proxy.corruptNextBodies(1);
+                IOException e = assertThrows(IOException.class, () -> once.putIfAbsent("seg/1", segment));
+                assertEquals(1, proxy.corrupted.get(), "one byte of the body was flipped on the way");
+                assertTrue(e.getMessage().contains("BadDigest"), e.getMessage());
+                assertFalse(e instanceof RequestRefusedException, "damage in flight is transient, worth another attempt: " + e);
+                assertNull(direct.get("seg/1"), "nothing was stored");
+
+                ObjectStore retried = retried(once, S3ProxyFixture.fastRetry());
+                proxy.corruptNextBodies(1);
+                retried.putIfAbsent("seg/2", segment);
+                assertEquals(2, proxy.corrupted.get());
+                assertArrayEquals(segment, direct.get("seg/2").content(), "the second attempt's bytes were stored");
+
+                byte[] big = new byte[16 << 20]; // two 8 MiB parts, sent at once: whichever goes first is damaged
+                new Random(12).nextBytes(big);
+                proxy.requests.clear();
+                proxy.corruptNextBodies(1); // the first part
+                retried.put("seg/big", big);
+                assertEquals(3, proxy.corrupted.get());
+                assertEquals(List.of("POST", "PUT", "PUT", "DELETE", "POST", "PUT", "PUT", "POST"), methods(proxy),
+                        "the damaged part was refused, the upload aborted and the put retried whole");
+                assertArrayEquals(big, direct.get("seg/big").content());
+            }
+        }
+    }
+
+    /** Over http:// the SDK signs the payload as well: a server checking signatures refuses a damaged body either way. */
+    @Test
+    void aSigningServerRefusesADamagedBodyToo() throws Exception {
+        byte[] segment = new byte[256 << 10];
+        new Random(13).nextBytes(segment);
+        try (FlakyTcpProxy proxy = new FlakyTcpProxy(S3.endpoint()); Pair s = through(proxy)) {
+            proxy.corruptNextBodies(1);
+            try (S3ObjectStore once = S3ObjectStore.open(s.direct().location(), S3ProxyFixture.environment(proxy.endpoint()), S3ProxyFixture.fastSettings())) {
+                IOException e = assertThrows(IOException.class, () -> once.putIfAbsent("seg/1", segment));
+                assertTrue(e.getMessage().contains("SignatureDoesNotMatch") || e.getMessage().contains("BadDigest"), e.getMessage());
+            }
+            assertEquals(1, proxy.corrupted.get());
+            assertNull(s.direct().get("seg/1"), "nothing was stored");
+        }
+    }
+
     @Test
     void missingBucketIsAFinalErrorNotAMissingObject() throws Exception {
         try (S3ObjectStore s = S3ObjectStore.open(new S3Location("no-such-bucket", ""), S3.environment(), S3ProxyFixture.fastSettings())) {

@@ -41,4 +41,38 @@ class S3ProxyFixtureTest {
             assertEquals("from the test JVM", out, "and nothing else: no SLF4J or SDK noise on the console");
         }
     }
+
+    /** The https child: an on-disk server over TLS (which sets the child's trust store), one object up and back. */
+    static final class HttpsChild {
+        public static void main(String[] args) throws Exception {
+            Path dir = Path.of(args[0]);
+            byte[] segment = new byte[3 << 20];
+            new java.util.Random(1).nextBytes(segment);
+            try (S3ProxyFixture s3 = S3ProxyFixture.onDiskHttps(dir).start(); S3ObjectStore s = s3.newStore()) {
+                if (!s3.endpoint().getScheme().equals("https")) throw new AssertionError("endpoint " + s3.endpoint());
+                s.putIfAbsent("seg/1", segment);
+                if (!java.util.Arrays.equals(segment, s.get("seg/1").content())) throw new AssertionError("read back other bytes");
+                try (var files = java.nio.file.Files.walk(dir.resolve(S3ProxyFixture.BUCKET))) {
+                    long size = files.filter(f -> f.getFileName().toString().equals("1")).mapToLong(f -> f.toFile().length()).sum();
+                    System.out.print("stored " + size + " bytes on disk");
+                }
+            }
+        }
+    }
+
+    /**
+     * The benchmarks' server (objects on disk, https with a self-signed certificate) works end to end: in a child JVM,
+     * because it replaces that JVM's default trust store.
+     */
+    @Test
+    void theOnDiskHttpsServerStoresObjectsAsFiles(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        ProcessBuilder pb = new ProcessBuilder(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-cp", System.getProperty("java.class.path"), HttpsChild.class.getName(), dir.toString()));
+        pb.redirectErrorStream(true);
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), out);
+        assertEquals("stored " + (3 << 20) + " bytes on disk", out);
+    }
 }
