@@ -5,9 +5,10 @@
 # the default: objects on disk, https; scheme=http for plain HTTP) or in memory with a fixed latency per request
 # (bucket=memory latencyMs=2).
 #
-#   bench/bucket.sh                       # 256 MiB image on S3Proxy over https, 200 flushes
+#   bench/bucket.sh                       # 1 GiB image on S3Proxy over https, 200 flushes
+#   bench/bucket.sh size=256M             # quicker (the image is held in the heap: BUCKET_BENCH_HEAP, default 4g)
 #   bench/bucket.sh scheme=http
-#   bench/bucket.sh size=1G flushes=500 dir=/var/tmp
+#   bench/bucket.sh flushes=500 dir=/var/tmp
 #   bench/bucket.sh bucket=memory latencyMs=5
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
@@ -15,4 +16,4 @@ cd "$DEDISK_ROOT"
 ./mvnw -q -B test-compile
 cp_file=target/bench-classpath.txt
 ./mvnw -q -B dependency:build-classpath -Dmdep.outputFile="$cp_file" >/dev/null
-exec "${JAVA_HOME:-/usr}/bin/java" -Xmx1g -cp "target/classes:target/test-classes:$(cat "$cp_file")" io.dedisk.store.bench.BucketPoolBench "$@"
+exec "${JAVA_HOME:-/usr}/bin/java" -Xmx"${BUCKET_BENCH_HEAP:-4g}" -cp "target/classes:target/test-classes:$(cat "$cp_file")" io.dedisk.store.bench.BucketPoolBench "$@"
