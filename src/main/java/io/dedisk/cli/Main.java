@@ -72,7 +72,7 @@ public final class Main {
     static void serve(PoolLocation dir, String listen, String metadataCache, Observability.Options watch, NbdOptions nbdOptions)
             throws IOException, InterruptedException {
         InetSocketAddress address = parseListen(listen);
-        long cache = Sizes.parse(metadataCache);
+        long cache = metadataCache == null ? Pool.defaultMetadataCache() : Sizes.parse(metadataCache);
         if (cache < (4 << 20)) throw new DediskException.InvalidRequestException("--metadata-cache must be at least 4M, got " + metadataCache);
         io.dedisk.nbd.NbdLimits limits = nbdOptions.toLimits();
         io.dedisk.nbd.NbdTls tls = nbdOptions.toTls();
@@ -271,8 +271,8 @@ public final class Main {
         @Option(names = "--pool", required = true, description = POOL_HELP) String pool;
         @CommandLine.Mixin BucketOptions bucket = new BucketOptions();
         @Option(names = "--listen", defaultValue = DEFAULT_LISTEN, description = "HOST:PORT (default ${DEFAULT-VALUE}).") String listen;
-        @Option(names = "--metadata-cache", defaultValue = "64M",
-                description = "Memory for block-map and chunk-table pages (default ${DEFAULT-VALUE}); the rest lives in the log.") String metadataCache;
+        @Option(names = "--metadata-cache", description = "Memory for block-map and chunk-table pages (default: an eighth of the JVM's heap"
+                + " limit, 64M under the launcher's -Xmx512m; printed at start); the rest lives in the log.") String metadataCache;
         @Option(names = "--metrics", paramLabel = "HOST:PORT", description = "Serve Prometheus metrics on http://HOST:PORT/metrics (default: off).") String metrics;
         @Option(names = "--stats-interval", defaultValue = "60s", description = "Record a stats sample in POOL/stats-history this often (ms, s, m, h; 0 = off; default ${DEFAULT-VALUE}).") String statsInterval;
         @CommandLine.Mixin NbdOptions nbdOptions = new NbdOptions();
@@ -289,7 +289,7 @@ public final class Main {
         @Option(names = "--pool", defaultValue = "pool", description = "Pool directory (default ${DEFAULT-VALUE}).") Path pool;
         @Option(names = "--size", defaultValue = "10G", description = "Size of the default volume if created (default ${DEFAULT-VALUE}).") String size;
         @Option(names = "--listen", defaultValue = DEFAULT_LISTEN) String listen;
-        @Option(names = "--metadata-cache", defaultValue = "64M", description = "Memory for metadata pages (default ${DEFAULT-VALUE}).") String metadataCache;
+        @Option(names = "--metadata-cache", description = "Memory for metadata pages (default: an eighth of the JVM's heap limit, as serve).") String metadataCache;
 
         @Override
         public Integer call() throws Exception {

@@ -47,7 +47,15 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     public static final int BLOCK_SIZE = 4096;
     static final int DEFAULT_SEGMENT_SIZE = 16 << 20;
     static final long DEFAULT_CHECKPOINT_INTERVAL = 256L << 20;
-    public static final long DEFAULT_METADATA_CACHE = 64L << 20;
+    /**
+     * The metadata cache when none is asked for: an eighth of the JVM's heap limit (64 MiB under the launcher's
+     * -Xmx512m), whole MiB, 8 MiB to 1 GiB. The cache's pages live in the heap beside the index and the write
+     * buffers, so it follows the operator's memory budget rather than a fixed size that could crowd a small heap.
+     */
+    public static long defaultMetadataCache() {
+        long eighth = Runtime.getRuntime().maxMemory() / 8 >> 20 << 20;
+        return Math.clamp(eighth, 8L << 20, 1L << 30);
+    }
     static final String INDEX_DIR = "index";
 
     private static final System.Logger LOG = System.getLogger("dedisk.pool");
@@ -112,7 +120,7 @@ public final class Pool implements VolumeProvider, AutoCloseable {
      */
     public record OpenOptions(Executor background, long metadataCacheBytes, boolean readOnly) {
         public static OpenOptions defaults() {
-            return new OpenOptions(task -> Thread.ofVirtual().name("dedisk-background").start(task), DEFAULT_METADATA_CACHE, false);
+            return new OpenOptions(task -> Thread.ofVirtual().name("dedisk-background").start(task), defaultMetadataCache(), false);
         }
 
         public OpenOptions withReadOnly() { return new OpenOptions(background, metadataCacheBytes, true); }

@@ -274,4 +274,13 @@ class PoolTest {
             assertTrue(PoolChecker.check(p).ok());
         }
     }
+
+    /** The default metadata cache is an eighth of the heap limit in whole MiB, within [8 MiB, 1 GiB], and what a pool opens with. */
+    @Test
+    void theDefaultMetadataCacheFollowsTheHeapLimit() {
+        long expected = Math.clamp(Runtime.getRuntime().maxMemory() / 8 >> 20 << 20, 8L << 20, 1L << 30);
+        assertEquals(expected, Pool.defaultMetadataCache());
+        assertEquals(0, Pool.defaultMetadataCache() % (1 << 20));
+        assertEquals(Pool.defaultMetadataCache(), Pool.OpenOptions.defaults().metadataCacheBytes());
+    }
 }
