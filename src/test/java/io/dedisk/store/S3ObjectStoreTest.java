@@ -198,8 +198,9 @@ class S3ObjectStoreTest {
         try (FlakyTcpProxy proxy = new FlakyTcpProxy(S3.endpoint()); Pair s = through(proxy)) {
             proxy.corruptNextBodies(1);
             try (S3ObjectStore once = S3ObjectStore.open(s.direct().location(), S3ProxyFixture.environment(proxy.endpoint()), S3ProxyFixture.fastSettings())) {
-                IOException e = assertThrows(IOException.class, () -> once.putIfAbsent("seg/1", segment));
-                assertTrue(e.getMessage().contains("SignatureDoesNotMatch") || e.getMessage().contains("BadDigest"), e.getMessage());
+                // The refusal is SignatureDoesNotMatch or BadDigest, or, when the server answers before the body
+                // has all arrived and closes the connection, no answer at all: the put fails either way.
+                assertThrows(IOException.class, () -> once.putIfAbsent("seg/1", segment));
             }
             assertEquals(1, proxy.corrupted.get());
             assertNull(s.direct().get("seg/1"), "nothing was stored");
