@@ -19,7 +19,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.Semaphore;
-import java.util.zip.CRC32C;
 import software.amazon.awssdk.awscore.retry.AwsRetryStrategy;
 import software.amazon.awssdk.core.ResponseBytes;
 import software.amazon.awssdk.core.checksums.RequestChecksumCalculation;
@@ -354,9 +353,7 @@ public final class S3ObjectStore implements ObjectStore {
      * body arrives and refuses the request (400 BadDigest) when they differ, so no damaged byte is stored.
      */
     static String crc32c(byte[] content, int off, int len) {
-        CRC32C crc = new CRC32C();
-        crc.update(content, off, len);
-        int v = (int) crc.getValue();
+        int v = io.dedisk.util.Crc.of(content, off, len);
         return Base64.getEncoder().encodeToString(new byte[] {(byte) (v >>> 24), (byte) (v >>> 16), (byte) (v >>> 8), (byte) v});
     }
 
