@@ -166,11 +166,12 @@ ensure_packages() {
     fi
 }
 
-# _jar_stale: true when target/dedisk.jar is missing or older than pom.xml or
-# anything (files or directories, so deletions count) under src/main.
+# _jar_stale: true when target/dedisk.jar is missing or older than pom.xml, the
+# build's class-file upgrade, or anything (files or directories, so deletions
+# count) under src/main.
 _jar_stale() {
     [[ -f "$DEDISK_JAR" ]] || return 0
-    [[ -n "$(find "$DEDISK_ROOT/pom.xml" "$DEDISK_ROOT/src/main" \
+    [[ -n "$(find "$DEDISK_ROOT/pom.xml" "$DEDISK_ROOT/scripts/UpgradeOldClassFiles.java" "$DEDISK_ROOT/src/main" \
         -newer "$DEDISK_JAR" -print -quit 2>/dev/null)" ]]
 }
 

@@ -20,4 +20,10 @@ echo "chromium: $(chromium --version 2>/dev/null | head -n 1)"
 echo "kernel:   $(uname -r), $(nproc) CPUs"
 echo
 
-exec ./mvnw -B verify "$@"
+./mvnw -B verify "$@"
+# The packaged jar, as the launcher runs it: its help models every command, so most of picocli's classes (rewritten
+# by the build, scripts/UpgradeOldClassFiles.java) are loaded and verified by the JVM.
+echo "== packaged jar =="
+"$JAVA" --enable-native-access=ALL-UNNAMED -jar target/dedisk.jar --help >/dev/null
+"$JAVA" --enable-native-access=ALL-UNNAMED -jar target/dedisk.jar volume create --help >/dev/null
+echo "target/dedisk.jar: help ok"

@@ -26,10 +26,11 @@ import picocli.CommandLine.Parameters;
 
 /** The dedisk command line. Pool operations run in the serving process when the pool is served. */
 @Command(name = "dedisk", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT, version = "dedisk 0.1.0",
-        description = "Deduplicating, compressing, thin-provisioned virtual disks served over NBD.",
-        subcommands = {Main.Create.class, Main.VolumeCmd.class, Main.SnapshotCmd.class, Main.CloneCmd.class, Main.Serve.class, Main.Run.class, Main.Stats.class, Main.Check.class, Main.Gc.class,
-                Main.Ideal.class, Main.ReportCmd.class, ImageImport.class, ImageExport.class})
+        description = "Deduplicating, compressing, thin-provisioned virtual disks served over NBD.")
 public final class Main {
+    /** The subcommands, in the order help lists them; each class's @Command gives its name. */
+    static final List<Class<?>> COMMANDS = List.of(Create.class, VolumeCmd.class, SnapshotCmd.class, CloneCmd.class, Serve.class, Run.class, Stats.class, Check.class,
+            Gc.class, Ideal.class, ReportCmd.class, ImageImport.class, ImageExport.class);
     static final String DEFAULT_LISTEN = "127.0.0.1:10809";
     static final String POOL_HELP = "Pool directory, or s3://BUCKET/PREFIX (endpoint, region and credentials from the AWS environment).";
 
@@ -37,7 +38,7 @@ public final class Main {
         System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT %4$s %3$s: %5$s%6$s%n");
         // One-shot commands only report problems; serve logs its activity.
         java.util.logging.Logger.getLogger("").setLevel(java.util.logging.Level.WARNING);
-        CommandLine cl = new CommandLine(new Main());
+        CommandLine cl = commandLine(args);
         cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
             if (e instanceof DediskException || e instanceof IOException) {
                 cmd.getErr().println("dedisk: error: " + e.getMessage());
@@ -46,6 +47,22 @@ public final class Main {
             throw e;
         });
         System.exit(cl.execute(args));
+    }
+
+    /**
+     * The command line for {@code args}: when they start with a subcommand's name, with that subcommand alone (and
+     * its own subcommands), else (help, version, a mistyped name) with all. Picocli models every command it is given
+     * by reflection before it parses, which is most of a one-shot command's start (docs/decisions.md: "CLI start").
+     */
+    static CommandLine commandLine(String... args) {
+        CommandLine cl = new CommandLine(new Main());
+        Class<?> named = null;
+        for (Class<?> c : COMMANDS) {
+            if (args.length > 0 && c.getAnnotation(Command.class).name().equals(args[0])) named = c;
+        }
+        if (named != null) cl.addSubcommand(named);
+        else for (Class<?> c : COMMANDS) cl.addSubcommand(c);
+        return cl;
     }
 
     /** Runs a pool operation: in the server that holds the pool if there is one, else on the pool opened here. */

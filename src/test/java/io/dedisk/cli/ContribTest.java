@@ -55,7 +55,7 @@ class ContribTest {
         int jar = cmd.indexOf("-jar");
         assertTrue(jar > 0 && cmd.get(jar + 1).endsWith("dedisk.jar"), cmd.toString());
         List<String> args = cmd.subList(jar + 2, cmd.size());
-        CommandLine.ParseResult parsed = new CommandLine(new Main()).parseArgs(args.toArray(String[]::new));
+        CommandLine.ParseResult parsed = Main.commandLine(args.toArray(String[]::new)).parseArgs(args.toArray(String[]::new));
         CommandLine.ParseResult serve = parsed.subcommand();
         assertEquals("serve", serve.commandSpec().name(), args.toString());
         assertEquals("/var/lib/dedisk/vms", serve.matchedOptionValue("--pool", ""));
