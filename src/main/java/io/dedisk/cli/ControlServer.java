@@ -4,6 +4,7 @@ import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import io.dedisk.DediskException;
 import io.dedisk.pool.Pool;
+import io.dedisk.util.HttpServers;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
@@ -72,7 +73,7 @@ final class ControlServer implements AutoCloseable {
         byte[] random = new byte[32];
         new SecureRandom().nextBytes(random);
         token = HexFormat.of().formatHex(random).getBytes(StandardCharsets.US_ASCII);
-        http = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 16);
+        http = HttpServers.create(new InetSocketAddress("127.0.0.1", 0), 16);
         http.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
         http.createContext("/", exchange -> handle(pool, exchange));
     }

@@ -5,6 +5,7 @@ import com.sun.net.httpserver.HttpServer;
 import io.dedisk.DediskException;
 import io.dedisk.pool.PoolStats;
 import io.dedisk.util.Check;
+import io.dedisk.util.HttpServers;
 import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
 import io.micrometer.core.instrument.config.MeterFilter;
 import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
@@ -55,7 +56,7 @@ public final class MetricsServer implements AutoCloseable {
         this.pool = new PoolMetrics(stats, System::nanoTime, STATS_MAX_AGE_NANOS).bindTo(registry);
         this.nbd = new MicrometerNbdMetrics(registry);
         try {
-            http = HttpServer.create(listen, 16);
+            http = HttpServers.create(listen, 16);
         } catch (IOException e) {
             jvmGc.close();
             throw new DediskException.InvalidRequestException("cannot listen for metrics on " + listen + ": " + e.getMessage());

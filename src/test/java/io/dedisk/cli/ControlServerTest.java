@@ -84,6 +84,8 @@ class ControlServerTest {
             var declined = assertThrows(ControlClient.DeclinedException.class, () -> c.stream("count", Map.of("decline", "1"), lines::add, stop -> {}));
             assertEquals("not here", declined.getMessage());
             assertEquals(403, send(c, "count", null), "streaming operations need the token too");
+            // Lines written one by one must not wait for the client's delayed ACK (Nagle): the JDK server's switch.
+            assertEquals("true", System.getProperty(io.dedisk.util.HttpServers.NODELAY_PROPERTY));
         }
     }
 
