@@ -48,13 +48,18 @@ final class ControlServer implements AutoCloseable {
 
     /**
      * An operation that reports while it runs. {@link #start} checks its arguments and may refuse (exceptions map as
-     * for {@link Operation}) before anything is sent; the returned body then streams.
+     * for {@link Operation}) before anything is sent; the returned body then streams. The server closes every body
+     * it was given once, streamed or not (a client gone before the answer's headers went out): what {@code start}
+     * opened for the body (a served import's file) is released in {@link Body#close}.
      */
     interface Streaming {
         Body start(Map<String, String> args) throws IOException;
 
-        interface Body {
+        interface Body extends AutoCloseable {
             void stream(Lines out) throws IOException;
+
+            @Override
+            default void close() throws IOException {}
         }
     }
 
@@ -122,8 +127,16 @@ final class ControlServer implements AutoCloseable {
             answer(ex, status, body);
             return;
         }
-        ex.getResponseHeaders().set("Content-Type", "text/plain; charset=utf-8");
-        ex.sendResponseHeaders(200, 0); // chunked
+        try (Streaming.Body open = streamed) {
+            ex.getResponseHeaders().set("Content-Type", "text/plain; charset=utf-8");
+            ex.sendResponseHeaders(200, 0); // chunked
+            stream(ex, open);
+        } catch (IOException clientGone) {
+            // the client went away (a body that was streaming saw it too and stopped); nobody is left to tell
+        }
+    }
+
+    private static void stream(HttpExchange ex, Streaming.Body streamed) throws IOException {
         try (OutputStream out = ex.getResponseBody()) {
             Lines sink = text -> {
                 out.write((text + "\n").getBytes(StandardCharsets.UTF_8));
@@ -138,8 +151,6 @@ final class ControlServer implements AutoCloseable {
                 last = STREAM_ERROR + s + " " + (s == 500 ? e.toString() : e.getMessage()).replace('\n', ' ');
             }
             sink.line(last);
-        } catch (IOException clientGone) {
-            // the stream's body saw it too and stopped; nobody is left to tell
         }
     }
 

@@ -83,8 +83,14 @@ final class ServedRawImport implements AutoCloseable {
             in.close();
             throw e;
         }
-        FileExtents extents = FileExtents.of(file, size);
-        return out -> copy(in, extents, file, size, volume, out);
+        FileExtents extents = FileExtents.of(file, size); // never throws: all of the file when its extents cannot be learned
+        return new ControlServer.Streaming.Body() {
+            @Override
+            public void stream(ControlServer.Lines out) throws IOException { copy(in, extents, file, size, volume, out); }
+
+            @Override
+            public void close() throws IOException { in.close(); } // streamed or not: the server closes every body
+        };
     }
 
     private void copy(FileChannel in, FileExtents extents, Path file, long size, VolumeDevice volume, ControlServer.Lines out) throws IOException {
@@ -97,7 +103,7 @@ final class ServedRawImport implements AutoCloseable {
             return null;
         });
         running.put(copy, stop);
-        try (in) {
+        try {
             if (closed) stop.set(true); // close() ran between start and here
             Thread.ofVirtual().name("served-import").start(copy);
             while (true) {

@@ -125,4 +125,53 @@ class ControlServerTest {
             assertEquals(1, requests.get(), "requests the server saw");
         }
     }
+
+    /**
+     * What a streaming operation's start opened (a served import's file) is released by the body's close, which the
+     * server calls once for every body: streamed to the end, failed, or with its client gone in the middle.
+     */
+    @Test
+    void everyStreamingBodyIsClosedOnceWhateverTheClientDoes() throws Exception {
+        PoolDirectory.create(tmp.resolve("pool"), new Pool.Options(1 << 20, 1 << 20, 0, false));
+        java.util.concurrent.atomic.AtomicInteger started = new java.util.concurrent.atomic.AtomicInteger(), closed = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.CountDownLatch goneSeen = new java.util.concurrent.CountDownLatch(1);
+        try (PoolDirectory p = PoolDirectory.open(tmp.resolve("pool")); ControlServer control = new ControlServer(p.pool)) {
+            control.registerStreaming("lines", args -> {
+                started.incrementAndGet();
+                return new ControlServer.Streaming.Body() {
+                    @Override
+                    public void stream(ControlServer.Lines out) throws IOException {
+                        if (args.containsKey("fail")) throw new DediskException.InvalidRequestException("no");
+                        int n = Integer.parseInt(args.getOrDefault("lines", "2"));
+                        try {
+                            for (int i = 0; i < n; i++) {
+                                out.line("line " + i);
+                                Thread.sleep(2);
+                            }
+                        } catch (IOException gone) {
+                            goneSeen.countDown();
+                            throw gone;
+                        } catch (InterruptedException e) {
+                            throw new IOException(e);
+                        }
+                    }
+
+                    @Override
+                    public void close() { closed.incrementAndGet(); }
+                };
+            });
+            control.start();
+            ControlClient c = control.client();
+            c.stream("lines", Map.of(), line -> {}, stop -> {});
+            assertThrows(DediskException.InvalidRequestException.class, () -> c.stream("lines", Map.of("fail", "1"), line -> {}, stop -> {}));
+            // a client that reads one line and goes: the body's next lines fail, it stops, and is closed
+            java.util.concurrent.atomic.AtomicReference<Runnable> hangUp = new java.util.concurrent.atomic.AtomicReference<>();
+            assertThrows(IOException.class, () -> c.stream("lines", Map.of("lines", "1000000"), line -> hangUp.get().run(), hangUp::set));
+            assertTrue(goneSeen.await(30, java.util.concurrent.TimeUnit.SECONDS), "the body saw its client go");
+            long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(30);
+            while (closed.get() < 3 && System.nanoTime() < deadline) Thread.sleep(10);
+            assertEquals(3, started.get());
+            assertEquals(3, closed.get(), "bodies closed");
+        }
+    }
 }
