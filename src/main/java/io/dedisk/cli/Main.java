@@ -58,7 +58,10 @@ public final class Main {
         CommandLine cl = new CommandLine(new Main());
         Class<?> named = null;
         for (Class<?> c : COMMANDS) {
-            if (args.length > 0 && c.getAnnotation(Command.class).name().equals(args[0])) named = c;
+            if (args.length > 0 && c.getAnnotation(Command.class).name().equals(args[0])) {
+                named = c;
+                break;
+            }
         }
         if (named != null) cl.addSubcommand(named);
         else for (Class<?> c : COMMANDS) cl.addSubcommand(c);
