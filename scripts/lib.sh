@@ -58,8 +58,14 @@ as_root() {
 
 # _java_is_25 JAVA_BIN: true when that java binary reports feature version 25.
 _java_is_25() {
-    local bin="$1" first
+    local bin="$1" first release
     [[ -x "$bin" ]] || return 1
+    # A JDK's release file names its version: reading it is free, starting a JVM to ask costs every command ~30 ms.
+    release="$(dirname "$(dirname "$bin")")/release"
+    if [[ -f "$release" ]]; then
+        grep -Eq '^JAVA_VERSION="25([."+-]|$)' "$release"
+        return
+    fi
     first="$("$bin" -version 2>&1 | head -n 1)" || return 1
     # openjdk version "25" 2025-09-16 / openjdk version "25.0.1" 2025-10-21 LTS
     [[ "$first" =~ version\ \"25([.\"+-]|$) ]]
