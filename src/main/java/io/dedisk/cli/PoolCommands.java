@@ -73,8 +73,9 @@ final class PoolCommands {
                 } catch (java.io.IOException e) {
                     throw new io.dedisk.DediskException.StorageException("gc failed: " + e, e);
                 }
-                yield String.format(Locale.ROOT, "cleaned %d segments; segments hold %s, %s before; index gave back %s (%d records of dead chunks, %d chapters rewritten, %d deleted)%n",
-                        r.segmentsCleaned(), Sizes.format(r.bytesAfter()), Sizes.format(r.bytesBefore()), Sizes.format(r.index().bytes()),
+                yield String.format(Locale.ROOT, "cleaned %d segments; segments hold %s, %s before (%s not live: segments 95%% live or more are not worth"
+                        + " moving); index gave back %s (%d records of dead chunks, %d chapters rewritten, %d deleted)%n",
+                        r.segmentsCleaned(), Sizes.format(r.bytesAfter()), Sizes.format(r.bytesBefore()), Sizes.format(r.notLiveAfter()), Sizes.format(r.index().bytes()),
                         r.index().records(), r.index().chaptersRewritten(), r.index().chaptersDeleted());
             }
             default -> throw new InvalidRequestException("unknown pool operation '" + op + "'");

@@ -55,6 +55,13 @@ final class Maintenance {
     static final long HOLD_MILLIS = 200;
     /** Live fraction below which a segment is worth cleaning when the disk is within the reserve. */
     static final double PRESSED_MAX_UTILISATION = 0.9;
+    /**
+     * Live fraction from which a segment is not cleaned, by the background rounds nor by `dedisk gc`: moving 95 % of
+     * a segment to free 5 % of it writes 19 bytes per byte given back. A gc that cleaned every segment holding any
+     * garbage rewrote a freshly imported pool whole (174 MiB moved to free nothing: its segments held ~1 % each, the
+     * map pages later checkpoints replaced) and left it larger (docs/decisions.md, "dedisk gc").
+     */
+    static final double WORTH_MOVING_BELOW = 0.95;
     /** A checkpoint at least this often while anything changed (the server's background work). */
     static final long CHECKPOINT_EVERY_NANOS = 30_000_000_000L;
 
@@ -179,7 +186,7 @@ final class Maintenance {
         } else if (before[0] > 4L * pool.superblock().segmentSize() && excess > 0) {
             // One segment of garbage below the target as well: a round's checkpoints are paid for several victims,
             // not one each time the garbage creeps over the line.
-            cleaned = clean(MAX_PER_ROUND, 0.95, excess + pool.superblock().segmentSize()) > 0;
+            cleaned = clean(MAX_PER_ROUND, WORTH_MOVING_BELOW, excess + pool.superblock().segmentSize()) > 0;
         }
         if (cleaned) {
             checkpoint(); // the victims' usage is 0 in the newest root ...
@@ -289,16 +296,18 @@ final class Maintenance {
     }
 
     /**
-     * Cleans every segment holding garbage, drops the index's advice for dead chunks, then checkpoints twice so the
-     * cleaned segments are deleted (and the index's open chapter checkpoint rewritten without the dropped records).
+     * Cleans every segment worth it (live below {@link #WORTH_MOVING_BELOW}), drops the index's advice for dead
+     * chunks, then checkpoints twice so the cleaned segments are deleted (and the index's open chapter checkpoint
+     * rewritten without the dropped records). The result says how much of the segments is still not live.
      */
     Pool.GcResult gc() throws IOException {
         long before = segmentTotal();
-        int cleaned = clean(Integer.MAX_VALUE, 1.0);
+        int cleaned = clean(Integer.MAX_VALUE, WORTH_MOVING_BELOW);
         DedupIndex.Compaction index = IndexCompaction.run(pool, true);
         checkpoint();
         checkpoint();
-        return new Pool.GcResult(cleaned, before, segmentTotal(), index);
+        long[] after = segmentsAndLive();
+        return new Pool.GcResult(cleaned, before, after[0], after[0] - after[1], index);
     }
 
     private long segmentTotal() { return segmentsAndLive()[0]; }

@@ -312,7 +312,8 @@ public final class Pool implements VolumeProvider, AutoCloseable {
     }
 
     /** What gc gave back: segments cleaned, their bytes before and after, and what the index's compaction dropped. */
-    public record GcResult(int segmentsCleaned, long bytesBefore, long bytesAfter, io.dedisk.index.DedupIndex.Compaction index) {}
+    /** What `dedisk gc` did; {@code notLiveAfter}: segment bytes still not live (in segments not worth moving, and the open one). */
+    public record GcResult(int segmentsCleaned, long bytesBefore, long bytesAfter, long notLiveAfter, io.dedisk.index.DedupIndex.Compaction index) {}
 
     /**
      * For the simulation: {@code step} runs between a checkpoint's batches of leaves, where writers get the lock

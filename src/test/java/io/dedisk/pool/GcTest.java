@@ -70,4 +70,45 @@ class GcTest {
             assertTrue(rep.ok(), rep.toText());
         }
     }
+
+    /**
+     * gc moves no segment that is 95 % live or more (it would write 19 bytes per byte freed) and says how much of
+     * the segments is still not live; a segment below that line is cleaned, and the data stays.
+     */
+    @Test
+    void gcLeavesSegmentsNotWorthMovingAndCleansTheRest() throws Exception {
+        SimFs fs = new SimFs(7);
+        Pool.create(fs, new Pool.Options(1 << 20, 64 << 20, 0, false));
+        int n = 2048; // 8 MiB of incompressible blocks: 8 segments and some
+        byte[] model = blocks(70, n);
+        try (Pool p = Pool.open(fs, Runnable::run)) {
+            p.createVolume("v", (long) n * BS);
+            VolumeDevice v = p.volume("v").orElseThrow();
+            v.write(0, ByteBuffer.wrap(model), false);
+            // A little garbage in every segment: 2 blocks out of each 256 written again.
+            for (int at = 0; at < n; at += 256) {
+                byte[] d = blocks(71 + at, 2);
+                v.write((long) at * BS, ByteBuffer.wrap(d), false);
+                System.arraycopy(d, 0, model, at * BS, d.length);
+            }
+            v.flush();
+            p.checkpoint();
+            Pool.GcResult light = p.gc();
+            assertEquals(0, light.segmentsCleaned(), "segments 95 % live or more are left: " + light);
+            assertEquals(0, p.stats().log().cleanerBytesMoved(), "nothing moved");
+            assertTrue(light.notLiveAfter() >= 16L * BS, "the garbage left is reported: " + light);
+
+            // Half of the first 256 blocks written again: their segment is about half live now.
+            byte[] d = blocks(90, 128);
+            v.write(0, ByteBuffer.wrap(d), false);
+            System.arraycopy(d, 0, model, 0, d.length);
+            v.flush();
+            Pool.GcResult heavy = p.gc();
+            assertTrue(heavy.segmentsCleaned() >= 1, "a segment below 95 % live is cleaned: " + heavy);
+            assertTrue(p.stats().log().cleanerBytesMoved() > 0);
+            assertTrue(heavy.bytesAfter() < heavy.bytesBefore(), heavy.toString());
+            assertArrayEquals(model, read(p, 0, model.length), "gc moved nothing but bytes");
+            assertTrue(PoolChecker.check(p).ok(), PoolChecker.check(p).toText());
+        }
+    }
 }

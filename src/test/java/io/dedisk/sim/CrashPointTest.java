@@ -51,7 +51,10 @@ class CrashPointTest {
             if (i == SCRIPT_STEPS * 3 / 4) pool.clean(2, 1.0);
             if (i == SCRIPT_STEPS * 3 / 4 + 2) LineageOps.delete(pool, model, "v@a");
         }
-        pool.gc(); // cleaning, two checkpoints, segment deletion: crash points inside all of them
+        // Cleaning every segment with garbage (gc alone moves only those less than 95 % live), then gc: index
+        // compaction, two checkpoints, segment deletion: crash points inside all of them.
+        pool.clean(Integer.MAX_VALUE, 1.0);
+        pool.gc();
         pool.close();
     }
 

@@ -350,9 +350,10 @@ class SimulationTest {
                 if (pool.maintenance()) counters[5]++;
                 return;
             }
-            if (event < 19) {
-                last = "gc";
+            if (event < 19) { // every segment with garbage cleaned (gc alone skips those 95 % live or more), then gc
+                last = "clean all + gc";
                 counters[5]++;
+                pool.clean(Integer.MAX_VALUE, 1.0);
                 pool.gc();
                 return;
             }
