@@ -351,7 +351,7 @@ public final class Main {
         }
     }
 
-    @Command(name = "gc", description = "Clean every segment worth it (less than 95% live) and delete the cleaned ones now (works while the pool is served).")
+    @Command(name = "gc", description = "Clean every segment worth it (less than 95%% live) and delete the cleaned ones now (works while the pool is served).")
     static final class Gc extends PoolOperation {
         @Override String operation() { return "gc"; }
         @Override Map<String, String> arguments() { return Map.of(); }

@@ -68,4 +68,24 @@ class CommandLineTest {
         assertEquals(0, alone.execute("import", "--help"));
         assertEquals(fullUsage, out.toString());
     }
+
+    /** Descriptions are format strings to picocli: a lone % makes it warn on stderr and print the text unformatted. */
+    @Test
+    void everyCommandsHelpRendersWithoutPicocliWarnings() {
+        java.io.PrintStream err = System.err;
+        java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
+        System.setErr(new java.io.PrintStream(captured, true, java.nio.charset.StandardCharsets.UTF_8));
+        try {
+            CommandLine full = Main.commandLine("--help");
+            List<CommandLine> all = new ArrayList<>(List.of(full));
+            for (int i = 0; i < all.size(); i++) {
+                all.addAll(all.get(i).getSubcommands().values());
+                assertFalse(all.get(i).getUsageMessage(CommandLine.Help.Ansi.OFF).isEmpty());
+            }
+            assertTrue(all.size() > Main.COMMANDS.size(), "subcommands of subcommands were rendered too");
+        } finally {
+            System.setErr(err);
+        }
+        assertEquals("", captured.toString(java.nio.charset.StandardCharsets.UTF_8), "picocli's warnings");
+    }
 }
