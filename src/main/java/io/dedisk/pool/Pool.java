@@ -311,8 +311,10 @@ public final class Pool implements VolumeProvider, AutoCloseable {
         return maintenance.gc();
     }
 
-    /** What gc gave back: segments cleaned, their bytes before and after, and what the index's compaction dropped. */
-    /** What `dedisk gc` did; {@code notLiveAfter}: segment bytes still not live (in segments not worth moving, and the open one). */
+    /**
+     * What gc gave back: segments cleaned, their bytes before and after, the bytes of them still not live after it
+     * (in segments not worth moving, and the open one), and what the index's compaction dropped.
+     */
     public record GcResult(int segmentsCleaned, long bytesBefore, long bytesAfter, long notLiveAfter, io.dedisk.index.DedupIndex.Compaction index) {}
 
     /**
